@@ -1,0 +1,66 @@
+# Plataforma de Monitoramento Prudencial — set-up, demo and tests on Debian 12 / Python 3.11.
+#   make demo   creates .venv, installs, migrates, loads a demo market, starts the local
+#               (simulated-KMS) enclave and serves http://127.0.0.1:8000
+#   make test   the whole suite (PostgreSQL/Redis when DATABASE_URL/REDIS_URL are set, else SQLite)
+
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+DEMO_VAR := var/demo
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint format venv system-deps migrate demo-data clean bench messages
+
+system-deps:
+	@# A fresh Debian has python3.11 but may lack venv/pip; install them when we can (root).
+	@if ! $(PYTHON) -c "import venv, ensurepip" >/dev/null 2>&1; then \
+		echo "Installing python3-venv (Debian)"; \
+		if [ "$$(id -u)" = "0" ]; then apt-get update -qq && apt-get install -y -qq python3-venv python3-dev gcc; \
+		else sudo apt-get update -qq && sudo apt-get install -y -qq python3-venv python3-dev gcc; fi; \
+	fi
+
+$(STAMP): requirements.txt
+	@$(MAKE) --no-print-directory system-deps
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -r requirements.txt
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+migrate: $(STAMP)
+	PRUDENCIAL_VAR_DIR=$(DEMO_VAR) $(PY) manage.py migrate --noinput
+
+demo-data: migrate
+	PRUDENCIAL_VAR_DIR=$(DEMO_VAR) $(PY) manage.py setup_roles
+	PRUDENCIAL_VAR_DIR=$(DEMO_VAR) $(PY) manage.py sync_schedules
+	PRUDENCIAL_VAR_DIR=$(DEMO_VAR) $(PY) manage.py load_demo_market --agents 300
+
+demo: demo-data
+	PRUDENCIAL_VAR_DIR=$(DEMO_VAR) $(PY) manage.py run_demo --addr 127.0.0.1:8000
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: $(STAMP)
+	$(PY) bench/risk_bench.py
+	$(PY) bench/enclave_bench.py
+
+messages: $(STAMP)
+	@# Translators' loop: extract, edit locale/en/LC_MESSAGES/django.po, compile (.mo is committed).
+	@command -v msgfmt >/dev/null || { [ "$$(id -u)" = "0" ] && apt-get install -y -qq gettext || sudo apt-get install -y -qq gettext; }
+	$(PY) manage.py makemessages -l en --no-location --ignore='.venv/*' --ignore='var/*' --ignore='tests/*' --ignore='bench/*' --ignore='docs/*'
+	$(PY) manage.py compilemessages --ignore='.venv/*'
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,239 @@
+"""Settings shared by every environment; everything that differs is read from the environment.
+
+SQLite is the embedded default (demo); DATABASE_URL switches to PostgreSQL (psycopg 3).
+Celery uses Redis when REDIS_URL is set and runs tasks eagerly in-process when it is not.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from celery.schedules import crontab
+from django.utils.translation import gettext_lazy as _
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+VAR_DIR = Path(os.environ.get("PRUDENCIAL_VAR_DIR", BASE_DIR / "var"))
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    """Read a boolean from the environment ("1", "true", "yes", "on" are true)."""
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    value = os.environ.get(name)
+    if not value:
+        return default
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "dev-only-insecure-key-change-me")
+DEBUG = env_bool("DJANGO_DEBUG", False)
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "guardian",
+    "import_export",
+    "simple_history",
+    "django_celery_beat",
+    "prudencial",
+    "seal",
+    "enclave_bridge",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "prudencial.middleware.DefaultLanguageMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "simple_history.middleware.HistoryRequestMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.config(
+        default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}",
+        conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_USER_MODEL = "prudencial.User"
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "guardian.backends.ObjectPermissionBackend",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "/admin/login/"
+
+# pt-BR by default, English available; windows and deadlines are Brasília time, stored in UTC.
+LANGUAGE_CODE = "pt-br"
+LANGUAGES = [("pt-br", _("Português (Brasil)")), ("en", _("English"))]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = "America/Sao_Paulo"
+USE_I18N = True
+USE_TZ = True
+USE_THOUSAND_SEPARATOR = True
+FORMAT_MODULE_PATH = ["config.formats"]
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+
+# --- Django REST framework -------------------------------------------------------------------
+REST_FRAMEWORK = {
+    # Token first so that an anonymous request gets 401 with WWW-Authenticate, not 403.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 100,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "prudencial.api.errors.exception_handler",
+    "DEFAULT_THROTTLE_RATES": {
+        "auth": os.environ.get("API_AUTH_THROTTLE", "20/minute"),
+        "attestation": os.environ.get("API_ATTESTATION_THROTTLE", "30/minute"),
+    },
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Plataforma de Monitoramento Prudencial — API",
+    "DESCRIPTION": (
+        "API for CCEE market agents and staff: registry, weekly reporting events and CCEE risk "
+        "parameters. Confidential payloads are JWE envelopes that only the enclave can open."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+}
+
+# --- django-guardian -------------------------------------------------------------------------
+ANONYMOUS_USER_NAME = None  # no anonymous object permissions: anonymous never sees an agent
+GUARDIAN_RAISE_403 = False
+
+# --- django-import-export --------------------------------------------------------------------
+IMPORT_EXPORT_USE_TRANSACTIONS = True
+IMPORT_EXPORT_SKIP_ADMIN_LOG = False
+IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "change"
+IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
+
+# --- Celery ----------------------------------------------------------------------------------
+REDIS_URL = os.environ.get("REDIS_URL", "")
+CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_RESULT_BACKEND = REDIS_URL or "cache+memory://"
+CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_TASK_ACKS_LATE = True
+# Tasks must finish well inside Redis' visibility timeout, or acks_late redelivers them.
+CELERY_TASK_TIME_LIMIT = 30 * 60
+CELERY_TASK_SOFT_TIME_LIMIT = 25 * 60
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 60 * 60}
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Installed into django-celery-beat's tables by `manage.py sync_schedules` (editable in the admin).
+CELERY_BEAT_SCHEDULE = {
+    "open-due-weeks": {
+        "task": "prudencial.tasks.open_due_weeks",
+        "schedule": crontab(minute="*/5"),
+    },
+    "close-due-weeks": {
+        "task": "prudencial.tasks.close_due_weeks",
+        "schedule": crontab(minute="*/5"),
+    },
+    "expire-representations": {
+        "task": "prudencial.tasks.expire_representations",
+        "schedule": crontab(minute="*/15"),
+    },
+}
+
+# --- Domain parameters (documented in docs/architecture.md) ---------------------------------
+# Reporting cadence by agent class. The CCEE presentation shows a weekly event for traders and
+# generators ("Agente comercializador ou gerador"); the rest report monthly; distributors are exempt.
+PRUDENCIAL_CADENCE_BY_CLASS = {
+    "generator": "weekly",
+    "trader": "weekly",
+    "self_producer": "monthly",
+    "free_consumer": "monthly",
+    "special_consumer": "monthly",
+    "distributor": "exempt",
+}
+# Object permissions granted by each kind of representation (REN ANEEL 1.072/2023 leaves this to
+# the platform). Codenames refer to prudencial.Agent permissions.
+PRUDENCIAL_PERMISSIONS_BY_ROLE = {
+    "controls": ["view_agent", "submit_agent_data", "send_leverage_result"],
+    "monitoring": ["view_agent", "submit_agent_data", "send_leverage_result"],
+    "represents": ["view_agent", "submit_agent_data"],
+}
+
+# --- Enclave (docs/enclave.md, docs/attestation.md) ------------------------------------------
+ENCLAVE_DIR = Path(os.environ.get("ENCLAVE_DIR", VAR_DIR / "enclave"))
+# unix:PATH | tcp:127.0.0.1:PORT | vsock:CID:PORT
+ENCLAVE_ADDRESS = os.environ.get("ENCLAVE_ADDRESS", f"unix:{ENCLAVE_DIR / 'enclave.sock'}")
+ENCLAVE_TIMEOUT = float(os.environ.get("ENCLAVE_TIMEOUT", "30"))
+ENCLAVE_RETRIES = int(os.environ.get("ENCLAVE_RETRIES", "3"))
+# Trust anchor of attestation documents. Development: the local development PKI's root, created
+# by `manage.py run_enclave`. Production: the AWS Nitro root, pinned by fingerprint.
+ENCLAVE_TRUST_ROOT = os.environ.get("ENCLAVE_TRUST_ROOT", str(ENCLAVE_DIR / "pki" / "root.pem"))
+ENCLAVE_ROOT_SHA256 = os.environ.get("ENCLAVE_ROOT_SHA256", "")
+# Expected PCRs as "0=hex,1=hex,2=hex"; "measure" derives the development PCRs from the source.
+ENCLAVE_EXPECTED_PCRS = os.environ.get("ENCLAVE_EXPECTED_PCRS", "measure")
+ENCLAVE_ALLOW_DEBUG = env_bool("ENCLAVE_ALLOW_DEBUG", False)
+ENCLAVE_ATTESTATION_MAX_AGE = int(os.environ.get("ENCLAVE_ATTESTATION_MAX_AGE", "300"))
+ENCLAVE_KMS_ENDPOINT = os.environ.get("ENCLAVE_KMS_ENDPOINT", "")
+ENCLAVE_KMS_KEY_ID = os.environ.get("ENCLAVE_KMS_KEY_ID", "")
+ENCLAVE_KMS_REGION = os.environ.get("ENCLAVE_KMS_REGION", "us-east-1")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

@@ -1,0 +1,138 @@
+"""API for agents' software: the enclave's keys and fresh attestations to check before encrypting.
+
+GET  /api/v1/enclave/keys/          registered keys (JWK, PCRs, attestation document, validity)
+POST /api/v1/enclave/attestation/   {"nonce": base64url of 16–64 random bytes} → a fresh document
+                                    from the running enclave, bound to that nonce and its JWKS
+"""
+
+from __future__ import annotations
+
+import binascii
+import logging
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from enclave_bridge.attestation.verify import AttestationError
+from enclave_bridge.client import AnswerVerificationError, EnclaveConnectionError, EnclaveError
+from enclave_bridge.enclave.protocol import NONCE_MAX_BYTES, NONCE_MIN_BYTES, b64url, b64url_decode
+from enclave_bridge.models import EnclaveKey
+from enclave_bridge.selectors import enclave_key_list
+from enclave_bridge.services import enclave_client, verify_attestation_of
+
+logger = logging.getLogger(__name__)
+
+
+class EnclaveUnavailable(APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "O enclave não está disponível no momento; tente novamente em instantes."
+    default_code = "enclave_unavailable"
+
+
+class EnclaveNotTrusted(APIException):
+    status_code = status.HTTP_502_BAD_GATEWAY
+    default_detail = (
+        "A atestação do enclave não passou na verificação do servidor; nada foi publicado."
+    )
+    default_code = "enclave_not_trusted"
+
+
+class EnclaveKeyOutputSerializer(serializers.ModelSerializer):
+    attestation = serializers.SerializerMethodField(help_text="COSE_Sign1 document, base64url")
+
+    class Meta:
+        model = EnclaveKey
+        fields = [
+            "kid",
+            "use",
+            "status",
+            "public_jwk",
+            "module_id",
+            "pcrs",
+            "debug_mode",
+            "attested_at",
+            "verified_at",
+            "expires_at",
+            "attestation",
+        ]
+
+    def get_attestation(self, obj: EnclaveKey) -> str:
+        return b64url(bytes(obj.attestation))
+
+
+class EnclaveKeyListView(generics.ListAPIView):
+    """The enclave's public keys: encrypt to the current `enc` key, check answers with `sig`."""
+
+    serializer_class = EnclaveKeyOutputSerializer
+    pagination_class = None
+
+    def get_queryset(self):
+        return enclave_key_list()
+
+
+class AttestationInputSerializer(serializers.Serializer):
+    nonce = serializers.CharField(
+        help_text=f"base64url of {NONCE_MIN_BYTES}–{NONCE_MAX_BYTES} random bytes"
+    )
+
+    def validate_nonce(self, value: str) -> bytes:
+        try:
+            raw = b64url_decode(value)
+        except (binascii.Error, ValueError):
+            raise ValidationError("nonce deve estar em base64url.") from None
+        if not NONCE_MIN_BYTES <= len(raw) <= NONCE_MAX_BYTES:
+            raise ValidationError(
+                f"nonce deve ter de {NONCE_MIN_BYTES} a {NONCE_MAX_BYTES} bytes (tem {len(raw)})."
+            )
+        return raw
+
+
+class AttestationOutputSerializer(serializers.Serializer):
+    document = serializers.CharField(help_text="COSE_Sign1 attestation document, base64url")
+    nonce = serializers.CharField()
+    kid = serializers.CharField(help_text="current envelope key id")
+    kids = serializers.ListField(child=serializers.CharField(), help_text="every envelope key id")
+    signing_kid = serializers.CharField()
+    jwks = serializers.JSONField()
+
+
+class AttestationView(APIView):
+    """A fresh attestation bound to your nonce: verify it yourself before encrypting."""
+
+    # Each call makes the enclave attest and sign: bounded per user.
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "attestation"
+
+    @extend_schema(request=AttestationInputSerializer, responses=AttestationOutputSerializer)
+    def post(self, request):
+        data = AttestationInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        nonce = data.validated_data["nonce"]
+        try:
+            attestation = enclave_client().attest(nonce)
+        except EnclaveConnectionError as exc:
+            raise EnclaveUnavailable() from exc
+        except EnclaveError as exc:
+            if exc.code == "replayed_nonce":
+                raise ValidationError({"nonce": "Este nonce já foi usado: gere um novo."}) from exc
+            raise EnclaveUnavailable(f"O enclave recusou o pedido ({exc.code}).") from exc
+        try:
+            verify_attestation_of(attestation)
+        except (AttestationError, AnswerVerificationError) as exc:
+            logger.error("attestation from the enclave refused by the host: %s", exc)
+            raise EnclaveNotTrusted() from exc
+        out = AttestationOutputSerializer(
+            {
+                "document": b64url(attestation.document),
+                "nonce": b64url(attestation.nonce),
+                "kid": attestation.kid,
+                "kids": attestation.kids,
+                "signing_kid": attestation.signing_kid,
+                "jwks": attestation.jwks,
+            }
+        )
+        return Response(out.data)

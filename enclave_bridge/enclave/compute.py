@@ -1,0 +1,401 @@
+"""Batch computation: decrypt + validate every envelope (process pool), then FA, concentration
+and the network model over a market built from the batch.
+
+Market built from a batch (documented in docs/enclave.md):
+
+- nodes: the agents whose portfolio was accepted, identified by acronym; class from the item's
+  ``agent.class`` (CS/GE/CM) if the host sends it, else the acronym's first two letters when they
+  are a class, else CM;
+- horizon: buckets M+0..M+(H−1) (H = ``network.horizon_buckets``, default 3 — the months the
+  counterparty declarations cover); energy = MWm × the bucket's hours;
+- edges: each declared counterparty volume (``volume_mwm``: + bought from, − sold to) whose
+  counterparty is another agent in the batch becomes seller → buyer MWh; when both sides declare
+  the same pair, the larger declaration counts (no double counting). Counterparties outside the
+  batch are not nodes; their volumes stay in the agent's own residual (next point);
+- generation / consumption: what is left of the declared net position once in-batch trades are
+  taken out, r = (resource − requirement) − (purchases − sales): generation = max(r, 0),
+  consumption = max(−r, 0), so every agent keeps exactly its declared net position;
+- price of an edge: the seller's volume-weighted average sale price over the horizon, else the
+  buyer's average purchase price, else the mean SE forward price of the horizon;
+- PLD scenarios: ``bootstrap_pld`` over ``network.pld_history`` (host-supplied weekly prices) or
+  the packaged SE/CO 2017 series, clipped to the week's PLD floor and cap.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from typing import Any
+
+import numpy as np
+
+from .checks import check_agents, check_chunk, init_worker
+from .disclosure import published_network
+from .keys import KeyRing
+from .protocol import E_BAD_REQUEST, ProtocolError
+
+logger = logging.getLogger(__name__)
+
+CLASSES = ("CS", "GE", "CM")
+INLINE_LIMIT = 32  # below this many envelopes the pool's IPC costs more than it saves
+MAX_SCENARIOS = 20_000
+NETWORK_KEYS = {
+    "scenarios",
+    "seed",
+    "community_method",
+    "confidence",
+    "cascade",
+    "failure_probability",
+    "pld_history",
+    "horizon_buckets",
+    "weeks_per_scenario",
+    "block_length",
+}
+
+
+class CheckPool:
+    """A process pool whose workers hold the current key ring; rebuilt when keys change."""
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = workers or max(1, os.cpu_count() or 1)
+        self._lock = threading.Lock()
+        self._pool: ProcessPoolExecutor | None = None
+        self._keys_id: int | None = None
+
+    def _executor(self, keys: KeyRing) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._pool is None or self._keys_id != id(keys):
+                if self._pool is not None:
+                    self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = ProcessPoolExecutor(
+                    max_workers=self.workers,
+                    mp_context=get_context("forkserver"),
+                    initializer=init_worker,
+                    initargs=(keys.to_cbor(), os.getpid()),
+                )
+                self._keys_id = id(keys)
+            return self._pool
+
+    def warm(self, keys: KeyRing) -> None:
+        """Start the workers now (after unlock) so the first batch does not pay for it."""
+        pool = self._executor(keys)
+        list(pool.map(_noop, range(self.workers)))
+
+    def check(
+        self, keys: KeyRing, items: list[tuple[int, dict[str, Any], Any, Any]], parameters: Any
+    ) -> list[dict[str, Any]]:
+        """check_agents over the pool (inline for small batches), results in input order."""
+        if len(items) < INLINE_LIMIT:
+            return check_agents(keys, items, parameters)
+        pool = self._executor(keys)
+        size = max(8, min(128, len(items) // (self.workers * 8) or 1))
+        chunks = [items[i : i + size] for i in range(0, len(items), size)]
+        out: list[dict[str, Any]] = []
+        for part in pool.map(check_chunk, chunks, [parameters] * len(chunks)):
+            out.extend(part)
+        return out
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None
+
+
+def _noop(_: int) -> None:
+    return None
+
+
+def parse_parameters(parameters: Any) -> Any:
+    """Week parameters (public) through the risk engine's own parser; errors name the field."""
+    from prudencial.risk.leverage import RiskParameters
+
+    try:
+        parsed = RiskParameters.from_dict(parameters)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ProtocolError(E_BAD_REQUEST, f"week parameters: {exc}") from exc
+    _check_plausible(parsed)
+    return parsed
+
+
+MONTH_HOURS = frozenset({672, 696, 720, 744})  # 28 to 31 days
+MAX_K_THETA = 10.0
+
+
+def _check_plausible(parameters: Any) -> None:
+    """Refuse parameters no CCEE week could have. The host supplies them, and crafted ones
+    (a one-hour month, a R$ 1 price in one submarket, zero volatility elsewhere) would turn a
+    published FA into a readout of one hidden position."""
+    for b in parameters.buckets:
+        if b.hours not in MONTH_HOURS:
+            raise ProtocolError(
+                E_BAD_REQUEST,
+                f"week parameters: buckets[{b.index}].hours must be the hours of a month",
+            )
+        if not 0 < b.volatility <= 1:
+            raise ProtocolError(
+                E_BAD_REQUEST, f"week parameters: buckets[{b.index}].volatility must be in (0, 1]"
+            )
+    for submarket, prices in parameters.forward_prices.items():
+        for i, price in enumerate(prices):
+            if not parameters.pld_floor <= price <= parameters.pld_cap:
+                raise ProtocolError(
+                    E_BAD_REQUEST,
+                    f"week parameters: forward_prices.{submarket}[{i}] must lie between the PLD floor and cap",
+                )
+    if parameters.k > MAX_K_THETA or parameters.theta > MAX_K_THETA:
+        raise ProtocolError(
+            E_BAD_REQUEST, f"week parameters: k and theta must be at most {MAX_K_THETA}"
+        )
+
+
+def parse_items(raw: Any) -> list[dict[str, Any]]:
+    """Shape-check compute items: {agent: {acronym, cnpj[, class]}, portfolio, counterparties}."""
+    if not isinstance(raw, list):
+        raise ProtocolError(E_BAD_REQUEST, "items must be a list")
+    items = []
+    for n, item in enumerate(raw):
+        agent = item.get("agent") if isinstance(item, dict) else None
+        if not (
+            isinstance(agent, dict)
+            and isinstance(agent.get("acronym"), str)
+            and isinstance(agent.get("cnpj"), str)
+        ):
+            raise ProtocolError(E_BAD_REQUEST, f"items[{n}].agent must have acronym and cnpj")
+        klass = agent.get("class")
+        if klass is not None and klass not in CLASSES:
+            raise ProtocolError(E_BAD_REQUEST, f"items[{n}].agent.class must be CS, GE or CM")
+        if not isinstance(item.get("portfolio"), str):
+            raise ProtocolError(E_BAD_REQUEST, f"items[{n}].portfolio must be a JWE (text)")
+        cps = item.get("counterparties")
+        if cps is not None and not isinstance(cps, str):
+            raise ProtocolError(E_BAD_REQUEST, f"items[{n}].counterparties must be a JWE or null")
+        items.append(
+            {
+                "agent": {"acronym": agent["acronym"], "cnpj": agent["cnpj"], "class": klass},
+                "portfolio": item["portfolio"],
+                "counterparties": cps,
+            }
+        )
+    return items
+
+
+def check_batch(
+    pool: CheckPool, keys: KeyRing, items: list[dict[str, Any]], parameters: Any
+) -> list[dict[str, Any]]:
+    """Decrypt, validate and compute FA + concentration for each item (enclave memory only)."""
+    work = [
+        (n, item["agent"], item["portfolio"], item["counterparties"])
+        for n, item in enumerate(items)
+    ]
+    entries = pool.check(keys, work, parameters)
+    for item, entry in zip(items, entries, strict=True):
+        entry["agent"] = item["agent"]
+    return entries
+
+
+def mark_duplicates(entries: list[dict[str, Any]]) -> None:
+    """An agent twice in one batch: keep the first, refuse the others (no silent overwrite)."""
+    seen: set[str] = set()
+    for entry in entries:
+        acronym = entry["agent"]["acronym"]
+        if acronym in seen:
+            entry["payloads"].clear()
+            entry["leverage"] = entry["concentration"] = None
+            entry["error"] = {
+                "code": "duplicate_agent",
+                "message": "agent appears twice in the batch",
+            }
+        seen.add(acronym)
+
+
+def public_entries(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for entry in entries:
+        item = {
+            "agent": {k: v for k, v in entry["agent"].items() if v is not None},
+            "portfolio": entry["verdicts"].get("portfolio"),
+            "counterparties": entry["verdicts"].get("counterparties"),
+            "leverage": entry["leverage"],
+            "concentration": entry["concentration"],
+        }
+        if "error" in entry:
+            item["error"] = entry["error"]
+        out.append(item)
+    return out
+
+
+def _agent_class(agent: dict[str, Any]) -> str:
+    if agent.get("class") in CLASSES:
+        return agent["class"]
+    prefix = agent["acronym"][:2].upper()
+    return prefix if prefix in CLASSES else "CM"
+
+
+def _weighted_price(
+    positions: list[dict[str, Any]], volume: str, price: str, hours: list[float]
+) -> float:
+    weight = total = 0.0
+    for pos in positions:
+        if pos["bucket"] < len(hours) and pos[volume] > 0:
+            w = pos[volume] * hours[pos["bucket"]]
+            weight += w
+            total += w * pos[price]
+    return total / weight if weight > 0 else 0.0
+
+
+def build_market(
+    entries: list[dict[str, Any]], parameters: Any, horizon: int
+) -> tuple[Any, dict[str, int]]:
+    """The batch's trade network as a risk-engine Market (see the module docstring)."""
+    from prudencial.risk.market import Market
+
+    hours = [float(b.hours) for b in parameters.buckets[:horizon]]
+    nodes = [e for e in entries if "portfolio" in e["payloads"]]
+    index_by_cnpj = {e["agent"]["cnpj"]: i for i, e in enumerate(nodes)}
+    n = len(nodes)
+    net = np.zeros(n)
+    sale_price = np.zeros(n)
+    purchase_price = np.zeros(n)
+    declared: dict[tuple[int, int], dict[int, float]] = {}
+    outside = 0
+    for i, entry in enumerate(nodes):
+        positions = entry["payloads"]["portfolio"]["positions"]
+        for pos in positions:
+            if pos["bucket"] < horizon:
+                h = hours[pos["bucket"]]
+                net[i] += (pos["resource_mwm"] - pos["requirement_mwm"]) * h
+        sale_price[i] = _weighted_price(positions, "requirement_mwm", "avg_sale_price", hours)
+        purchase_price[i] = _weighted_price(positions, "resource_mwm", "avg_purchase_price", hours)
+        cps = entry["payloads"].get("counterparties")
+        for cp in (cps or {}).get("counterparties", []):
+            volumes = cp.get("volume_mwm")
+            if not volumes:
+                continue
+            j = index_by_cnpj.get(cp["cnpj"])
+            if j is None or j == i:
+                outside += 1
+                continue
+            for month, v in enumerate(volumes[:horizon]):
+                if v == 0:
+                    continue
+                pair = (j, i) if v > 0 else (i, j)  # (seller, buyer)
+                by = declared.setdefault(pair, {})
+                by[i] = by.get(i, 0.0) + abs(v) * hours[month]
+    se_forward = parameters.forward_prices.get("SE") or next(
+        iter(parameters.forward_prices.values())
+    )
+    fallback = float(np.mean(se_forward[:horizon]))
+    pairs = sorted(declared)
+    seller = np.array([s for s, _ in pairs], dtype=np.int64)
+    buyer = np.array([b for _, b in pairs], dtype=np.int64)
+    volume = np.array([max(declared[p].values()) for p in pairs], dtype=float)
+    price = np.array(
+        [
+            sale_price[s]
+            if sale_price[s] > 0
+            else purchase_price[b]
+            if purchase_price[b] > 0
+            else fallback
+            for s, b in pairs
+        ],
+        dtype=float,
+    )
+    purchases = np.bincount(buyer, weights=volume, minlength=n) if pairs else np.zeros(n)
+    sales = np.bincount(seller, weights=volume, minlength=n) if pairs else np.zeros(n)
+    residual = net - (purchases - sales)
+    market = Market(
+        agent_ids=[e["agent"]["acronym"] for e in nodes],
+        classes=np.array([_agent_class(e["agent"]) for e in nodes]),
+        generation=np.maximum(residual, 0.0),
+        consumption=np.maximum(-residual, 0.0),
+        seller=seller,
+        buyer=buyer,
+        volume=volume,
+        price=price,
+    )
+    return market, {"agents": n, "contracts": len(pairs), "outside_counterparties": outside}
+
+
+def parse_network(args: Any) -> dict[str, Any]:
+    if args is None:
+        args = {}
+    if not isinstance(args, dict):
+        raise ProtocolError(E_BAD_REQUEST, "network must be a map")
+    unknown = sorted(set(args) - NETWORK_KEYS)
+    if unknown:
+        raise ProtocolError(E_BAD_REQUEST, f"network has unknown option(s): {', '.join(unknown)}")
+    scenarios = args.get("scenarios", 1000)
+    if (
+        isinstance(scenarios, bool)
+        or not isinstance(scenarios, int)
+        or not 1 <= scenarios <= MAX_SCENARIOS
+    ):
+        raise ProtocolError(
+            E_BAD_REQUEST, f"network.scenarios must be an integer in 1..{MAX_SCENARIOS}"
+        )
+    horizon = args.get("horizon_buckets", 3)
+    if isinstance(horizon, bool) or not isinstance(horizon, int) or not 1 <= horizon <= 7:
+        raise ProtocolError(E_BAD_REQUEST, "network.horizon_buckets must be an integer in 1..7")
+    history = args.get("pld_history")
+    if history is not None and (
+        not isinstance(history, list)
+        or not history
+        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in history)
+    ):
+        raise ProtocolError(
+            E_BAD_REQUEST, "network.pld_history must be a non-empty list of numbers"
+        )
+    return dict(args, scenarios=scenarios, horizon_buckets=horizon)
+
+
+def run_network(
+    entries: list[dict[str, Any]], parameters: Any, options: dict[str, Any]
+) -> dict[str, Any]:
+    """Network risk over the batch's market; returns the engine's summary plus market counts."""
+    from prudencial.risk.network import network_risk
+    from prudencial.risk.pld import bootstrap_pld, pld_history_2017
+
+    started = time.perf_counter()
+    market, counts = build_market(entries, parameters, options["horizon_buckets"])
+    if counts["agents"] < 2:
+        return {"market": counts, "skipped": "fewer than two accepted portfolios in the batch"}
+    history = options.get("pld_history")
+    source = "host" if history is not None else "packaged SE/CO 2017"
+    seed = options.get("seed")
+    try:
+        scenarios = bootstrap_pld(
+            np.asarray(history, dtype=float) if history is not None else pld_history_2017(),
+            options["scenarios"],
+            seed,
+            weeks_per_scenario=options.get("weeks_per_scenario", 1),
+            block_length=options.get("block_length", 1),
+            floor=parameters.pld_floor,
+            cap=parameters.pld_cap,
+        )
+        kwargs = {
+            k: options[k]
+            for k in ("confidence", "community_method", "cascade", "failure_probability")
+            if k in options
+        }
+        result = network_risk(market, scenarios, seed=seed, **kwargs)
+    except (ValueError, TypeError) as exc:
+        # Options are public, but the engine may also describe the market: say only what failed.
+        raise ProtocolError(
+            E_BAD_REQUEST, "network options were refused by the risk engine"
+        ) from exc
+    summary = published_network(result)
+    summary["market"] = counts
+    summary["pld_source"] = source
+    logger.info(
+        "network model: %d agents, %d contracts, %d scenarios in %.2fs",
+        counts["agents"],
+        counts["contracts"],
+        options["scenarios"],
+        time.perf_counter() - started,
+    )
+    return summary

@@ -1,0 +1,90 @@
+"""What may leave the enclave: an allow-list of published figures, nothing else.
+
+The leverage factor and the concentration ratios are published (to the agent's users and CCEE),
+and so are the network model's loss fractions and community positions. Anything from which a
+declaration could be read back — the adjusted equity (PLA), the financial result, VaR in R$, RWA,
+per-bucket MtM, an agent's net energy, expected cost, contract prices or per-agent volumes —
+stays inside. New figures are published by adding them here, deliberately.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+LEVERAGE_FIGURES = ("fa", "fa_risk")
+CONCENTRATION_FIGURES = ("largest_ratio", "top_five_ratio")
+NETWORK_AGENT_FIGURES = (
+    "agent",
+    "class",
+    "var_intrinsic",
+    "cvar_intrinsic",
+    "var_propagated",
+    "cvar_propagated",
+    "var_total",
+    "cvar_total",
+    "failure_frequency",
+    "community",
+    "community_mean_cvar_propagated",
+    "community_rank",
+    "n_communities",
+    "network_position",
+)
+NETWORK_SUMMARY_FIGURES = (
+    "n_agents",
+    "n_scenarios",
+    "confidence",
+    "cascade",
+    "probabilistic",
+    "rounds",
+    "converged",
+    "pld_mean",
+    "reference_source",
+    "loss_convention",
+    "community_method",
+    "modularity",
+    "n_communities",
+    "n_propagators",
+    "network_mean",
+    "timings_s",
+)
+COMMUNITY_FIGURES = (
+    "community",
+    "rank",
+    "size",
+    "propagators",
+    "mean_cvar_intrinsic",
+    "mean_cvar_propagated",
+    "mean_cvar_total",
+)
+
+
+def _pick(source: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    if isinstance(source, dict):
+        return {n: source[n] for n in names if n in source}
+    return {n: getattr(source, n) for n in names if hasattr(source, n)}
+
+
+def published_leverage(result: Any) -> dict[str, Any]:
+    """FA and FA_risk, with the reason when there is no FA (PLA ≤ 0), never PLA itself."""
+    figures = _pick(result, LEVERAGE_FIGURES)
+    figures["reason"] = (
+        None if getattr(result, "reason", None) is None else "adjusted equity (PLA) ≤ 0"
+    )
+    return figures
+
+
+def published_concentration(result: Any) -> dict[str, Any]:
+    figures = _pick(result, CONCENTRATION_FIGURES)
+    figures["reason"] = (
+        None if getattr(result, "reason", None) is None else "adjusted equity (PLA) ≤ 0"
+    )
+    return figures
+
+
+def published_network(result: Any) -> dict[str, Any]:
+    """Summary, community table and each agent's loss fractions and community position."""
+    return {
+        **_pick(result.summary(), NETWORK_SUMMARY_FIGURES),
+        "communities": [_pick(c.to_dict(), COMMUNITY_FIGURES) for c in result.community_table],
+        "agents": [_pick(row, NETWORK_AGENT_FIGURES) for row in result.per_agent_table()],
+    }

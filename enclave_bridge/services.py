@@ -1,0 +1,153 @@
+"""Host-side enclave services: boot with the sealed keys, attest, verify and register keys.
+
+Every key the host trusts comes from an attestation document verified here with the settings'
+trust anchor (the AWS Nitro root in production, the development PKI's root otherwise), and every
+answer the host stores is verified against the registered signing key by EnclaveClient.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from functools import cache
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.db import transaction
+from django.utils import timezone
+
+from enclave_bridge.attestation.nsm import measure_pcrs
+from enclave_bridge.attestation.verify import aws_nitro_root
+from enclave_bridge.client import Attestation, EnclaveClient, KeySet, check_attestation
+from enclave_bridge.enclave import APP_DIR
+from enclave_bridge.models import EnclaveKey, SealedKeySet
+
+logger = logging.getLogger(__name__)
+
+
+def trusted_root() -> bytes | object:
+    """The attestation trust anchor named by settings.ENCLAVE_TRUST_ROOT ("aws" or a PEM path)."""
+    if settings.ENCLAVE_TRUST_ROOT == "aws":
+        return aws_nitro_root()
+    path = Path(settings.ENCLAVE_TRUST_ROOT)
+    if not path.exists():
+        raise ImproperlyConfigured(
+            f"ENCLAVE_TRUST_ROOT {path} does not exist: run `manage.py run_enclave` (development) "
+            "or set it to the AWS Nitro root."
+        )
+    return path.read_bytes()
+
+
+def expected_pcrs() -> dict[int, bytes]:
+    """PCRs the enclave must report: from settings ("0=hex,1=hex") or measured from the source."""
+    value = settings.ENCLAVE_EXPECTED_PCRS
+    if value == "measure":
+        return {0: measure_pcrs(APP_DIR)[0]}
+    pcrs = {}
+    for item in value.split(","):
+        index, _, hexdigest = item.strip().partition("=")
+        pcrs[int(index)] = bytes.fromhex(hexdigest)
+    return pcrs
+
+
+@cache
+def _process_client(address: str) -> EnclaveClient:
+    return EnclaveClient(
+        address, timeout=settings.ENCLAVE_TIMEOUT, retries=settings.ENCLAVE_RETRIES
+    )
+
+
+def enclave_client() -> EnclaveClient:
+    """The process-wide client (connection pool) trusting the registered signing key."""
+    client = _process_client(settings.ENCLAVE_ADDRESS)
+    signing = EnclaveKey.objects.filter(
+        use=EnclaveKey.Use.SIGNATURE, status=EnclaveKey.Status.CURRENT
+    ).first()
+    if signing is not None and client.signing_kid != signing.kid:
+        client.register_signing_key(signing.public_jwk)
+    return client
+
+
+def verify_attestation_of(attestation: Attestation, *, now: dt.datetime | None = None):
+    """Check an attestation with this deployment's trust settings (raises on any failure)."""
+    return check_attestation(
+        attestation,
+        trusted_root=trusted_root(),
+        root_sha256=settings.ENCLAVE_ROOT_SHA256 or None,
+        expected_pcrs=expected_pcrs(),
+        max_age=dt.timedelta(seconds=settings.ENCLAVE_ATTESTATION_MAX_AGE),
+        allow_debug=settings.ENCLAVE_ALLOW_DEBUG,
+        now=now,
+    )
+
+
+@transaction.atomic
+def register_attestation(*, attestation: Attestation) -> list[EnclaveKey]:
+    """Verify an attestation and record the keys it binds; older keys become retired."""
+    doc = verify_attestation_of(attestation)
+    now = timezone.now()
+    pcrs = {str(i): v.hex() for i, v in sorted(doc.pcrs.items()) if any(v)}
+    current = {attestation.kid, attestation.signing_kid}
+    keys = []
+    EnclaveKey.objects.filter(status=EnclaveKey.Status.CURRENT).exclude(kid__in=current).update(
+        status=EnclaveKey.Status.RETIRED
+    )
+    for key in attestation.jwks["keys"]:
+        status = EnclaveKey.Status.CURRENT if key["kid"] in current else EnclaveKey.Status.RETIRED
+        obj, _ = EnclaveKey.objects.update_or_create(
+            kid=key["kid"],
+            defaults={
+                "use": key["use"],
+                "public_jwk": key,
+                "status": status,
+                "attestation": attestation.document,
+                "module_id": doc.module_id,
+                "pcrs": pcrs,
+                "attested_at": doc.timestamp,
+                "verified_at": now,
+                "expires_at": doc.certificate.not_valid_after_utc,
+                "debug_mode": doc.is_debug,
+            },
+        )
+        keys.append(obj)
+    logger.info(
+        "enclave keys registered: current=%s signing=%s", attestation.kid, attestation.signing_kid
+    )
+    return keys
+
+
+def _store_sealed(keys: KeySet, *, reason: str, kms_key_id: str) -> SealedKeySet:
+    SealedKeySet.objects.filter(is_current=True).update(is_current=False)
+    return SealedKeySet.objects.create(
+        blob=keys.sealed_keys, kms_key_id=kms_key_id, reason=reason, is_current=True
+    )
+
+
+@transaction.atomic
+def enclave_boot(*, client: EnclaveClient, kms_key_id: str) -> list[EnclaveKey]:
+    """Unlock a (re)started enclave: hand back the current sealed key set when it was sealed
+    under this KMS key, else let the enclave create keys (first boot) and keep the sealed set.
+    Then attest, verify and register the keys."""
+    sealed = SealedKeySet.objects.filter(is_current=True, kms_key_id=kms_key_id).first()
+    if sealed is not None:
+        client.unseal(bytes(sealed.blob))
+        logger.info("enclave unsealed with key set of %s", sealed.created_at.isoformat())
+    else:
+        keys = client.init()
+        _store_sealed(keys, reason="init", kms_key_id=kms_key_id)
+    attestation = client.attest()
+    registered = register_attestation(attestation=attestation)
+    client.register_signing_key(attestation.signing_jwk)
+    return registered
+
+
+@transaction.atomic
+def enclave_rotate(
+    *, client: EnclaveClient, kms_key_id: str, rotate_signing: bool = False
+) -> list[EnclaveKey]:
+    """New envelope key (new kid); older keys stay in the sealed set to open older envelopes."""
+    keys = client.rotate(rotate_signing=rotate_signing)
+    _store_sealed(keys, reason="rotate", kms_key_id=kms_key_id)
+    attestation = client.attest()
+    return register_attestation(attestation=attestation)

@@ -1,0 +1,85 @@
+"""Explicit output shapes of the registry API (never whatever a ModelSerializer derives)."""
+
+from rest_framework import serializers
+
+from prudencial.models import Agent, ParameterBucket, RiskParameters, Week
+from prudencial.models.weeks import SUBMARKETS
+
+
+class AgentOutputSerializer(serializers.ModelSerializer):
+    cnpj = serializers.CharField(source="cnpj_display")
+
+    class Meta:
+        model = Agent
+        fields = [
+            "id",
+            "acronym",
+            "cnpj",
+            "legal_name",
+            "agent_class",
+            "reporting_cadence",
+            "is_active",
+        ]
+
+
+class BucketOutputSerializer(serializers.ModelSerializer):
+    label = serializers.CharField()
+    hours = serializers.IntegerField()
+    forward_prices = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ParameterBucket
+        fields = [
+            "index",
+            "label",
+            "hours",
+            "volatility",
+            "stress_price_long",
+            "stress_price_short",
+            "forward_prices",
+        ]
+
+    def get_forward_prices(self, obj: ParameterBucket) -> dict[str, float]:
+        return {s: obj.forward_price(s) for s in SUBMARKETS}
+
+
+class ParametersOutputSerializer(serializers.ModelSerializer):
+    buckets = BucketOutputSerializer(many=True)
+    correlation = serializers.ListField(child=serializers.ListField(child=serializers.FloatField()))
+
+    class Meta:
+        model = RiskParameters
+        fields = [
+            "confidence",
+            "liquidation_days",
+            "first_month",
+            "sigma_period",
+            "netting",
+            "pld_floor",
+            "pld_cap",
+            "k",
+            "theta",
+            "fa_alert_threshold",
+            "correlation",
+            "buckets",
+            "updated_at",
+        ]
+
+
+class WeekOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Week
+        fields = ["code", "operation_start", "operation_end", "opens_at", "deadline", "status"]
+
+
+class WeekDetailOutputSerializer(WeekOutputSerializer):
+    parameters = serializers.SerializerMethodField()
+
+    class Meta(WeekOutputSerializer.Meta):
+        fields = [*WeekOutputSerializer.Meta.fields, "parameters"]
+
+    def get_parameters(self, obj: Week) -> dict | None:
+        try:
+            return ParametersOutputSerializer(obj.parameters).data
+        except RiskParameters.DoesNotExist:
+            return None

@@ -1,0 +1,19 @@
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from enclave_bridge import api as enclave_api
+from prudencial.api import views
+
+app_name = "api"
+
+urlpatterns = [
+    path("auth/token/", views.TokenView.as_view(), name="token"),
+    path("agents/", views.AgentListView.as_view(), name="agent-list"),
+    path("agents/<int:pk>/", views.AgentDetailView.as_view(), name="agent-detail"),
+    path("weeks/", views.WeekListView.as_view(), name="week-list"),
+    path("weeks/<str:code>/", views.WeekDetailView.as_view(), name="week-detail"),
+    path("enclave/keys/", enclave_api.EnclaveKeyListView.as_view(), name="enclave-keys"),
+    path("enclave/attestation/", enclave_api.AttestationView.as_view(), name="enclave-attestation"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+]

@@ -1,0 +1,49 @@
+"""Platform users: CCEE staff and the people who act for market agents, identified by CPF."""
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from prudencial.models.fields import CpfField
+from prudencial.validators import format_cpf, normalize_cpf, validate_cpf
+
+
+class User(AbstractUser):
+    """A person with a CCEE login. Agents' users reach data only through representations."""
+
+    cpf = CpfField(
+        _("CPF"),
+        max_length=11,
+        unique=True,
+        null=True,
+        blank=True,
+        validators=[validate_cpf],
+        help_text=_("CPF do usuário (com ou sem máscara)."),
+    )
+
+    class Meta:
+        verbose_name = _("usuário")
+        verbose_name_plural = _("usuários")
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(cpf__isnull=True) | models.Q(cpf__regex=r"^[0-9]{11}$"),
+                name="user_cpf_normalized",
+                violation_error_message=_("O CPF deve ter 11 dígitos, sem máscara."),
+            )
+        ]
+
+    def clean(self) -> None:
+        super().clean()
+        if self.cpf:
+            self.cpf = normalize_cpf(self.cpf)
+
+    def save(self, *args, **kwargs) -> None:
+        if self.cpf:
+            self.cpf = normalize_cpf(self.cpf)
+        else:
+            self.cpf = None
+        super().save(*args, **kwargs)
+
+    @property
+    def cpf_display(self) -> str:
+        return format_cpf(self.cpf) if self.cpf else ""

@@ -1,0 +1,323 @@
+"""Weekly reporting events (semanas, e.g. 202303001) and the CCEE risk parameters of each."""
+
+from __future__ import annotations
+
+import calendar
+from datetime import date
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+from simple_history.models import HistoricalRecords
+
+BUCKET_COUNT = 7  # M+0 … M+6
+SUBMARKETS = ("SE", "S", "NE", "N")
+_MONTH_LABELS = ("JAN", "FEV", "MAR", "ABR", "MAI", "JUN", "JUL", "AGO", "SET", "OUT", "NOV", "DEZ")
+
+
+MSG_WINDOW_ORDER = _("O término para preenchimento deve ser posterior à abertura.")
+MSG_OPERATION_ORDER = _("O fim de operação deve ser posterior ao início de operação.")
+MSG_PLD_BOUNDS = _("O PLD mínimo deve ser positivo e menor que o PLD máximo.")
+MSG_CONFIDENCE = _("O índice de confiança deve estar entre 0 e 1 (exclusive).")
+MSG_LIQUIDATION_DAYS = _("Os dias para liquidação devem ser ao menos 1.")
+MSG_K_THETA = _("K e θ não podem ser negativos.")
+MSG_BUCKET_INDEX = _("O bucket deve estar entre M+0 e M+6.")
+MSG_VOLATILITY = _("A volatilidade não pode ser negativa.")
+MSG_PRICES = _("Preços futuros e de estresse não podem ser negativos.")
+
+
+class WeekStatus(models.TextChoices):
+    """Lifecycle: scheduled → open → closed → computed → published (services enforce it)."""
+
+    SCHEDULED = "scheduled", _("Agendada")
+    OPEN = "open", _("Aberta")
+    CLOSED = "closed", _("Encerrada")
+    COMPUTED = "computed", _("Calculada")
+    PUBLISHED = "published", _("Publicada")
+
+
+class Week(models.Model):
+    """A reporting event: the operating week the data refers to and the submission window."""
+
+    code = models.CharField(
+        _("código"),
+        max_length=9,
+        unique=True,
+        help_text=_("AAAAMM + sequência de 3 dígitos, ex. 202303001."),
+    )
+    operation_start = models.DateField(_("início de operação"))
+    operation_end = models.DateField(_("fim de operação"))
+    opens_at = models.DateTimeField(_("abertura para preenchimento"))
+    deadline = models.DateTimeField(_("término para preenchimento"))
+    status = models.CharField(
+        _("situação"), max_length=10, choices=WeekStatus.choices, default=WeekStatus.SCHEDULED
+    )
+    created_at = models.DateTimeField(_("criada em"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("atualizada em"), auto_now=True)
+
+    history = HistoricalRecords(
+        verbose_name=_("histórico da semana"), verbose_name_plural=_("históricos de semanas")
+    )
+
+    class Meta:
+        verbose_name = _("semana")
+        verbose_name_plural = _("semanas")
+        ordering = ["-code"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(code__regex=r"^[0-9]{4}(0[1-9]|1[0-2])[0-9]{3}$"),
+                name="week_code_format",
+                violation_error_message=_(
+                    "O código deve ser AAAAMM + sequência de 3 dígitos, ex. 202303001."
+                ),
+            ),
+            models.CheckConstraint(
+                condition=models.Q(opens_at__lt=models.F("deadline")),
+                name="week_opens_before_deadline",
+                violation_error_message=MSG_WINDOW_ORDER,
+            ),
+            models.CheckConstraint(
+                condition=models.Q(operation_start__lt=models.F("operation_end")),
+                name="week_operation_ordered",
+                violation_error_message=MSG_OPERATION_ORDER,
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status__in=[s.value for s in WeekStatus]),
+                name="week_status_valid",
+                violation_error_message=_("A situação da semana não é uma das previstas."),
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "opens_at"]),
+            models.Index(fields=["status", "deadline"]),
+        ]
+
+    def __str__(self) -> str:
+        return self.code
+
+    def clean(self) -> None:
+        """The cross-field rules of the constraints, each keyed to the field staff must fix."""
+        super().clean()
+        errors = {}
+        if self.opens_at and self.deadline and self.opens_at >= self.deadline:
+            errors["deadline"] = MSG_WINDOW_ORDER
+        if (
+            self.operation_start
+            and self.operation_end
+            and self.operation_start >= self.operation_end
+        ):
+            errors["operation_end"] = MSG_OPERATION_ORDER
+        if errors:
+            raise ValidationError(errors)
+
+
+def month_label(month: date) -> str:
+    """Bucket label as CCEE writes it: MAR/2023."""
+    return f"{_MONTH_LABELS[month.month - 1]}/{month.year}"
+
+
+def add_months(month: date, n: int) -> date:
+    index = month.year * 12 + (month.month - 1) + n
+    return date(index // 12, index % 12 + 1, 1)
+
+
+class RiskParameters(models.Model):
+    """Parâmetros CCEE of one week. Open regulatory points are fields with documented defaults."""
+
+    class Netting(models.TextChoices):
+        ABSOLUTE_PER_SOURCE = (
+            "absolute_per_source",
+            _("Valor absoluto por fonte de preço (planilha CCEE)"),
+        )
+        NET_PER_BUCKET = "net_per_bucket", _("Compensação entre fontes no mesmo bucket")
+
+    class SigmaPeriod(models.TextChoices):
+        DAILY = "daily", _("Diária (σ·√D)")
+        HORIZON = "horizon", _("Já no horizonte de liquidação (σ)")
+
+    week = models.OneToOneField(
+        Week, on_delete=models.CASCADE, related_name="parameters", verbose_name=_("semana")
+    )
+    confidence = models.DecimalField(
+        _("índice de confiança"), max_digits=5, decimal_places=4, default=0.95
+    )
+    liquidation_days = models.PositiveSmallIntegerField(_("dias para liquidação"), default=5)
+    first_month = models.DateField(_("mês do bucket M+0"), help_text=_("Primeiro dia do mês M+0."))
+    correlation = models.JSONField(_("matriz de correlação 7×7"))
+    pld_floor = models.DecimalField(_("PLD mínimo (R$/MWh)"), max_digits=10, decimal_places=2)
+    pld_cap = models.DecimalField(_("PLD máximo (R$/MWh)"), max_digits=10, decimal_places=2)
+    k = models.DecimalField(
+        _("K"), max_digits=8, decimal_places=4, default=0, help_text=_("0 no período sombra.")
+    )
+    theta = models.DecimalField(
+        _("θ"), max_digits=8, decimal_places=4, default=0, help_text=_("0 no período sombra.")
+    )
+    netting = models.CharField(
+        _("convenção de compensação"),
+        max_length=32,
+        choices=Netting.choices,
+        default=Netting.ABSOLUTE_PER_SOURCE,
+    )
+    sigma_period = models.CharField(
+        _("período da volatilidade"),
+        max_length=10,
+        choices=SigmaPeriod.choices,
+        default=SigmaPeriod.DAILY,
+    )
+    fa_alert_threshold = models.DecimalField(
+        _("limiar de alerta do FA"),
+        max_digits=8,
+        decimal_places=4,
+        default=1,
+        help_text=_("Sem faixas oficiais publicadas: a CCEE define o alerta aqui."),
+    )
+    updated_at = models.DateTimeField(_("data de atualização dos parâmetros"), auto_now=True)
+
+    history = HistoricalRecords(
+        verbose_name=_("histórico dos parâmetros"),
+        verbose_name_plural=_("históricos de parâmetros CCEE"),
+    )
+
+    class Meta:
+        verbose_name = _("parâmetros CCEE")
+        verbose_name_plural = _("parâmetros CCEE")
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(confidence__gt=0, confidence__lt=1),
+                name="parameters_confidence_range",
+                violation_error_message=MSG_CONFIDENCE,
+            ),
+            models.CheckConstraint(
+                condition=models.Q(liquidation_days__gte=1),
+                name="parameters_liquidation_days_positive",
+                violation_error_message=MSG_LIQUIDATION_DAYS,
+            ),
+            models.CheckConstraint(
+                condition=models.Q(pld_floor__gt=0, pld_floor__lt=models.F("pld_cap")),
+                name="parameters_pld_bounds",
+                violation_error_message=MSG_PLD_BOUNDS,
+            ),
+            models.CheckConstraint(
+                condition=models.Q(k__gte=0, theta__gte=0),
+                name="parameters_k_theta_nonnegative",
+                violation_error_message=MSG_K_THETA,
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.week.code}"
+
+    def clean(self) -> None:
+        """The constraints' rules keyed to their fields (the floor for floor < cap)."""
+        super().clean()
+        errors = {}
+        if self.confidence is not None and not (0 < self.confidence < 1):
+            errors["confidence"] = MSG_CONFIDENCE
+        if self.liquidation_days is not None and self.liquidation_days < 1:
+            errors["liquidation_days"] = MSG_LIQUIDATION_DAYS
+        if self.pld_floor is not None and (
+            self.pld_floor <= 0 or (self.pld_cap is not None and self.pld_floor >= self.pld_cap)
+        ):
+            errors["pld_floor"] = MSG_PLD_BOUNDS
+        for name in ("k", "theta"):
+            if getattr(self, name) is not None and getattr(self, name) < 0:
+                errors[name] = MSG_K_THETA
+        if errors:
+            raise ValidationError(errors)
+
+
+PRICE_FIELDS = (
+    "forward_price_se",
+    "forward_price_s",
+    "forward_price_ne",
+    "forward_price_n",
+    "stress_price_long",
+    "stress_price_short",
+)
+
+
+class ParameterBucket(models.Model):
+    """One month bucket M+i: volatility, stress prices and forward prices per submarket."""
+
+    parameters = models.ForeignKey(RiskParameters, on_delete=models.CASCADE, related_name="buckets")
+    index = models.PositiveSmallIntegerField(_("bucket (M+i)"))
+    volatility = models.DecimalField(_("volatilidade"), max_digits=10, decimal_places=6)
+    forward_price_se = models.DecimalField(_("preço futuro SE/CO"), max_digits=10, decimal_places=2)
+    forward_price_s = models.DecimalField(_("preço futuro S"), max_digits=10, decimal_places=2)
+    forward_price_ne = models.DecimalField(_("preço futuro NE"), max_digits=10, decimal_places=2)
+    forward_price_n = models.DecimalField(_("preço futuro N"), max_digits=10, decimal_places=2)
+    stress_price_long = models.DecimalField(
+        _("preço de estresse (comprado)"), max_digits=10, decimal_places=2
+    )
+    stress_price_short = models.DecimalField(
+        _("preço de estresse (vendido)"), max_digits=10, decimal_places=2
+    )
+
+    history = HistoricalRecords(
+        verbose_name=_("histórico do bucket"),
+        verbose_name_plural=_("históricos de buckets de risco"),
+    )
+
+    class Meta:
+        verbose_name = _("bucket de risco")
+        verbose_name_plural = _("buckets de risco")
+        ordering = ["parameters", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["parameters", "index"], name="bucket_unique_index"),
+            models.CheckConstraint(
+                condition=models.Q(index__lte=BUCKET_COUNT - 1),
+                name="bucket_index_range",
+                violation_error_message=MSG_BUCKET_INDEX,
+            ),
+            models.CheckConstraint(
+                condition=models.Q(volatility__gte=0),
+                name="bucket_volatility_nonnegative",
+                violation_error_message=MSG_VOLATILITY,
+            ),
+            models.CheckConstraint(
+                condition=models.Q(
+                    forward_price_se__gte=0,
+                    forward_price_s__gte=0,
+                    forward_price_ne__gte=0,
+                    forward_price_n__gte=0,
+                    stress_price_long__gte=0,
+                    stress_price_short__gte=0,
+                ),
+                name="bucket_prices_nonnegative",
+                violation_error_message=MSG_PRICES,
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"M+{self.index} ({self.label})"
+
+    def clean(self) -> None:
+        """The constraints' rules keyed to the cell staff must fix."""
+        super().clean()
+        errors = {}
+        if self.index is not None and self.index > BUCKET_COUNT - 1:
+            errors["index"] = MSG_BUCKET_INDEX
+        if self.volatility is not None and self.volatility < 0:
+            errors["volatility"] = MSG_VOLATILITY
+        for name in PRICE_FIELDS:
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                errors[name] = MSG_PRICES
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def month(self) -> date:
+        return add_months(self.parameters.first_month, self.index)
+
+    @property
+    def label(self) -> str:
+        return month_label(self.month)
+
+    @property
+    def hours(self) -> int:
+        m = self.month
+        return calendar.monthrange(m.year, m.month)[1] * 24
+
+    def forward_price(self, submarket: str) -> float:
+        return float(getattr(self, f"forward_price_{submarket.lower()}"))

@@ -1,0 +1,1 @@
+"""Services write: every change to the registry goes through these functions (HackSoft style)."""

@@ -1,0 +1,20 @@
+"""Celery tasks: thin wrappers around services, idempotent, safe to run twice."""
+
+from celery import shared_task
+
+from prudencial.services import representations, weeks
+
+
+@shared_task(name="prudencial.tasks.open_due_weeks")
+def open_due_weeks() -> list[str]:
+    return weeks.open_due_weeks()
+
+
+@shared_task(name="prudencial.tasks.close_due_weeks")
+def close_due_weeks() -> list[str]:
+    return weeks.close_due_weeks()
+
+
+@shared_task(name="prudencial.tasks.expire_representations")
+def expire_representations() -> int:
+    return representations.expire_representations()

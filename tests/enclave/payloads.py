@@ -1,0 +1,127 @@
+"""Builders for test payloads, week parameters and envelopes (what an agent's software does)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from jwcrypto import jwe, jwk
+
+WEEK = "202303001"
+_W1 = (5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2)
+_W2 = (6, 5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2)
+
+
+def make_cnpj(base: str) -> str:
+    """Append valid check digits to a 12-character (numeric or alphanumeric) base."""
+    values = [ord(c) - 48 for c in base]
+
+    def digit(vals: list[int], weights: tuple[int, ...]) -> int:
+        r = sum(a * b for a, b in zip(vals, weights, strict=False)) % 11
+        return 0 if r < 2 else 11 - r
+
+    d1 = digit(values, _W1)
+    d2 = digit([*values, d1], _W2)
+    return f"{base}{d1}{d2}"
+
+
+def agent(n: int, prefix: str = "CM") -> dict[str, str]:
+    return {"acronym": f"{prefix}{n}", "cnpj": make_cnpj(f"{10000000 + n:08d}0001")}
+
+
+def portfolio(who: dict[str, str], week: str = WEEK, **overrides: Any) -> dict[str, Any]:
+    doc = {
+        "schema": "prudencial/portfolio/v1",
+        "agent": dict(who),
+        "week": week,
+        "adjusted_equity": 10_000_000.0,
+        "regulated_market_revenue": 0.0,
+        "positions": [
+            {
+                "bucket": b,
+                "submarket": "SE",
+                "energy_type": "conventional",
+                "resource_mwm": 10.0 + b,
+                "requirement_mwm": 4.0,
+                "avg_purchase_price": 150.0,
+                "avg_sale_price": 170.0,
+            }
+            for b in range(3)
+        ],
+    }
+    doc.update(overrides)
+    return doc
+
+
+def counterparties(
+    who: dict[str, str],
+    others: list[dict[str, str]],
+    week: str = WEEK,
+    volumes: list[list[float]] | None = None,
+) -> dict[str, Any]:
+    entries = []
+    for i, other in enumerate(others):
+        entry = {
+            "cnpj": other["cnpj"],
+            "acronym": other["acronym"],
+            "mtm_m0": 1_200_000.0 - i,
+            "mtm_m1": 800_000.0,
+            "mtm_m2": 500_000.0,
+            "mitigation_amount": 200_000.0,
+            "mitigants": "fiança bancária",
+        }
+        if volumes is not None:
+            entry["volume_mwm"] = volumes[i]
+        entries.append(entry)
+    return {
+        "schema": "prudencial/counterparties/v1",
+        "agent": dict(who),
+        "week": week,
+        "counterparties": entries,
+    }
+
+
+def parameters(week: str = WEEK) -> dict[str, Any]:
+    return {
+        "week": week,
+        "confidence": 0.95,
+        "liquidation_days": 5,
+        "sigma_period": "daily",
+        "netting": "absolute_per_source",
+        "buckets": [
+            {
+                "index": i,
+                "label": f"M+{i}",
+                "hours": 720 + 24 * (i % 2),
+                "volatility": 0.05 + 0.005 * i,
+                "stress_price_long": 80.0,
+                "stress_price_short": 600.0,
+            }
+            for i in range(7)
+        ],
+        "correlation": [[1.0 if i == j else 0.6 for j in range(7)] for i in range(7)],
+        "forward_prices": {s: [150.0 + 5 * i for i in range(7)] for s in ("SE", "S", "NE", "N")},
+        "pld_floor": 58.6,
+        "pld_cap": 751.73,
+        "k": 0.0,
+        "theta": 0.0,
+    }
+
+
+def encrypt(
+    plaintext: bytes | dict[str, Any],
+    key: dict[str, Any],
+    *,
+    alg: str = "RSA-OAEP-256",
+    enc: str = "A256GCM",
+    kid: str | None = None,
+) -> str:
+    """A compact JWE as any jwcrypto user would make it from the published JWK."""
+    if isinstance(plaintext, dict):
+        plaintext = json.dumps(plaintext).encode()
+    public = jwk.JWK(**key)
+    header = {"alg": alg, "enc": enc, "kid": kid or key["kid"]}
+    token = jwe.JWE(plaintext, protected=header)
+    token.allowed_algs = [alg, enc]
+    token.add_recipient(public)
+    return token.serialize(compact=True)

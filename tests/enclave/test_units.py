@@ -1,0 +1,278 @@
+"""In-process unit tests: protocol binding checks, CNPJ digits, XLSX parser, key ring sealing."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from jwcrypto import jwk
+
+from enclave_bridge.enclave.keys import KeyRing
+from enclave_bridge.enclave.protocol import (
+    AnswerVerificationError,
+    ProtocolError,
+    answer_body,
+    decode_message,
+    encode_frame,
+    parse_request,
+    sign_answer,
+    verify_answer,
+)
+from enclave_bridge.enclave.validation import cnpj_is_valid, fast_validator, validator
+from enclave_bridge.enclave.xlsx import build_template, parse_workbook
+
+from .payloads import WEEK, agent, counterparties, portfolio
+
+
+@pytest.fixture(scope="module")
+def signer():
+    key = jwk.JWK.generate(kty="EC", crv="P-384")
+    return key, jwk.JWK(**key.export_public(as_dict=True))
+
+
+def test_signed_answer_binding(signer):
+    key, public = signer
+    nonce = os.urandom(32)
+    token = sign_answer(
+        answer_body(req_id="r1", nonce=nonce, op="health", result={"a": 1}), key, "k"
+    )
+    assert verify_answer(token, public, req_id="r1", nonce=nonce, op="health")["result"] == {"a": 1}
+    for kwargs in ({"req_id": "r2"}, {"nonce": os.urandom(32)}, {"op": "describe"}):
+        args = {"req_id": "r1", "nonce": nonce, "op": "health", **kwargs}
+        with pytest.raises(AnswerVerificationError):
+            verify_answer(token, public, **args)
+    head, body, sig = token.split(".")
+    forged = ".".join([head, body, sig[:-4] + ("AAAA" if not sig.endswith("AAAA") else "BBBB")])
+    with pytest.raises(AnswerVerificationError):
+        verify_answer(forged, public, req_id="r1", nonce=nonce, op="health")
+
+
+def test_request_shape_checks():
+    good = decode_message(encode_frame({"id": 1, "op": "health", "nonce": os.urandom(16)})[4:])
+    assert parse_request(good).op == "health"
+    with pytest.raises(ProtocolError):
+        parse_request({"id": True, "op": "health", "nonce": os.urandom(16)})
+    with pytest.raises(ProtocolError):
+        parse_request({"id": 1, "op": "health", "nonce": os.urandom(16), "extra": 1})
+
+
+@pytest.mark.parametrize(
+    ("value", "valid"),
+    [
+        ("12345678000195", True),
+        ("12ABC34501DE35", True),
+        ("12345678000196", False),
+        ("00000000000000", False),
+        ("12abc34501DE35", False),
+        ("1234567800019", False),
+    ],
+)
+def test_cnpj_check_digits(value, valid):
+    assert cnpj_is_valid(value) is valid
+
+
+def test_xlsx_parser_maps_pt_br_cells_and_rows():
+    who = agent(70)
+    doc = portfolio(who)
+    rows = [
+        dict(p, submarket="SE/CO", energy_type="Incentivada", bucket=f"M+{p['bucket']}")
+        for p in doc["positions"]
+    ]
+    book = build_template(
+        agent={"acronym": who["acronym"], "cnpj": who["cnpj"]},
+        week=WEEK,
+        adjusted_equity=5.0,
+        positions=rows,
+    )
+    sheet = parse_workbook(book, "portfolio")
+    assert sheet.errors == []
+    assert sheet.rows == {0: 2, 1: 3, 2: 4}
+    assert sheet.payload["positions"][1] == dict(doc["positions"][1], energy_type="incentivized")
+    assert sheet.payload["agent"] == who and sheet.payload["week"] == WEEK
+
+
+def test_keyring_serialises_and_checks_kids():
+    ring = KeyRing.generate().rotated(rotate_signing=True)
+    again = KeyRing.from_cbor(ring.to_cbor())
+    assert [e.kid for e in again.envelope] == [e.kid for e in ring.envelope]
+    assert again.public_jwks() == ring.public_jwks()
+    assert {k["use"] for k in ring.public_jwks()["keys"]} == {"enc", "sig"}
+
+
+def _mutations(doc):
+    """Every leaf replaced by odd values, every key dropped, an extra key in every object."""
+    odd = [
+        None,
+        True,
+        -1,
+        0,
+        1.5,
+        7,
+        7.0,
+        "x",
+        "SE",
+        "",
+        "a" * 600,
+        [],
+        {},
+        "12345678000195",
+        "202313001",
+        "202303001",
+        [1.0, 2.0],
+        [1.0, 2.0, 3.0],
+    ]
+
+    def walk(node, path):
+        if isinstance(node, dict):
+            yield path, None
+            for key, value in node.items():
+                yield from walk(value, (*path, key))
+        elif isinstance(node, list):
+            yield path, None
+            for i, value in enumerate(node):
+                yield from walk(value, (*path, i))
+        else:
+            yield path, node
+
+    def edit(path, fn):
+        copy = json.loads(json.dumps(doc))
+        target = copy
+        for part in path[:-1]:
+            target = target[part]
+        fn(target, path[-1])
+        return copy
+
+    for path, _ in walk(doc, ()):
+        if not path:
+            continue
+        for value in odd:
+            yield edit(path, lambda t, k, v=value: t.__setitem__(k, v))
+        if isinstance(path[-1], str):
+            yield edit(path, lambda t, k: t.pop(k))
+            yield edit(
+                path, lambda t, k: t.__setitem__("unexpected", 1) if isinstance(t, dict) else None
+            )
+
+
+@pytest.mark.parametrize("kind", ["portfolio", "counterparties"])
+def test_fast_schema_check_agrees_with_jsonschema(kind):
+    who = agent(80)
+    base = (
+        portfolio(who)
+        if kind == "portfolio"
+        else counterparties(who, [agent(81), agent(82)], volumes=[[1.0, 2.0, 3.0], [0, 0, 0]])
+    )
+    fast, reference = fast_validator(kind), validator(kind)
+    count = 0
+    for doc in _mutations(base):
+        assert fast(doc) == reference.is_valid(doc), doc
+        count += 1
+    assert count > 300
+
+
+def test_rejected_payload_summary_echoes_no_value():
+    """Even integers of a rejected payload (here a bucket) never leave the enclave."""
+    from enclave_bridge.enclave.validation import validate_payload
+
+    who = agent(70)
+    bad = portfolio(who)
+    bad["positions"][0]["bucket"] = 123456789
+    expected = {"agent": who, "week": WEEK}
+    outcome = validate_payload("portfolio", bad, expected, digest="d")
+    assert outcome.status == "rejected"
+    assert "123456789" not in json.dumps(outcome.summary)
+    assert "buckets" not in outcome.summary
+    good = validate_payload("portfolio", portfolio(who), expected, digest="d")
+    assert good.summary["buckets"] == [0, 1, 2]
+
+
+def test_replay_cache_refuses_when_full_instead_of_forgetting_live_nonces():
+    from enclave_bridge.enclave.protocol import Request
+    from enclave_bridge.enclave.service import NonceCache
+
+    cache = NonceCache(window=900, max_entries=2)
+    first = Request(id="a", op="health", nonce=os.urandom(16), args={})
+    assert cache.begin(first, b"d") is None
+    assert cache.begin(Request(id="b", op="health", nonce=os.urandom(16), args={}), b"d") is None
+    with pytest.raises(ProtocolError) as info:
+        cache.begin(Request(id="c", op="health", nonce=os.urandom(16), args={}), b"d")
+    assert info.value.code == "busy"
+    # The first nonce is still remembered: replaying it under another id is refused.
+    with pytest.raises(ProtocolError) as replay:
+        cache.begin(Request(id="z", op="health", nonce=first.nonce, args={}), b"d")
+    assert replay.value.code == "replayed_nonce"
+
+
+def test_a_trickled_frame_is_cut_at_the_read_deadline():
+    """One byte at a time keeps each recv short; the deadline bounds the whole frame."""
+    import socket
+    import threading
+    import time
+
+    from enclave_bridge.enclave.protocol import HEADER, read_frame_bytes
+
+    ours, theirs = socket.socketpair()
+    stop = threading.Event()
+
+    def trickle() -> None:
+        theirs.sendall(HEADER.pack(1000))
+        while not stop.is_set():
+            try:
+                theirs.send(b"x")
+            except OSError:
+                return
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        read_frame_bytes(ours, max_frame=1 << 20, body_timeout=0.5)
+    assert time.monotonic() - started < 2.0
+    stop.set()
+    ours.close()
+    theirs.close()
+
+
+@pytest.mark.parametrize(("code", "refused"), [("decryption_failed", True), ("locked", False)])
+def test_client_refuses_an_unsigned_error_once_it_trusts_a_key(tmp_path, signer, code, refused):
+    """Something between host and enclave inventing an error is caught; only a locked enclave
+    (which holds no key yet) may answer unsigned."""
+    import socket
+    import threading
+
+    from enclave_bridge.client import EnclaveClient, EnclaveError
+    from enclave_bridge.enclave.protocol import read_frame_bytes
+
+    path = str(tmp_path / "fake.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(1)
+
+    def fake_enclave() -> None:
+        conn, _ = server.accept()
+        with conn:
+            request = decode_message(read_frame_bytes(conn, max_frame=1 << 20))
+            error = {"code": code, "message": "invented"}
+            conn.sendall(
+                encode_frame(
+                    {
+                        "id": request["id"],
+                        "nonce": request["nonce"],
+                        "op": request["op"],
+                        "error": error,
+                    }
+                )
+            )
+
+    threading.Thread(target=fake_enclave, daemon=True).start()
+    _, public = signer
+    client = EnclaveClient(
+        f"unix:{path}", retries=0, signing_jwk=public.export_public(as_dict=True)
+    )
+    expected = AnswerVerificationError if refused else EnclaveError
+    with pytest.raises(expected):
+        client.validate("a.b.c.d.e", kind="portfolio", agent=agent(71), week=WEEK)
+    client.close()
+    server.close()
