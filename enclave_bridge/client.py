@@ -36,6 +36,8 @@ import cbor2
 from jwcrypto import jwk
 
 from enclave_bridge.enclave.protocol import (
+    E_LOCKED,
+    LOCKED_OPS,
     AnswerVerificationError,
     ConnectionClosed,
     b64url_decode,
@@ -301,9 +303,10 @@ class EnclaveClient:
                     token = answer["answer"]
                     err = self._verified(token, req_id, nonce, op, announced=False)["error"]
                     signed = True
-                elif err.get("code") != "locked":
+                elif err.get("code") != E_LOCKED and op not in LOCKED_OPS:
                     # An unlocked enclave signs its errors: an unsigned one was forged or altered
-                    # on the way. Only a locked enclave (no keys yet) answers unsigned.
+                    # on the way. Only a locked enclave (no keys yet) answers unsigned: "locked",
+                    # or the failure of a boot op (a forged one could only deny service).
                     raise AnswerVerificationError("error answer is not signed")
             raise EnclaveError(str(err.get("code")), str(err.get("message")), signed=signed)
         if "answer" in answer:

@@ -35,6 +35,9 @@ NONCE_MAX_BYTES = 64
 MAX_ID_LENGTH = 128
 MAX_CBOR_DEPTH = 32
 SIGNING_ALG = "ES384"
+# The ops a locked enclave (no keys yet, so nothing to sign with) runs; their errors and locked
+# health answers are the only unsigned frames a client may accept.
+LOCKED_OPS = frozenset({"health", "describe", "init", "unseal"})
 
 # Error codes (stable: the host maps them to user-facing messages).
 E_FRAME_TOO_LARGE = "frame_too_large"

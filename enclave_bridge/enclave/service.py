@@ -42,6 +42,7 @@ from .protocol import (
     E_REPLAY,
     E_SEAL,
     E_UNKNOWN_OP,
+    LOCKED_OPS,
     ProtocolError,
     Request,
     answer_body,
@@ -54,7 +55,6 @@ from .validation import check_expected
 logger = logging.getLogger(__name__)
 
 VERSION = "1"
-LOCKED_OPS = {"health", "describe", "init", "unseal"}
 MAX_OPEN_BATCHES = 4
 MAX_BATCH_ITEMS = 100_000
 BATCH_TTL_SECONDS = 1800.0
@@ -228,7 +228,10 @@ class Service:
                 ),
             )
         digest = _args_digest(req.args)
-        cached = self.nonces.begin(req, digest)
+        try:
+            cached = self.nonces.begin(req, digest)
+        except ProtocolError as exc:  # a replay or a full window: refused, and signed as such
+            return self._error(req, exc)
         if cached is not None:
             self.counts["retried"] += 1
             return cached
