@@ -38,6 +38,7 @@ from prudencial.risk.pld import (
     PldHistory,
     bootstrap_pld,
     load_pld_csv,
+    pld_history,
     pld_history_2017,
     weekly_cmo_history,
 )
@@ -69,6 +70,7 @@ __all__ = [
     "load_pld_csv",
     "network_risk",
     "network_stress",
+    "pld_history",
     "pld_history_2017",
     "synthetic_market",
     "trade_graph",

@@ -14,9 +14,13 @@ import numpy as np
 
 from prudencial.risk.communities import COMMUNITY_METHODS
 from prudencial.risk.leverage import LeverageResult, leverage_factor, leverage_stress
-from prudencial.risk.market import synthetic_market
+from prudencial.risk.market import CLASSES, synthetic_market
 from prudencial.risk.network import AGENT_COLUMNS, network_risk, network_stress
-from prudencial.risk.pld import PLD_LIMITS, bootstrap_pld, load_pld_csv, pld_history_2017
+from prudencial.risk.pld import PLD_LIMITS, bootstrap_pld, load_pld_csv, pld_history
+
+# Above this many agent × scenario cells the loss-distribution picture re-runs the chunked
+# engine for its one agent instead of building the full loss matrices.
+FULL_MATRIX_CELLS = 20_000_000
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -39,6 +43,21 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--scenarios", type=int, default=5000, help="PLD bootstrap scenarios")
     sim.add_argument("--seed", type=int, default=1)
     sim.add_argument("--pld-csv", type=Path, default=None, help="weekly PLD history (CSV)")
+    sim.add_argument(
+        "--pld-year", type=int, default=2017, choices=range(2016, 2021), metavar="YEAR",
+        help="year (2016–2020) of the shipped SE/CO series, bounded by its floor and cap "
+        "(default 2017, the paper's; 2019 and 2020 need --pld-floor and --pld-cap)",
+    )  # fmt: skip
+    sim.add_argument(
+        "--pld-floor", type=float, default=None,
+        help="PLD floor (R$/MWh): bounds the scenarios and is the floor stress; default the "
+        "year's regulatory floor, or the lowest price of --pld-csv",
+    )  # fmt: skip
+    sim.add_argument(
+        "--pld-cap", type=float, default=None,
+        help="PLD cap (R$/MWh), as --pld-floor; default the year's cap or the highest price of "
+        "--pld-csv",
+    )  # fmt: skip
     sim.add_argument("--confidence", type=float, default=0.95)
     sim.add_argument("--community", choices=COMMUNITY_METHODS, default="fastgreedy")
     sim.add_argument("--cascade", action="store_true", help="iterate failures to a fixed point")
@@ -47,7 +66,8 @@ def _parser() -> argparse.ArgumentParser:
         type=_failure_probability,
         default=None,
         help="each potential failure happens with this probability (Monte Carlo): one number, "
-        "per class as CS=0.1,GE=0.3,CM=0.5, or a CSV file with columns agent,probability",
+        "per class as CS=0.1,GE=0.3,CM=0.5, or a CSV file with columns agent,probability "
+        "(classes or agents not named fail with probability 1)",
     )
     sim.add_argument(
         "--stress-shift", type=float, action="append", default=None,
@@ -65,30 +85,69 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _probability(text: str, where: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{where}: {text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{where}: probability must be in [0, 1] (got {value:g})")
+    return value
+
+
 def _failure_probability(text: str) -> Any:
     """A number, a per-class mapping (CS=0.1,GE=0.3) or a per-agent CSV (agent,probability)."""
     path = Path(text)
     if path.suffix.lower() == ".csv":
         if not path.exists():
             raise argparse.ArgumentTypeError(f"{text}: file not found")
-        with path.open(newline="", encoding="utf-8") as handle:
-            return {
-                "by_agent": {
-                    row["agent"]: float(row["probability"]) for row in csv.DictReader(handle)
-                }
-            }
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            missing = {"agent", "probability"} - set(reader.fieldnames or ())
+            if missing:
+                raise argparse.ArgumentTypeError(
+                    f"{text}: columns agent and probability are required "
+                    f"(missing {', '.join(sorted(missing))})"
+                )
+            given = {}
+            for line, row in enumerate(reader, start=2):
+                agent = (row["agent"] or "").strip()
+                if not agent:
+                    raise argparse.ArgumentTypeError(f"{text}, line {line}: agent is empty")
+                if agent in given:
+                    raise argparse.ArgumentTypeError(
+                        f"{text}, line {line}: agent {agent} is listed twice"
+                    )
+                given[agent] = _probability(
+                    row["probability"] or "", f"{text}, line {line}, probability"
+                )
+        if not given:
+            raise argparse.ArgumentTypeError(f"{text}: no agents listed")
+        return {"by_agent": given}
     if "=" in text:
-        try:
-            pairs = (item.split("=", 1) for item in text.split(","))
-            return {cls.strip().upper(): float(value) for cls, value in pairs}
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text}: expected CLASS=probability pairs") from None
+        by_class = {}
+        for item in text.split(","):
+            name, sep, value = item.partition("=")
+            name = name.strip().upper()
+            if not sep or name not in CLASSES:
+                raise argparse.ArgumentTypeError(
+                    f"{text}: expected CLASS=probability pairs with CLASS in "
+                    f"{', '.join(CLASSES)} (got {item!r})"
+                )
+            try:
+                by_class[name] = _probability(value, f"{text}, {name}")
+            except argparse.ArgumentTypeError as exc:
+                raise argparse.ArgumentTypeError(
+                    f"expected CLASS=probability pairs: {exc}"
+                ) from None
+        return by_class
     try:
-        return float(text)
+        float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"{text}: expected a probability, CLASS=p pairs or a CSV"
         ) from None
+    return _probability(text, "--failure-probability")
 
 
 def _market_sizes(args: argparse.Namespace) -> tuple[int, int, int]:
@@ -189,15 +248,43 @@ def _write_xlsx(path: Path, rows: list[dict[str, Any]], columns: Sequence[str]) 
     book.save(path)
 
 
-def _simulate(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
+def _pld_inputs(args: argparse.Namespace) -> tuple[np.ndarray, float, float, str]:
+    """PLD history, floor, cap and where the bounds came from ("given", "regulatory YYYY" or
+    "history range": a user's CSV carries no regulatory limits)."""
+    given = args.pld_floor is not None or args.pld_cap is not None
     if args.pld_csv is not None:
         history = load_pld_csv(args.pld_csv).values
-        floor, cap = float(history.min()), float(history.max())
+        floor = float(history.min()) if args.pld_floor is None else args.pld_floor
+        cap = float(history.max()) if args.pld_cap is None else args.pld_cap
+        source = "given" if given else "history range"
     else:
-        history = pld_history_2017()
-        floor, cap = PLD_LIMITS[2017]
+        known = PLD_LIMITS.get(args.pld_year, (None, None))
+        floor = known[0] if args.pld_floor is None else args.pld_floor
+        cap = known[1] if args.pld_cap is None else args.pld_cap
+        if floor is None or cap is None:
+            raise ValueError(
+                f"the PLD floor and cap of {args.pld_year} are not on record: "
+                "give --pld-floor and --pld-cap"
+            )
+        history = pld_history(args.pld_year, floor, cap)
+        source = "given" if given else f"regulatory {args.pld_year}"
+    if not 0.0 <= floor < cap:
+        raise ValueError(f"--pld-floor must be ≥ 0 and < --pld-cap (got {floor:g}, {cap:g})")
+    return np.clip(history, floor, cap), float(floor), float(cap), source
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    try:
+        return _run_simulation(args)
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run_simulation(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    history, floor, cap, bounds_source = _pld_inputs(args)
     args.cs, args.ge, args.cm = _market_sizes(args)
     market = synthetic_market(
         args.cs, args.ge, args.cm, seed=args.seed, n_contracts=args.contracts, pld_history=history
@@ -208,7 +295,7 @@ def _simulate(args: argparse.Namespace) -> int:
         if unknown:
             raise SystemExit(f"--failure-probability: unknown agents {sorted(unknown)[:5]}")
         args.failure_probability = np.array([given.get(a, 1.0) for a in market.agent_ids])
-    prices = bootstrap_pld(history, args.scenarios, seed=args.seed)
+    prices = bootstrap_pld(history, args.scenarios, seed=args.seed, floor=floor, cap=cap)
     args.out.mkdir(parents=True, exist_ok=True)
     with tqdm(total=args.scenarios, unit="scen", desc="network risk") as bar:
         result = network_risk(
@@ -249,7 +336,12 @@ def _simulate(args: argparse.Namespace) -> int:
             "n_cm": args.cm,
             "n_contracts": market.n_contracts,
             "seed": args.seed,
-            "pld_source": str(args.pld_csv) if args.pld_csv else "SE/CO CMO 2017 clipped (paper)",
+            "pld_source": str(args.pld_csv)
+            if args.pld_csv
+            else f"SE/CO CMO {args.pld_year} bounded by floor and cap",
+            "pld_floor": floor,
+            "pld_cap": cap,
+            "pld_bounds_source": bounds_source,
         },
         "stress": {
             name: {k: v for k, v in s.items() if not isinstance(v, np.ndarray)}
@@ -270,16 +362,28 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _agent_losses(market, prices, args: argparse.Namespace, agent: int) -> np.ndarray | None:
+def _agent_losses(
+    market, prices, args: argparse.Namespace, agent: int, communities=None
+) -> np.ndarray:
     """One agent's total loss per scenario, under the run's failure model, seed and cascade.
 
     The failure draws are scenario-major, hence identical to network_risk's, so the picture's
-    VaR and CVaR are the table's. None when the full agent × scenario array would be too big.
+    VaR and CVaR are the table's. Large markets re-run the chunked engine keeping this agent's
+    series (bounded memory) instead of the full agent × scenario matrices.
     """
     from prudencial.risk.network import exposure_matrices
 
-    if market.n_agents * prices.size > 20_000_000:
-        return None
+    if market.n_agents * prices.size > FULL_MATRIX_CELLS:
+        if communities is None:
+            from prudencial.risk.communities import Communities
+
+            communities = Communities(np.zeros(market.n_agents, dtype=np.int64), 0.0, "none")
+        rerun = network_risk(
+            market, prices, confidence=args.confidence, cascade=args.cascade,
+            failure_probability=args.failure_probability, seed=args.seed,
+            keep_agents=[agent], communities=communities,
+        )  # fmt: skip
+        return rerun.kept_losses[agent]["total"]
     matrices = exposure_matrices(
         market, prices, cascade=args.cascade, failure_probability=args.failure_probability,
         seed=args.seed,
@@ -295,14 +399,13 @@ def _pictures(market, result, prices, args: argparse.Namespace) -> None:
         plots.plot_trade_network(market, result, lang=args.lang), args.out / "network"
     )
     plots.save_figure(plots.plot_exposure_scatter(result, lang=args.lang), args.out / "exposure")
-    losses = _agent_losses(market, prices, args, worst)
-    if losses is not None:
-        plots.save_figure(
-            plots.plot_loss_distribution(
-                losses, args.confidence, agent=market.agent_ids[worst], lang=args.lang
-            ),
-            args.out / "loss_distribution",
-        )
+    losses = _agent_losses(market, prices, args, worst, result.communities)
+    plots.save_figure(
+        plots.plot_loss_distribution(
+            losses, args.confidence, agent=market.agent_ids[worst], lang=args.lang
+        ),
+        args.out / "loss_distribution",
+    )
     # The three worst totals and the three worst propagated exposures.
     top = list(
         dict.fromkeys(

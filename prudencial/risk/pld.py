@@ -110,10 +110,33 @@ def weekly_cmo_history() -> PldHistory:
     return load_pld_csv(WEEKLY_CMO_CSV)
 
 
+def pld_history(year: int, floor: float | None = None, cap: float | None = None) -> np.ndarray:
+    """The shipped weekly SE/CO series of one year as a PLD: the CMO bounded by that year's
+    regulatory floor and cap (until 2020 the PLD was the bounded CMO).
+
+    `floor`/`cap` default to PLD_LIMITS; a year whose limits are not on record (2019, 2020)
+    needs both given, so an unbounded CMO is never passed off as a PLD.
+    """
+    history = weekly_cmo_history()
+    years = sorted({d.year for d in history.week_end or ()})
+    if year not in years:
+        raise ValueError(f"year must be one of {', '.join(map(str, years))} (got {year})")
+    if floor is None or cap is None:
+        if year not in PLD_LIMITS:
+            raise ValueError(
+                f"the PLD floor and cap of {year} are not on record: pass floor= and cap= "
+                "(see prudencial/risk/data/README.md)"
+            )
+        floor = PLD_LIMITS[year][0] if floor is None else floor
+        cap = PLD_LIMITS[year][1] if cap is None else cap
+    if not float(floor) < float(cap):
+        raise ValueError(f"floor must be < cap (got {floor:g} ≥ {cap:g})")
+    return np.clip(history.year(year), float(floor), float(cap))
+
+
 def pld_history_2017() -> np.ndarray:
     """The paper's series: 52 weeks of 2017 (SE/CO), clipped to that year's floor and cap."""
-    floor, cap = PLD_LIMITS[2017]
-    return np.clip(weekly_cmo_history().year(2017), floor, cap)
+    return pld_history(2017)
 
 
 def bootstrap_pld(

@@ -199,3 +199,123 @@ def test_simulate_refuses_a_bad_failure_probability(tmp_path, capsys):
     with _pytest.raises(SystemExit):
         cli_main(["simulate", "--failure-probability", "CS=high", "--out", str(tmp_path)])
     assert "CLASS=probability" in capsys.readouterr().err
+
+
+def test_simulate_xlsx_holds_the_agent_table(tmp_path):
+    from openpyxl import load_workbook
+
+    from prudencial.risk.network import AGENT_COLUMNS
+
+    out = tmp_path / "x"
+    assert main(["simulate", "--agents", "40", "--scenarios", "100", "--no-plots",
+                 "--out", str(out)]) == 0  # fmt: skip
+    sheet = load_workbook(out / "agents.xlsx").active
+    rows = list(sheet.iter_rows(values_only=True))
+    assert rows[0] == AGENT_COLUMNS
+    with (out / "agents.csv").open() as handle:
+        table = list(csv.DictReader(handle))
+    assert len(rows) == len(table) + 1 == 41
+    assert rows[1][0] == table[0]["agent"]
+    assert rows[1][AGENT_COLUMNS.index("cvar_total")] == pytest.approx(
+        float(table[0]["cvar_total"]), rel=1e-12
+    )
+
+
+def test_failure_probability_per_agent_csv(tmp_path):
+    market = synthetic_market(24, 14, 2, seed=5)  # what --agents 40 --seed 5 builds
+    path = tmp_path / "p.csv"
+    lines = ["agent,probability"] + [f"{a},0" for a in market.agent_ids if a[:2] != "CS"]
+    path.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "run"
+    assert main(["simulate", "--agents", "40", "--scenarios", "100", "--seed", "5",
+                 "--failure-probability", str(path), "--no-plots", "--out", str(out)]) == 0  # fmt: skip
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["probabilistic"] is True and summary["n_propagators"] == 0
+    with (out / "agents.csv").open() as handle:
+        assert all(float(r["cvar_propagated"]) == 0.0 for r in csv.DictReader(handle))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("agent,p\nGE01,0.5\n", "columns agent and probability are required"),
+        ("agent,probability\nGE01,0.5\nGE02,high\n", "line 3, probability: 'high' is not"),
+        ("agent,probability\nGE01,1.5\n", "line 2, probability: probability must be in"),
+        ("agent,probability\nGE01,0.5\nGE01,0.2\n", "line 3: agent GE01 is listed twice"),
+    ],
+)
+def test_failure_probability_csv_errors_name_the_line(tmp_path, capsys, content, message):
+    path = tmp_path / "p.csv"
+    path.write_text(content)
+    with pytest.raises(SystemExit):
+        main(["simulate", "--failure-probability", str(path), "--out", str(tmp_path)])
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("XX=0.3", "CLASS in CS, GE, CM"), ("GE=1.5", "probability must be in [0, 1]"),
+     ("-0.1", "probability must be in [0, 1]")],
+)  # fmt: skip
+def test_failure_probability_values_are_checked(tmp_path, capsys, value, message):
+    with pytest.raises(SystemExit):
+        main(["simulate", "--failure-probability", value, "--out", str(tmp_path)])
+    assert message in capsys.readouterr().err
+
+
+def test_pld_bounds_bound_the_scenarios_and_the_stress(tmp_path, capsys):
+    out = tmp_path / "regulatory"
+    args = ["simulate", "--agents", "40", "--scenarios", "300", "--no-plots"]
+    assert main([*args, "--pld-year", "2018", "--out", str(out)]) == 0
+    market = json.loads((out / "summary.json").read_text())["market"]
+    assert (market["pld_floor"], market["pld_cap"]) == (40.16, 505.18)
+    assert market["pld_bounds_source"] == "regulatory 2018"
+    stress = json.loads((out / "summary.json").read_text())["stress"]
+    assert (stress["pld_floor"]["pld"], stress["pld_cap"]["pld"]) == (40.16, 505.18)
+
+    history = tmp_path / "pld.csv"
+    history.write_text("semana;pld\n1;20,0\n2;300,0\n3;900,0\n")
+    out = tmp_path / "user"
+    code = main([*args, "--pld-csv", str(history), "--pld-floor", "58.60", "--pld-cap",
+                 "751.73", "--out", str(out)])  # fmt: skip
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["market"]["pld_bounds_source"] == "given"
+    assert summary["stress"]["pld_cap"]["pld"] == 751.73
+    # The scenarios are drawn from the history bounded to [58.60, 751.73] (seed 1 by default).
+    bounded = bootstrap_pld(np.array([58.60, 300.0, 751.73]), 300, seed=1)
+    unbounded = bootstrap_pld(np.array([20.0, 300.0, 900.0]), 300, seed=1)
+    assert summary["pld_mean"] == pytest.approx(bounded.mean(), rel=1e-12)
+    assert summary["pld_mean"] != pytest.approx(unbounded.mean(), rel=1e-3)
+    out = tmp_path / "history"
+    assert main([*args, "--pld-csv", str(history), "--out", str(out)]) == 0
+    market = json.loads((out / "summary.json").read_text())["market"]
+    assert (market["pld_floor"], market["pld_cap"], market["pld_bounds_source"]) == (
+        20.0,
+        900.0,
+        "history range",
+    )
+
+    assert main([*args, "--pld-year", "2019", "--out", str(tmp_path / "none")]) == 2
+    assert "give --pld-floor and --pld-cap" in capsys.readouterr().err
+
+
+def test_loss_picture_of_a_large_market_reruns_the_chunked_engine(tmp_path, monkeypatch):
+    """Past FULL_MATRIX_CELLS the picture's losses come from the chunked engine, not skipped."""
+    from prudencial.risk import cli
+
+    market = synthetic_market(40, 20, 6, seed=4)
+    prices = bootstrap_pld(pld_history_2017(), 300, seed=4)
+    args = cli._parser().parse_args(
+        ["simulate", "--seed", "4", "--failure-probability", "0.4", "--cascade",
+         "--out", str(tmp_path)]
+    )  # fmt: skip
+    result = network_risk(market, prices, failure_probability=0.4, seed=4, cascade=True)
+    a = int(np.argmax(result.cvar_total))
+    full = cli._agent_losses(market, prices, args, a)
+    monkeypatch.setattr(cli, "FULL_MATRIX_CELLS", 0)
+    chunked = cli._agent_losses(market, prices, args, a, result.communities)
+    np.testing.assert_allclose(chunked, full, rtol=1e-12, atol=1e-15)
+    from prudencial.risk import cvar
+
+    assert cvar(chunked, 0.95) == pytest.approx(result.cvar_total[a], rel=1e-12)

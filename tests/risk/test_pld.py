@@ -1,7 +1,13 @@
 import numpy as np
 import pytest
 
-from prudencial.risk import PldHistory, bootstrap_pld, load_pld_csv, pld_history_2017
+from prudencial.risk import (
+    PldHistory,
+    bootstrap_pld,
+    load_pld_csv,
+    pld_history,
+    pld_history_2017,
+)
 from prudencial.risk.pld import weekly_cmo_history
 
 
@@ -45,3 +51,28 @@ def test_bootstrap_draws_from_the_history():
 def test_bootstrap_validation():
     with pytest.raises(ValueError, match="n_scenarios"):
         bootstrap_pld([1.0], 0)
+
+
+@pytest.mark.parametrize("year", [2016, 2017, 2018])
+def test_each_years_series_is_bounded_by_that_years_floor_and_cap(year):
+    from prudencial.risk.pld import PLD_LIMITS
+
+    floor, cap = PLD_LIMITS[year]
+    raw = weekly_cmo_history().year(year)
+    series = pld_history(year)
+    np.testing.assert_array_equal(series, np.clip(raw, floor, cap))
+    assert series.min() >= floor and series.max() <= cap
+    # The raw CMO leaves the band every one of these years (2016 falls to 0.08, 2017 and 2018
+    # reach 860.84 and 784.90), so the bounding is not a no-op.
+    assert raw.min() < floor or raw.max() > cap
+
+
+def test_years_without_limits_on_record_need_them_given():
+    with pytest.raises(ValueError, match="floor and cap of 2019 are not on record"):
+        pld_history(2019)
+    series = pld_history(2019, floor=40.0, cap=500.0)
+    assert series.min() == 40.0 and series.max() == 500.0
+    with pytest.raises(ValueError, match="year must be one of"):
+        pld_history(2015)
+    with pytest.raises(ValueError, match="floor must be < cap"):
+        pld_history(2017, floor=600.0)
