@@ -12,7 +12,8 @@ Trust flow the host follows:
    against that key; a forged signature, another request's id or nonce, or a stale timestamp
    raise ``AnswerVerificationError``.
 
-Retries happen only on connection failures and always resend the SAME request id and nonce: the
+Retries (with exponential backoff) happen only on connection failures, including an enclave
+that refused the connection as ``busy``, and always resend the SAME request id and nonce: the
 enclave answers a retried request from its cache instead of running it twice, so even ``init`` or
 ``rotate`` are safe to retry.
 """
@@ -36,10 +37,12 @@ import cbor2
 from jwcrypto import jwk
 
 from enclave_bridge.enclave.protocol import (
+    E_BUSY,
     E_LOCKED,
     LOCKED_OPS,
     AnswerVerificationError,
     ConnectionClosed,
+    args_sha256,
     b64url_decode,
     canonical_json,
     decode_message,
@@ -262,6 +265,10 @@ class EnclaveClient:
                 if body is None:
                     raise ConnectionClosed("enclave closed the connection")
                 answer = decode_message(body)
+                if _refused_busy(answer) and attempt < self.retries:
+                    # All connection slots were taken: the enclave closed without running the
+                    # request, so it is retried like a connection failure.
+                    raise ConnectionClosed("enclave refused the connection: busy")
                 self._release(sock)
                 return answer
             except (OSError, ConnectionClosed) as exc:
@@ -289,7 +296,9 @@ class EnclaveClient:
         """Send one request and return its verified result (raise EnclaveError on an error)."""
         req_id = request_id or uuid.uuid4().hex
         nonce = nonce or os.urandom(32)
-        frame = encode_frame({"id": req_id, "op": op, "nonce": nonce, "args": dict(args or {})})
+        args = dict(args or {})
+        digest = args_sha256(args)  # the signed answer must be about exactly these args
+        frame = encode_frame({"id": req_id, "op": op, "nonce": nonce, "args": args})
         answer = self._exchange(frame, timeout or self.timeout)
         if answer.get("id") != req_id or answer.get("nonce") != nonce:
             if "error" in answer and answer.get("id") is None:
@@ -301,7 +310,7 @@ class EnclaveClient:
             if self._signing is not None:
                 if "answer" in answer:
                     token = answer["answer"]
-                    err = self._verified(token, req_id, nonce, op, announced=False)["error"]
+                    err = self._verified(token, req_id, nonce, op, digest, announced=False)["error"]
                     signed = True
                 elif err.get("code") != E_LOCKED and op not in LOCKED_OPS:
                     # An unlocked enclave signs its errors: an unsigned one was forged or altered
@@ -310,7 +319,7 @@ class EnclaveClient:
                     raise AnswerVerificationError("error answer is not signed")
             raise EnclaveError(str(err.get("code")), str(err.get("message")), signed=signed)
         if "answer" in answer:
-            return self._verified(answer["answer"], req_id, nonce, op)
+            return self._verified(answer["answer"], req_id, nonce, op, digest)
         result = answer.get("result")
         if (
             op in ("health", "describe")
@@ -321,7 +330,14 @@ class EnclaveClient:
         raise AnswerVerificationError("answer is not signed")
 
     def _verified(
-        self, token: str, req_id: str, nonce: bytes, op: str, *, announced: bool = True
+        self,
+        token: str,
+        req_id: str,
+        nonce: bytes,
+        op: str,
+        digest: str,
+        *,
+        announced: bool = True,
     ) -> Any:
         key = self._signing
         if announced and op in ("init", "unseal", "attest"):
@@ -337,7 +353,13 @@ class EnclaveClient:
                 "no signing key registered: attest, check_attestation, register_signing_key first"
             )
         body = verify_answer(
-            token, key, req_id=req_id, nonce=nonce, op=op, max_skew_seconds=self.max_skew_seconds
+            token,
+            key,
+            req_id=req_id,
+            nonce=nonce,
+            op=op,
+            args_digest=digest,
+            max_skew_seconds=self.max_skew_seconds,
         )
         return body["result"]
 
@@ -482,6 +504,12 @@ class EnclaveClient:
             {"batch": batch, "network": dict(network or {})},
             timeout=timeout or max(self.timeout, 600.0),
         )
+
+
+def _refused_busy(answer: Mapping[str, Any]) -> bool:
+    """The framing-level refusal a full enclave sends at accept, before reading any request."""
+    error = answer.get("error")
+    return answer.get("id") is None and isinstance(error, dict) and error.get("code") == E_BUSY
 
 
 def _item_size(item: Mapping[str, Any]) -> int:

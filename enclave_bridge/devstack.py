@@ -21,7 +21,7 @@ from enclave_bridge.attestation.devpki import ensure_dev_pki
 from enclave_bridge.attestation.nsm import measure_pcrs
 from enclave_bridge.client import EnclaveClient, EnclaveConnectionError
 from enclave_bridge.enclave import APP_DIR
-from enclave_bridge.kms_sim import create_attested_key, kms_client
+from enclave_bridge.kms_sim import create_attested_key, kms_admin_client
 
 logger = logging.getLogger(__name__)
 
@@ -130,8 +130,10 @@ class LocalEnclaveStack:
         record = self.workdir / f"kms-key-{pcr0[:16]}"
         if record.exists():
             return record.read_text().strip()
+        # Created by the key administrator: the instance role (host and enclave) may not
+        # create keys, or it could choose a policy that releases data keys to itself.
         key_id = create_attested_key(
-            kms_client(self.kms_url), {0: pcr0}, description="enclave sealing key (dev)"
+            kms_admin_client(self.kms_url), {0: pcr0}, description="enclave sealing key (dev)"
         )
         record.write_text(key_id)
         return key_id

@@ -5,7 +5,8 @@ map. Requests are ``{"id", "op", "nonce", "args"}``. Answers echo ``id``, ``op``
 carry exactly one of:
 
 - ``"answer"``: a JWS compact serialization (ES384) over the JSON body
-  ``{"id", "nonce", "op", "ts", "result"}`` signed with the enclave's result-signing key;
+  ``{"id", "nonce", "op", "args_sha256", "ts", "result"}`` signed with the enclave's
+  result-signing key (``args_sha256`` ties the answer to the exact args it answers);
 - ``"result"``: an unsigned result, only for ``health``/``describe`` while the enclave is locked
   (it holds no signing key yet);
 - ``"error"``: ``{"code", "message"}``; messages name fields and rules, never payload values.
@@ -17,6 +18,7 @@ encodes, and the signed-answer check is the same code wherever it runs.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import socket
 import struct
@@ -233,11 +235,23 @@ def utc_timestamp() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def answer_body(*, req_id: str | int, nonce: bytes, op: str, result: Any) -> bytes:
-    """JSON body the enclave signs: binds the result to the request id, nonce, op and time."""
-    return canonical_json(
-        {"id": req_id, "nonce": b64url(nonce), "op": op, "ts": utc_timestamp(), "result": result}
-    )
+def args_sha256(args: dict[str, Any]) -> str:
+    """SHA-256 (hex) of the request args as canonical CBOR: what a signed answer was about."""
+    return hashlib.sha256(cbor2.dumps(args, canonical=True)).hexdigest()
+
+
+def answer_body(
+    *, req_id: str | int, nonce: bytes, op: str, result: Any, args_digest: str | None = None
+) -> bytes:
+    """JSON body the enclave signs: binds the result to the request id, nonce, op, args and time.
+
+    With ``args_digest`` (``args_sha256`` of the request's args) a stored verdict stays tied to
+    the envelope, agent and week it judged: anyone holding those can recompute the digest.
+    """
+    body = {"id": req_id, "nonce": b64url(nonce), "op": op, "ts": utc_timestamp(), "result": result}
+    if args_digest is not None:
+        body["args_sha256"] = args_digest
+    return canonical_json(body)
 
 
 def sign_answer(body: bytes, signing_key: jwk.JWK, kid: str) -> str:
@@ -260,9 +274,11 @@ def verify_answer(
     req_id: str | int,
     nonce: bytes,
     op: str,
+    args_digest: str | None = None,
     max_skew_seconds: float = 300.0,
 ) -> dict[str, Any]:
-    """Verify a signed answer and its binding; return the body (with ``result``)."""
+    """Verify a signed answer and its binding (and, with ``args_digest``, that it answers these
+    args); return the body (with ``result``)."""
     verifier = jws.JWS()
     try:
         verifier.deserialize(token)
@@ -285,6 +301,8 @@ def verify_answer(
         raise AnswerVerificationError("signed answer does not echo the request nonce")
     if body.get("op") != op:
         raise AnswerVerificationError("signed answer is for another operation")
+    if args_digest is not None and body.get("args_sha256") != args_digest:
+        raise AnswerVerificationError("signed answer is for other request args")
     try:
         ts = datetime.fromisoformat(str(body.get("ts")).replace("Z", "+00:00"))
     except ValueError as exc:

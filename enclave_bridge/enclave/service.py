@@ -19,8 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import cbor2
-
 from .checks import check_envelope, check_kind
 from .compute import (
     CheckPool,
@@ -46,6 +44,7 @@ from .protocol import (
     ProtocolError,
     Request,
     answer_body,
+    args_sha256,
     b64url,
     canonical_json,
     describe_failure,
@@ -133,10 +132,6 @@ class NonceCache:
         return len(self._entries)
 
 
-def _args_digest(args: dict[str, Any]) -> bytes:
-    return hashlib.sha256(cbor2.dumps(args, canonical=True)).digest()
-
-
 def _blob(value: Any, name: str) -> bytes:
     if isinstance(value, bytes):
         return value
@@ -219,6 +214,7 @@ class Service:
 
     def handle(self, req: Request) -> dict[str, Any]:
         """Run one request (with replay/idempotency) and return its answer map."""
+        digest = args_sha256(req.args)
         handler = self._ops.get(req.op)
         if handler is None:
             return self._error(
@@ -226,41 +222,47 @@ class Service:
                 ProtocolError(
                     E_UNKNOWN_OP, f"unknown op; known ops: {', '.join(sorted(self._ops))}"
                 ),
+                digest,
             )
-        digest = _args_digest(req.args)
         try:
-            cached = self.nonces.begin(req, digest)
+            cached = self.nonces.begin(req, digest.encode())
         except ProtocolError as exc:  # a replay or a full window: refused, and signed as such
-            return self._error(req, exc)
+            return self._error(req, exc, digest)
         if cached is not None:
             self.counts["retried"] += 1
             return cached
         try:
-            answer = self._run(req, handler)
+            answer = self._run(req, handler, digest)
         except ProtocolError as exc:
-            answer = self._error(req, exc)
+            answer = self._error(req, exc, digest)
         except Exception as exc:
             logger.error(
                 "op=%s id=%s failed unexpectedly: %s", req.op, req.id, describe_failure(exc)
             )
             answer = self._error(
-                req, ProtocolError("internal_error", "the enclave failed to process the request")
+                req,
+                ProtocolError("internal_error", "the enclave failed to process the request"),
+                digest,
             )
         self.nonces.finish(req.nonce, answer, _answer_size(answer))
         return answer
 
-    def _error(self, req: Request, exc: ProtocolError) -> dict[str, Any]:
+    def _error(self, req: Request, exc: ProtocolError, digest: str) -> dict[str, Any]:
         """An error answer, signed like any answer once the enclave holds keys, so nobody on
         the way can forge or alter an enclave's verdict (only a locked enclave's are unsigned)."""
         answer = error_answer(req.id, req.nonce, req.op, exc)
         if self.keys is not None:
             body = answer_body(
-                req_id=req.id, nonce=req.nonce, op=req.op, result={"error": exc.to_dict()}
+                req_id=req.id,
+                nonce=req.nonce,
+                op=req.op,
+                result={"error": exc.to_dict()},
+                args_digest=digest,
             )
             answer["answer"] = self.keys.sign(body)
         return answer
 
-    def _run(self, req: Request, handler: Callable[[Request], Any]) -> dict[str, Any]:
+    def _run(self, req: Request, handler: Callable[[Request], Any], digest: str) -> dict[str, Any]:
         keys = self.keys
         if keys is None and req.op not in LOCKED_OPS:
             raise ProtocolError(E_LOCKED, "enclave is locked: send init (first boot) or unseal")
@@ -272,7 +274,9 @@ class Service:
             signer = self.keys
         if signer is None:
             return {"id": req.id, "nonce": req.nonce, "op": req.op, "result": result}
-        body = answer_body(req_id=req.id, nonce=req.nonce, op=req.op, result=result)
+        body = answer_body(
+            req_id=req.id, nonce=req.nonce, op=req.op, result=result, args_digest=digest
+        )
         return {"id": req.id, "nonce": req.nonce, "op": req.op, "answer": signer.sign(body)}
 
     # --- key lifecycle ---------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 Not AWS KMS: keys live in a local process (optionally a state file); see docs/attestation.md.
 """
 
-import logging
 from typing import Any
 
 from .policy import attestation_key_policy, is_allowed
@@ -18,8 +17,6 @@ from .server import (
     make_kms_server,
     start_kms_sim,
 )
-
-logger = logging.getLogger(__name__)
 
 __all__ = [
     "INSTANCE_ROLE_ARN",
@@ -55,38 +52,16 @@ def kms_admin_client(endpoint_url: str) -> Any:
     return _client(endpoint_url, ADMIN_CREDENTIALS)
 
 
-def _is_sim_instance_refusal(exc: Exception) -> bool:
-    response = getattr(exc, "response", None) or {}
-    error = response.get("Error", {})
-    return error.get("Code") == "AccessDeniedException" and INSTANCE_ROLE_ARN in str(
-        error.get("Message", "")
-    )
-
-
 def create_attested_key(client: Any, pcrs: dict[int, str], *, description: str = "") -> str:
     """Create a symmetric key whose policy releases data keys only to enclaves with `pcrs`.
 
-    `client` should be the key administrator's (kms_admin_client). TRANSITIONAL: when the
-    simulated KMS refuses CreateKey to the instance role, the key is created with
-    kms_admin_client on the same endpoint and a warning is logged (callers still passing
-    kms_client); remove once every caller passes an admin client.
+    `client` must be the key administrator's (kms_admin_client): the simulated KMS, like the
+    production IAM set-up, refuses CreateKey to the instance role (AccessDeniedException).
     """
-    from botocore.exceptions import ClientError
-
-    arguments = {
-        "Policy": attestation_key_policy(pcrs),
-        "Description": description or "enclave sealing key (attested)",
-        "KeyUsage": "ENCRYPT_DECRYPT",
-        "KeySpec": "SYMMETRIC_DEFAULT",
-    }
-    try:
-        response = client.create_key(**arguments)
-    except ClientError as exc:
-        if not _is_sim_instance_refusal(exc):
-            raise
-        logger.warning(
-            "create_attested_key was given the instance-role client; the simulated KMS only "
-            "lets the key administrator create keys: pass kms_admin_client(url) instead"
-        )
-        response = kms_admin_client(client.meta.endpoint_url).create_key(**arguments)
+    response = client.create_key(
+        Policy=attestation_key_policy(pcrs),
+        Description=description or "enclave sealing key (attested)",
+        KeyUsage="ENCRYPT_DECRYPT",
+        KeySpec="SYMMETRIC_DEFAULT",
+    )
     return response["KeyMetadata"]["KeyId"]

@@ -201,9 +201,10 @@ def test_planted_key_ring_attack_fails(host, admin, key_id, nsm) -> None:
         KmsSealer(host, key_id, nsm).unseal(planted, context=CONTEXT)
 
 
-def test_create_attested_key_with_the_instance_client_falls_back(host, admin, caplog) -> None:
-    key = create_attested_key(host, {0: PCR0.hex()})
-    assert "kms_admin_client" in caplog.text
+def test_create_attested_key_needs_the_key_administrator(host, admin) -> None:
+    # The instance role cannot create a key (it would pick a policy that releases to itself).
+    _denied(create_attested_key, host, {0: PCR0.hex()})
+    key = create_attested_key(admin, {0: PCR0.hex()})
     policy = json.loads(admin.get_key_policy(KeyId=key, PolicyName="default")["Policy"])
     sids = {s["Sid"]: s for s in policy["Statement"]}
     assert sids["KeyAdministration"]["Principal"] == {"AWS": KEY_ADMIN_ROLE_ARN}

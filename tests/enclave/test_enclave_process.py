@@ -216,6 +216,10 @@ def test_replayed_nonce_is_refused_and_retry_is_idempotent(client):
     with pytest.raises(EnclaveError) as info:
         client.call("health", request_id="replay-2", nonce=nonce)
     assert info.value.code == "replayed_nonce"
+    assert info.value.signed  # the refusal is the enclave's, not a relay's invention
+    with pytest.raises(EnclaveError) as info:  # same id, other args: a replay too
+        client.call("describe", request_id="replay-1", nonce=nonce)
+    assert info.value.code == "replayed_nonce" and info.value.signed
     _health_ok(client)
 
 

@@ -13,6 +13,7 @@ from enclave_bridge.enclave.protocol import (
     AnswerVerificationError,
     ProtocolError,
     answer_body,
+    args_sha256,
     decode_message,
     encode_frame,
     parse_request,
@@ -34,12 +35,23 @@ def signer():
 def test_signed_answer_binding(signer):
     key, public = signer
     nonce = os.urandom(32)
+    digest = args_sha256({"envelope": "a.b.c.d.e", "kind": "portfolio"})
     token = sign_answer(
-        answer_body(req_id="r1", nonce=nonce, op="health", result={"a": 1}), key, "k"
+        answer_body(req_id="r1", nonce=nonce, op="health", result={"a": 1}, args_digest=digest),
+        key,
+        "k",
     )
-    assert verify_answer(token, public, req_id="r1", nonce=nonce, op="health")["result"] == {"a": 1}
-    for kwargs in ({"req_id": "r2"}, {"nonce": os.urandom(32)}, {"op": "describe"}):
-        args = {"req_id": "r1", "nonce": nonce, "op": "health", **kwargs}
+    assert verify_answer(token, public, req_id="r1", nonce=nonce, op="health", args_digest=digest)[
+        "result"
+    ] == {"a": 1}
+    other_args = args_sha256({"envelope": "f.g.h.i.j", "kind": "portfolio"})
+    for kwargs in (
+        {"req_id": "r2"},
+        {"nonce": os.urandom(32)},
+        {"op": "describe"},
+        {"args_digest": other_args},  # a verdict cannot be passed off as another envelope's
+    ):
+        args = {"req_id": "r1", "nonce": nonce, "op": "health", "args_digest": digest, **kwargs}
         with pytest.raises(AnswerVerificationError):
             verify_answer(token, public, **args)
     head, body, sig = token.split(".")
@@ -235,10 +247,20 @@ def test_a_trickled_frame_is_cut_at_the_read_deadline():
     theirs.close()
 
 
-@pytest.mark.parametrize(("code", "refused"), [("decryption_failed", True), ("locked", False)])
-def test_client_refuses_an_unsigned_error_once_it_trusts_a_key(tmp_path, signer, code, refused):
+@pytest.mark.parametrize(
+    ("op", "code", "refused"),
+    [
+        ("validate", "decryption_failed", True),
+        ("validate", "replayed_nonce", True),
+        ("rotate", "sealing_failed", True),  # only an unlocked enclave rotates: it signs
+        ("validate", "locked", False),
+        ("unseal", "sealing_failed", False),  # a locked enclave's boot op has no key to sign
+        ("init", "sealing_failed", False),
+    ],
+)
+def test_client_refuses_an_unsigned_error_once_it_trusts_a_key(tmp_path, signer, op, code, refused):
     """Something between host and enclave inventing an error is caught; only a locked enclave
-    (which holds no key yet) may answer unsigned."""
+    (which holds no key yet) may answer unsigned: "locked", or the failure of a boot op."""
     import socket
     import threading
 
@@ -272,7 +294,102 @@ def test_client_refuses_an_unsigned_error_once_it_trusts_a_key(tmp_path, signer,
         f"unix:{path}", retries=0, signing_jwk=public.export_public(as_dict=True)
     )
     expected = AnswerVerificationError if refused else EnclaveError
-    with pytest.raises(expected):
-        client.validate("a.b.c.d.e", kind="portfolio", agent=agent(71), week=WEEK)
+    with pytest.raises(expected) as info:
+        client.call(op, {"sealed_keys": b"x"} if op == "unseal" else {})
+    if not refused:
+        assert info.value.code == code and not info.value.signed
     client.close()
     server.close()
+
+
+def test_server_idle_timeout_and_connection_limit(tmp_path):
+    """An idle connection is closed after the idle timeout and frees its slot; a connection
+    beyond the limit gets a ``busy`` error frame instead of a thread."""
+    import socket
+    import threading
+    import time
+
+    from enclave_bridge.enclave.protocol import read_frame_bytes
+    from enclave_bridge.enclave.server import EnclaveServer
+    from enclave_bridge.enclave.service import Service
+    from enclave_bridge.enclave.transport import parse_address
+
+    service = Service(nsm=None, sealer_factory=lambda credentials: None, workers=1)
+    address = parse_address(f"unix:{tmp_path / 'enclave.sock'}")
+    server = EnclaveServer(service, address, idle_timeout=0.5, read_timeout=0.5, max_connections=1)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    def connect() -> socket.socket:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(5)
+        sock.connect(address.path)
+        return sock
+
+    def health(sock: socket.socket) -> dict:
+        sock.sendall(encode_frame({"id": 1, "op": "health", "nonce": os.urandom(16)}))
+        return decode_message(read_frame_bytes(sock, max_frame=1 << 20))
+
+    try:
+        first = connect()
+        assert health(first)["result"]["state"] == "locked"
+        with connect() as second:  # the only slot is taken
+            assert decode_message(read_frame_bytes(second, max_frame=1 << 20))["error"] == {
+                "code": "busy",
+                "message": "too many connections",
+            }
+        started = time.monotonic()
+        assert first.recv(1) == b""  # closed by the enclave once idle
+        assert time.monotonic() - started < 3
+        first.close()
+        time.sleep(0.1)  # the slot is released after the connection's thread ends
+        with connect() as third:
+            assert health(third)["result"]["status"] == "ok"
+        # The client retries a busy refusal with backoff until the slot frees (idle timeout).
+        from enclave_bridge.client import EnclaveClient, EnclaveError
+
+        time.sleep(0.1)
+        holder = connect()
+        assert health(holder)["result"]["status"] == "ok"
+        with EnclaveClient(str(address), retries=0) as impatient, pytest.raises(EnclaveError):
+            impatient.health()
+        with EnclaveClient(str(address), retries=4, backoff=0.2) as patient:
+            assert patient.health()["status"] == "ok"
+        holder.close()
+    finally:
+        server.stop()
+
+
+def test_enclave_image_trees_import_no_django_nor_host_code():
+    """Everything the enclave image holds (docs/enclave.md §1) imports in a fresh interpreter
+    without Django and without host-side modules (client, kms_sim, the Django app)."""
+    import subprocess
+    import sys
+
+    from enclave_bridge.enclave import APP_DIR
+
+    code = """
+import importlib, pkgutil, sys
+import enclave_bridge.enclave, enclave_bridge.attestation, prudencial.risk
+import enclave_bridge.enclave.__main__
+for pkg in (enclave_bridge.enclave, enclave_bridge.attestation, prudencial.risk):
+    for info in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + "."):
+        if not info.name.endswith("__main__"):
+            importlib.import_module(info.name)
+print("\\n".join(sorted(sys.modules)))
+"""
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    env["PYTHONPATH"] = str(APP_DIR)
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=APP_DIR, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    modules = done.stdout.split()
+    assert "enclave_bridge.enclave.service" in modules and "prudencial.risk.leverage" in modules
+    assert not [m for m in modules if m == "django" or m.startswith(("django.", "rest_framework"))]
+    allowed = ("enclave_bridge.enclave", "enclave_bridge.attestation", "prudencial.risk")
+    project = [m for m in modules if m.split(".")[0] in ("enclave_bridge", "prudencial", "config")]
+    assert [
+        m
+        for m in project
+        if m not in ("enclave_bridge", "prudencial") and not m.startswith(allowed)
+    ] == []

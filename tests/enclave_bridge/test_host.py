@@ -4,6 +4,7 @@ KMS process, the development PKI; keys registered only from verified attestation
 from __future__ import annotations
 
 import dataclasses
+import io
 import logging
 import os
 import subprocess
@@ -277,3 +278,33 @@ def test_api_attestation_answers_503_when_the_enclave_is_down(db, client_for, se
     )
     assert answer.status_code == 503
     assert answer.json()["error"]["code"] == "enclave_unavailable"
+
+
+def test_run_enclave_command_boots_registers_and_unseals_on_the_next_run(db, settings, tmp_path):
+    """`manage.py run_enclave` (also `make demo`'s path): first run inits and stores the sealed
+    set, rotates on request; the next run hands the stored set back instead of new keys."""
+    from django.core.management import CommandError, call_command
+
+    workdir = tmp_path / "enc"
+    settings.ENCLAVE_ADDRESS = f"unix:{workdir / 'enclave.sock'}"
+    settings.ENCLAVE_TRUST_ROOT = str(workdir / "pki" / "root.pem")
+    settings.ENCLAVE_EXPECTED_PCRS = "measure"
+    settings.ENCLAVE_ALLOW_DEBUG = False
+    out = io.StringIO()
+    call_command("run_enclave", "--workdir", str(workdir), "--once", "--rotate", stdout=out)
+    assert "Enclave ready" in out.getvalue()
+    assert list(SealedKeySet.objects.values_list("reason", "is_current")) == [
+        ("rotate", True),
+        ("init", False),
+    ]
+    enc = EnclaveKey.objects.filter(use="enc")
+    assert enc.count() == 2 and enc.filter(status="current").count() == 1
+    current = enc.get(status="current").kid
+
+    call_command("run_enclave", "--workdir", str(workdir), "--once", stdout=io.StringIO())
+    assert SealedKeySet.objects.count() == 2  # unsealed: no new key set
+    assert EnclaveKey.objects.get(use="enc", status="current").kid == current
+
+    settings.ENCLAVE_ADDRESS = "unix:/elsewhere.sock"
+    with pytest.raises(CommandError, match="ENCLAVE_ADDRESS"):
+        call_command("run_enclave", "--workdir", str(workdir), "--once")
