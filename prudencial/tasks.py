@@ -1,4 +1,9 @@
-"""Celery tasks: thin wrappers around services, idempotent, safe to run twice."""
+"""Celery tasks: thin wrappers around services, idempotent, safe to run twice.
+
+Beat sends these (django-celery-beat, `manage.py sync_schedules`). Code that sends a task from a
+write sends it with `.delay_on_commit()` (every task here is Celery's DjangoTask), so a worker
+never looks for a row that is not committed yet.
+"""
 
 from celery import shared_task
 

@@ -148,6 +148,8 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    # Public names for enums that share a field name ("status") across components.
+    "ENUM_NAME_OVERRIDES": {"WeekStatusEnum": "prudencial.models.weeks.WeekStatus"},
 }
 
 # --- django-guardian -------------------------------------------------------------------------
@@ -176,8 +178,10 @@ CELERY_TASK_TIME_LIMIT = 30 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 25 * 60
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 60 * 60}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-# Installed into django-celery-beat's tables by `manage.py sync_schedules` (editable in the admin).
-CELERY_BEAT_SCHEDULE = {
+# The default beat entries, installed into django-celery-beat's tables by `manage.py
+# sync_schedules`, where staff edit them in the admin. Deliberately not CELERY_BEAT_SCHEDULE:
+# beat's DatabaseScheduler writes that one over the tables every time it starts, undoing staff edits.
+PRUDENCIAL_BEAT_SCHEDULE = {
     "open-due-weeks": {
         "task": "prudencial.tasks.open_due_weeks",
         "schedule": crontab(minute="*/5"),

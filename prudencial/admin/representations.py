@@ -64,13 +64,16 @@ class RepresentationForm(forms.ModelForm):
         fields = ("user", "agent", "role", "valid_from", "valid_until")
 
     def _post_clean(self) -> None:
-        """The service's overlap rule, so the error appears on the form rather than after save."""
+        """The service's CPF and overlap rules, so the error appears on the form rather than
+        after save."""
         super()._post_clean()
         if not self.errors:
             self.clean_overlap()
 
     def clean_overlap(self) -> None:
         try:
+            if "user" in self.fields:
+                rep_services.representation_check_user(self.cleaned_data.get("user"))
             rep_services.representation_check_overlap(self.instance)
         except ValidationError as exc:
             add_service_errors(self, exc)

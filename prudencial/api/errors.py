@@ -21,6 +21,10 @@ _MESSAGES = {
     status.HTTP_403_FORBIDDEN: "Você não tem permissão para esta operação.",
     status.HTTP_404_NOT_FOUND: "Não encontrado (ou você não tem acesso a este objeto).",
 }
+_CSRF_MESSAGE = (
+    "Requisição de sessão sem token CSRF válido: envie o cabeçalho X-CSRFToken com o valor do "
+    "cookie csrftoken, ou autentique-se com 'Authorization: Token <token>'."
+)
 
 
 def _django_error(exc: DjangoValidationError) -> exceptions.APIException:
@@ -65,6 +69,13 @@ def exception_handler(exc, context):
         code = getattr(exc, "default_code", "error")
         if isinstance(getattr(exc, "detail", None), exceptions.ErrorDetail):
             code = exc.detail.code or code
+        detail = str(getattr(exc, "detail", ""))
+        if response.status_code == status.HTTP_403_FORBIDDEN:
+            if detail.startswith("CSRF Failed"):
+                # A browser session posting without the token: "no permission" would mislead.
+                message, code = _CSRF_MESSAGE, "csrf_failed"
+            elif detail and detail != str(getattr(exc, "default_detail", "")):
+                message = detail  # a refusal that says which rule: keep it
     response.data = {"error": {"code": code, "message": message, "fields": fields}}
     return response
 

@@ -1,6 +1,7 @@
 """Platform users: CCEE staff and the people who act for market agents, identified by CPF."""
 
 from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -33,9 +34,19 @@ class User(AbstractUser):
         ]
 
     def clean(self) -> None:
+        """People who control or represent agents are identified by their CPF: it stays."""
         super().clean()
         if self.cpf:
             self.cpf = normalize_cpf(self.cpf)
+        elif self.pk and self.representations.exists():
+            raise ValidationError(
+                {
+                    "cpf": _(
+                        "Este usuário controla ou representa agentes: o CPF é obrigatório "
+                        "(encerre as representações antes de removê-lo)."
+                    )
+                }
+            )
 
     def save(self, *args, **kwargs) -> None:
         if self.cpf:

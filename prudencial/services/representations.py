@@ -66,6 +66,19 @@ def sync_agent_permissions(*, user: User, agent: Agent, today: date | None = Non
     return wanted
 
 
+def representation_check_user(user: User | None) -> None:
+    """Whoever controls or represents an agent is a person identified by a (validated) CPF."""
+    if user is not None and not user.cpf:
+        raise ValidationError(
+            {
+                "user": f"O usuário “{user.get_username()}” não tem CPF cadastrado: quem controla "
+                "ou representa um agente é identificado pelo CPF. Cadastre o CPF do usuário "
+                "antes de conceder a representação."
+            },
+            code="user_without_cpf",
+        )
+
+
 def representation_check_overlap(rep: Representation) -> None:
     """Two representations of the same user, agent and role may not overlap in time."""
     others = Representation.objects.filter(
@@ -104,6 +117,7 @@ def representation_grant(
         granted_by=granted_by,
     )
     rep.full_clean()
+    representation_check_user(user)
     representation_check_overlap(rep)
     rep.save()
     sync_agent_permissions(user=user, agent=agent)
@@ -120,6 +134,8 @@ def representation_update(*, representation: Representation, **changes) -> Repre
     for field, value in changes.items():
         setattr(representation, field, value)
     representation.full_clean()
+    if "user" in changes:
+        representation_check_user(representation.user)
     representation_check_overlap(representation)
     representation.save()
     sync_agent_permissions(user=old_pair[0], agent=old_pair[1])

@@ -443,6 +443,8 @@ def week_transition(*, week: Week, to: str, by: User | None = None) -> Week:
     if target == WeekStatus.OPEN:
         _check_ready_to_open(locked)
     locked.status = target
+    if by is not None:
+        locked._history_user = by  # simple_history: who moved it (beat moves it as nobody)
     locked.save(update_fields=["status", "updated_at"])
     logger.info(
         "week %s: %s → %s by user=%s", locked.code, current, target, getattr(by, "pk", None)

@@ -88,6 +88,7 @@ def endpoint_url(name: str, world: dict) -> str:
         "schema": "/api/v1/schema/",
         "docs": "/api/v1/docs/",
         "token": "/api/v1/auth/token/",
+        "enclave_keys": "/api/v1/enclave/keys/",
     }[name]
 
 
@@ -167,6 +168,16 @@ MATRIX = {
         "staff": 200,
         "superuser": 200,
     },
+    # The enclave's public keys: for every authenticated user (POST /enclave/attestation/ needs an
+    # enclave process and is tried in tests/enclave_bridge).
+    "enclave_keys": {
+        "anonymous": 401,
+        "inactive": 401,
+        "stranger": 200,
+        "agent_user": 200,
+        "staff": 200,
+        "superuser": 200,
+    },
     "token": {
         "anonymous": 405,
         "inactive": 401,
@@ -239,6 +250,17 @@ def test_schema_lists_every_endpoint(world, api_client):
     } <= paths
 
 
+def test_schema_is_valid_openapi_3_without_warnings(tmp_path):
+    from django.core.management import call_command
+
+    out = tmp_path / "schema.yaml"
+    # --fail-on-warn: an unnamed enum or an untyped field is a defect of the public contract.
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(out))
+    text = out.read_text()
+    assert text.startswith("openapi: 3.")
+    assert "WeekStatusEnum" in text
+
+
 def test_bad_token_is_401_with_the_error_shape(api_client, agent_user):
     api_client.credentials(HTTP_AUTHORIZATION="Token " + "0" * 40)
     response = api_client.get("/api/v1/agents/")
@@ -250,6 +272,32 @@ def test_bad_token_is_401_with_the_error_shape(api_client, agent_user):
 def test_session_login_works_for_the_api(client, agent_user):
     assert client.login(username=agent_user.username, password=PASSWORD)
     assert [a["acronym"] for a in client.get("/api/v1/agents/").json()["results"]] == ["AGA"]
+
+
+def test_a_session_post_without_csrf_says_so_not_forbidden(agent_user):
+    from django.test import Client
+
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(agent_user)
+    response = browser.post(
+        "/api/v1/auth/token/", {"username": agent_user.username, "password": PASSWORD}
+    )
+    assert response.status_code == 403
+    error = response.json()["error"]
+    assert error["code"] == "csrf_failed"
+    assert "X-CSRFToken" in error["message"] and "Authorization: Token" in error["message"]
+
+
+def test_a_refusal_with_its_own_reason_keeps_it():
+    from rest_framework.exceptions import PermissionDenied
+
+    from prudencial.api.errors import exception_handler
+
+    generic = exception_handler(PermissionDenied(), {}).data["error"]
+    assert generic["message"] == "Você não tem permissão para esta operação."
+    specific = exception_handler(PermissionDenied("Só quem controla o agente envia o FA."), {})
+    assert specific.status_code == 403
+    assert specific.data["error"]["message"] == "Só quem controla o agente envia o FA."
 
 
 # --- token authentication --------------------------------------------------------------------
@@ -659,3 +707,28 @@ def test_many_agents_for_one_user(client_for):
     for agent in agents:
         grant(user, agent, REPRESENTS)
     assert visible(client_for(user)) == sorted(a.acronym for a in agents)
+
+
+# --- people are identified by CPF -------------------------------------------------------------
+
+
+def test_a_user_without_cpf_cannot_be_granted_a_representation(agent_a):
+    user = UserFactory(cpf=None)
+    with pytest.raises(ValidationError) as info:
+        grant(user, agent_a)
+    assert list(info.value.message_dict) == ["user"]
+    assert "não tem CPF cadastrado" in info.value.message_dict["user"][0]
+    assert not Representation.objects.exists()
+    assert codenames(user, agent_a) == set()
+
+
+def test_a_representation_cannot_move_to_a_user_without_cpf(agent_a, agent_user):
+    representation = Representation.objects.get(user=agent_user, agent=agent_a)
+    nameless = UserFactory(cpf=None)
+    with pytest.raises(ValidationError) as info:
+        representation_update(representation=representation, user=nameless)
+    assert list(info.value.message_dict) == ["user"]
+    representation.refresh_from_db()
+    assert representation.user == agent_user
+    assert codenames(nameless, agent_a) == set()
+    assert codenames(agent_user, agent_a) == granted_by_roles(CONTROLS)

@@ -227,3 +227,30 @@ def test_limited_staff_agent_autocomplete_stays_within_the_selector(client, limi
     )
     assert response.status_code == 200
     assert [row["text"].split(" ")[0] for row in response.json()["results"]] == ["AGA"]
+
+
+@pytest.mark.parametrize(
+    "model",
+    [m for m in REGISTERED if m._meta.app_label == "prudencial"],
+    ids=lambda m: m._meta.label,
+)
+def test_every_prudencial_admin_has_search_filters_and_no_foreign_key_drop_down(model, rf):
+    """Search, filters, list_select_related and autocomplete (or read-only) for every foreign key
+    that a form shows: no unbounded drop-down of users or agents (style.md, large tables)."""
+    from django.db import models as db_models
+
+    model_admin = admin.site._registry[model]
+    assert model_admin.search_fields, "no search"
+    assert model_admin.list_filter, "no filters"
+    foreign_keys = [f.name for f in model._meta.fields if isinstance(f, db_models.ForeignKey)]
+    if foreign_keys:
+        assert model_admin.list_select_related, "foreign keys but no list_select_related"
+    request = rf.get("/admin/")
+    request.user = UserFactory(is_superuser=True, is_staff=True)
+    if not model_admin.has_change_permission(request) and not model_admin.has_add_permission(
+        request
+    ):
+        return  # read-only (the history tables): no form
+    shown = set(model_admin.get_fields(request)) - set(model_admin.get_readonly_fields(request))
+    for name in set(foreign_keys) & shown:
+        assert name in (*model_admin.autocomplete_fields, *model_admin.raw_id_fields), name

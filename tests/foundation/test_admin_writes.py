@@ -22,7 +22,7 @@ from prudencial.models import (
     WeekStatus,
 )
 from prudencial.services import weeks as week_services
-from prudencial.services.agents import agent_create
+from prudencial.services.agents import agent_create, agent_update
 from prudencial.services.weeks import parameters_update, week_update
 from tests.factories import (
     PLD_CAP,
@@ -341,6 +341,33 @@ def test_distributor_with_a_cadence_names_the_cadence():
     assert list(info.value.message_dict) == ["reporting_cadence"]
     assert "Distribuidores são isentos" in info.value.message_dict["reporting_cadence"][0]
     assert not Agent.objects.filter(acronym="DIST").exists()
+
+
+@pytest.mark.parametrize(
+    ("agent_class", "cadence"),
+    [
+        (AgentClass.GENERATOR, "weekly"),
+        (AgentClass.TRADER, "weekly"),
+        (AgentClass.SELF_PRODUCER, "monthly"),
+        (AgentClass.FREE_CONSUMER, "monthly"),
+        (AgentClass.SPECIAL_CONSUMER, "monthly"),
+        (AgentClass.DISTRIBUTOR, "exempt"),
+    ],
+)
+def test_the_reporting_cadence_follows_the_class(agent_class, cadence):
+    agent = agent_create(
+        acronym="CAD1", cnpj=make_cnpj(901), legal_name="Agente S.A.", agent_class=agent_class
+    )
+    assert agent.reporting_cadence == cadence
+
+
+def test_changing_the_class_re_derives_the_cadence():
+    agent = agent_create(
+        acronym="CAD2", cnpj=make_cnpj(902), legal_name="Agente S.A.", agent_class=AgentClass.TRADER
+    )
+    agent_update(agent=agent, agent_class=AgentClass.DISTRIBUTOR)
+    agent.refresh_from_db()
+    assert (agent.agent_class, agent.reporting_cadence) == ("distributor", "exempt")
 
 
 def test_representation_ending_before_it_starts_names_valid_until(agent_a):

@@ -276,3 +276,22 @@ def test_parameters_export_round_trip_changes_nothing(fmt, superuser):
     assert not result.has_errors() and not result.has_validation_errors()
     assert snapshot(week) == before
     assert not ParameterBucket.history.filter(history_type="~").exists()
+
+
+def test_representations_user_without_cpf_names_the_column_and_imports_nothing(
+    superuser, agent_a, agent_b
+):
+    UserFactory(username="maria")
+    UserFactory(username="sem.cpf", cpf=None)
+    dataset = reps_file(
+        ["AGA", "maria", "controls", "01/01/2023", ""],
+        ["AGB", "sem.cpf", "controls", "01/01/2023", ""],
+    )
+
+    result = run_import(RepresentationResource(), dataset, user=superuser)
+
+    assert [row.number for row in result.invalid_rows] == [2]
+    errors = result.invalid_rows[0].error.message_dict
+    assert list(errors) == ["usuario"]
+    assert "não tem CPF cadastrado" in errors["usuario"][0]
+    assert not Representation.objects.exists()

@@ -2,7 +2,8 @@
 
 Agent list, per request with token authentication: the token with its user (1), the user's and
 the groups' global permissions, asked by the selector (2), the page's count (1) and the page (1).
-Week list: token (1), count (1), the page joined with its parameters (1), the buckets (1).
+Week list: token (1), count (1), the page (1). Week detail: token (1), the week joined with
+its parameters (1), the buckets (1).
 """
 
 from __future__ import annotations

@@ -49,8 +49,10 @@ def stale_representation():
 
 def test_every_task_is_registered_and_every_beat_entry_names_one():
     assert set(celery_app.tasks) >= TASK_NAMES
-    scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    scheduled = {entry["task"] for entry in settings.PRUDENCIAL_BEAT_SCHEDULE.values()}
     assert scheduled == TASK_NAMES
+    # Beat would write a Celery beat_schedule over the tables staff edit: there must be none.
+    assert not celery_app.conf.beat_schedule
 
 
 @pytest.mark.django_db
@@ -101,6 +103,20 @@ def test_expire_representations_task_is_idempotent():
         set(AgentUserObjectPermission.objects.filter(user=kept_user).values_list("pk", flat=True))
         == kept
     )
+
+
+@pytest.mark.django_db
+def test_a_task_sent_from_a_write_waits_for_the_commit(django_capture_on_commit_callbacks):
+    """Every task is Celery's DjangoTask: delay_on_commit sends nothing until the transaction
+    commits, so a worker never looks for a row that is not there yet."""
+    week = due_week()
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        tasks.open_due_weeks.delay_on_commit()
+        week.refresh_from_db()
+        assert week.status == WeekStatus.SCHEDULED  # not sent yet
+    assert len(callbacks) == 1
+    week.refresh_from_db()
+    assert week.status == WeekStatus.OPEN
 
 
 # --- a real worker ---------------------------------------------------------------------------

@@ -208,6 +208,14 @@ def test_every_transition(current, target):
     assert week.status == current
 
 
+def test_a_transition_records_who_made_it_in_the_history(superuser):
+    week = week_with_parameters()
+    week_transition(week=week, to=WeekStatus.OPEN, by=superuser)  # e.g. a command, no request
+    week_transition(week=week, to=WeekStatus.CLOSED)  # beat: nobody
+    records = list(week.history.order_by("history_id").values_list("status", "history_user"))
+    assert records[-2:] == [("open", superuser.pk), ("closed", None)]
+
+
 def test_transition_checks_the_stored_status_not_a_stale_copy():
     week = week_with_parameters()
     stale = Week.objects.get(pk=week.pk)

@@ -44,7 +44,12 @@ from prudencial.models import (
 from prudencial.models.weeks import BUCKET_COUNT, add_months
 from prudencial.services.agents import agent_create
 from prudencial.services.representations import representation_grant
-from prudencial.services.weeks import parameters_set, week_create, week_transition
+from prudencial.services.weeks import (
+    parameters_set,
+    parameters_update,
+    week_create,
+    week_transition,
+)
 from prudencial.validators import cnpj_check_digits, cpf_check_digits
 
 DEMO_EMAIL_DOMAIN = "demo.invalid"
@@ -357,13 +362,16 @@ class DemoMarket:
     def staff_adjustment(self, week: Week, staff: User) -> None:
         """One edit by the staff user on the open week, so its history shows old → new."""
         bucket = ParameterBucket.objects.get(parameters__week=week, index=1)
-        bucket.volatility = (bucket.volatility * Decimal("1.2")).quantize(Decimal("0.000001"))
-        bucket._history_user = staff
-        bucket.save()
-        parameters = week.parameters
-        parameters._history_user = staff
-        parameters.fa_alert_threshold = Decimal("0.8")
-        parameters.save()
+        parameters_update(
+            parameters=week.parameters,
+            by=staff,
+            fields={"fa_alert_threshold": Decimal("0.8")},
+            buckets={
+                1: {
+                    "volatility": (bucket.volatility * Decimal("1.2")).quantize(Decimal("0.000001"))
+                }
+            },
+        )
 
 
 class Command(BaseCommand):

@@ -1,8 +1,10 @@
-"""Install settings.CELERY_BEAT_SCHEDULE into django-celery-beat's tables (PeriodicTask and
+"""Install settings.PRUDENCIAL_BEAT_SCHEDULE into django-celery-beat's tables (PeriodicTask and
 CrontabSchedule / IntervalSchedule), where staff can see and adjust them in the admin.
 
 Idempotent. A task that already exists keeps what staff changed (enabled, schedule); only its
 task path is brought up to date. --force rewrites the schedule and re-enables every task.
+Run it after `migrate` on every deployment; beat itself never writes these entries (see the
+setting's comment in config/settings/base.py).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ def _schedule_fields(entry_schedule: Any) -> dict[str, Any]:
 def sync_schedules(*, force: bool = False) -> dict[str, str]:
     """Create missing periodic tasks; returns name → "criada" / "atualizada" / "mantida"."""
     outcome: dict[str, str] = {}
-    for name, entry in settings.CELERY_BEAT_SCHEDULE.items():
+    for name, entry in settings.PRUDENCIAL_BEAT_SCHEDULE.items():
         existing = PeriodicTask.objects.filter(name=name).first()
         if existing is None:
             PeriodicTask.objects.create(
@@ -70,7 +72,7 @@ def sync_schedules(*, force: bool = False) -> dict[str, str]:
 
 
 class Command(BaseCommand):
-    help = "Instala settings.CELERY_BEAT_SCHEDULE nas tabelas do django-celery-beat."
+    help = "Instala settings.PRUDENCIAL_BEAT_SCHEDULE nas tabelas do django-celery-beat."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
