@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "guardian",
     "import_export",
     "simple_history",
@@ -150,6 +151,11 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     # Public names for enums that share a field name ("status") across components.
     "ENUM_NAME_OVERRIDES": {"WeekStatusEnum": "prudencial.models.weeks.WeekStatus"},
+    # Swagger UI and ReDoc served from our own static files (pinned by the sidecar package), not
+    # from a CDN: the docs work on a closed network and run no unpinned third-party script.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- django-guardian -------------------------------------------------------------------------
