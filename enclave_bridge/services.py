@@ -117,6 +117,7 @@ def register_attestation(*, attestation: Attestation) -> list[EnclaveKey]:
     return keys
 
 
+@transaction.atomic
 def _store_sealed(keys: KeySet, *, reason: str, kms_key_id: str) -> SealedKeySet:
     SealedKeySet.objects.filter(is_current=True).update(is_current=False)
     return SealedKeySet.objects.create(
@@ -124,11 +125,15 @@ def _store_sealed(keys: KeySet, *, reason: str, kms_key_id: str) -> SealedKeySet
     )
 
 
-@transaction.atomic
 def enclave_boot(*, client: EnclaveClient, kms_key_id: str) -> list[EnclaveKey]:
     """Unlock a (re)started enclave: hand back the current sealed key set when it was sealed
     under this KMS key, else let the enclave create keys (first boot) and keep the sealed set.
-    Then attest, verify and register the keys."""
+    Then attest, verify and register the keys.
+
+    The sealed set is committed on its own, before the attestation is checked: it opens only in
+    an enclave that KMS attests, so keeping it is safe, and a boot whose attestation is refused
+    (a wrong PCR setting, say) must not lose the keys the enclave now holds. No key is trusted
+    until register_attestation has verified it."""
     sealed = SealedKeySet.objects.filter(is_current=True, kms_key_id=kms_key_id).first()
     if sealed is not None:
         client.unseal(bytes(sealed.blob))
@@ -142,11 +147,11 @@ def enclave_boot(*, client: EnclaveClient, kms_key_id: str) -> list[EnclaveKey]:
     return registered
 
 
-@transaction.atomic
 def enclave_rotate(
     *, client: EnclaveClient, kms_key_id: str, rotate_signing: bool = False
 ) -> list[EnclaveKey]:
-    """New envelope key (new kid); older keys stay in the sealed set to open older envelopes."""
+    """New envelope key (new kid); older keys stay in the sealed set to open older envelopes.
+    As in enclave_boot, the new sealed set is kept even if the attestation that follows fails."""
     keys = client.rotate(rotate_signing=rotate_signing)
     _store_sealed(keys, reason="rotate", kms_key_id=kms_key_id)
     attestation = client.attest()

@@ -147,6 +147,25 @@ def test_wrong_trust_root_or_pcrs_refused(booted, enclave_settings, tmp_path):
         register_attestation(attestation=attestation)
 
 
+def test_a_refused_attestation_at_first_boot_keeps_the_sealed_keys(db, stack, enclave_settings):
+    """The enclave generated keys; the host refuses its attestation (wrong PCR setting). The
+    sealed set must survive, or the keys the enclave holds would be lost for good."""
+    stack.restart_enclave()
+    enclave_settings.ENCLAVE_EXPECTED_PCRS = "0=" + "ab" * 48
+    with EnclaveClient(stack.address, retries=2, backoff=0.05) as client:
+        with pytest.raises(AttestationError):
+            enclave_boot(client=client, kms_key_id=stack.kms_key_id)
+        assert not EnclaveKey.objects.exists()  # nothing trusted
+        sealed = SealedKeySet.objects.get(is_current=True)
+        assert sealed.reason == "init"
+    enclave_settings.ENCLAVE_EXPECTED_PCRS = "measure"
+    stack.restart_enclave()
+    with EnclaveClient(stack.address, retries=2, backoff=0.05) as client:
+        enclave_boot(client=client, kms_key_id=stack.kms_key_id)  # unseals the kept set
+    assert SealedKeySet.objects.count() == 1
+    assert EnclaveKey.objects.filter(status="current").count() == 2
+
+
 def test_answers_signed_by_an_unregistered_key_are_refused(booted, stack):
     impostor = jwk.JWK.generate(kty="EC", crv="P-384", kid="impostor")
     client = EnclaveClient(
