@@ -56,6 +56,18 @@ def staff_user(staff_group):
 
 
 @pytest.fixture
+def ccee_staff(db):
+    """A staff member of the real "Equipe CCEE" group (setup_roles), not a superuser."""
+    from prudencial.management.commands.setup_roles import setup_staff_group
+    from tests.factories import UserFactory
+
+    group, _ = setup_staff_group()
+    user = UserFactory(username="equipe.ccee", is_staff=True)
+    user.groups.add(group)
+    return user
+
+
+@pytest.fixture
 def superuser(db):
     from tests.factories import UserFactory
 

@@ -14,7 +14,6 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django_celery_beat.models import PeriodicTask
 
-from prudencial.management.commands.setup_roles import setup_staff_group
 from prudencial.management.commands.sync_schedules import sync_schedules
 from prudencial.models import ParameterBucket, Representation, RiskParameters, Week, WeekStatus
 from tests.factories import (
@@ -30,15 +29,6 @@ from tests.foundation.admin_forms import change_form_data
 pytestmark = pytest.mark.django_db
 
 MARCH_20 = date(2023, 3, 20)
-
-
-@pytest.fixture
-def ccee_staff(db):
-    """A staff member of the real "Equipe CCEE" group (setup_roles), not a superuser."""
-    group, _ = setup_staff_group()
-    user = UserFactory(username="equipe.ccee", is_staff=True)
-    user.groups.add(group)
-    return user
 
 
 def march_week(**kwargs) -> Week:

@@ -12,22 +12,13 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.models import Group
 from django.urls import reverse
 
-from prudencial.management.commands.setup_roles import STAFF_GROUP, setup_staff_group
+from prudencial.management.commands.setup_roles import STAFF_GROUP
 from prudencial.models import ParameterBucket, Representation, Week
 from prudencial.selectors import agent_list
 from tests.factories import PASSWORD, UserFactory, grant, today, week_with_parameters
 from tests.foundation.admin_forms import change_form_data
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def ccee_staff(db):
-    """A staff member of the real "Equipe CCEE" group (setup_roles), not a superuser."""
-    group, _ = setup_staff_group()
-    user = UserFactory(username="equipe.ccee", is_staff=True)
-    user.groups.add(group)
-    return user
 
 
 def user_url(user, view: str = "change") -> str:
