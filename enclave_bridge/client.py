@@ -185,7 +185,12 @@ def check_attestation(
 
 
 class EnclaveClient:
-    """Talks to one enclave address; thread-safe; reuses up to ``pool_size`` idle connections."""
+    """Talks to one enclave address; thread-safe; reuses up to ``pool_size`` idle connections.
+
+    A pooled connection idle for more than ``max_idle`` seconds is closed instead of reused: the
+    enclave has a bounded number of connection slots (and closes idle ones itself after its own
+    idle timeout, 300 s by default), so web and Celery processes must not sit on them.
+    """
 
     def __init__(
         self,
@@ -195,6 +200,7 @@ class EnclaveClient:
         retries: int = 3,
         backoff: float = 0.2,
         pool_size: int = 4,
+        max_idle: float = 60.0,
         signing_jwk: Mapping[str, Any] | jwk.JWK | None = None,
         max_skew_seconds: float = 300.0,
         max_answer_frame: int = MAX_ANSWER_FRAME,
@@ -204,9 +210,10 @@ class EnclaveClient:
         self.retries = retries
         self.backoff = backoff
         self.pool_size = pool_size
+        self.max_idle = max_idle
         self.max_skew_seconds = max_skew_seconds
         self.max_answer_frame = max_answer_frame
-        self._idle: list[socket.socket] = []
+        self._idle: list[tuple[socket.socket, float]] = []  # (connection, released at)
         self._lock = threading.Lock()
         self._signing: jwk.JWK | None = None
         if signing_jwk is not None:
@@ -229,7 +236,12 @@ class EnclaveClient:
 
     def _acquire(self, timeout: float) -> socket.socket:
         with self._lock:
-            sock = self._idle.pop() if self._idle else None
+            limit = time.monotonic() - self.max_idle
+            stale = [c for c, released in self._idle if released < limit]
+            self._idle = [(c, released) for c, released in self._idle if released >= limit]
+            sock = self._idle.pop()[0] if self._idle else None
+        for old in stale:
+            old.close()
         if sock is None:
             sock = connect(self.address, timeout=timeout)
         sock.settimeout(timeout)
@@ -238,14 +250,14 @@ class EnclaveClient:
     def _release(self, sock: socket.socket) -> None:
         with self._lock:
             if len(self._idle) < self.pool_size:
-                self._idle.append(sock)
+                self._idle.append((sock, time.monotonic()))
                 return
         sock.close()
 
     def close(self) -> None:
         with self._lock:
             idle, self._idle = self._idle, []
-        for sock in idle:
+        for sock, _ in idle:
             sock.close()
 
     def __enter__(self) -> EnclaveClient:
