@@ -152,6 +152,8 @@ class LocalEnclaveStack:
                 self.kms_url,
                 "--kms-key-id",
                 self.kms_key_id,
+                "--nsm",
+                "simulated",
                 "--pki",
                 str(self.pki_dir),
                 *self.enclave_args,

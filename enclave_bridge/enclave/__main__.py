@@ -1,9 +1,15 @@
-"""Command line: ``python -m enclave_bridge.enclave serve --listen ... --kms-endpoint ...``."""
+"""Command line: ``python -m enclave_bridge.enclave serve --listen ... --kms-key-id ...``.
+
+On Nitro: ``--nsm nitro`` (the /dev/nsm driver, the default when /dev/nsm exists) and
+``--kms-vsock-proxy 3:8000`` (the loopback CONNECT shim to the parent's vsock-proxy, so boto3
+reaches KMS with TLS checked end to end). In development: ``--nsm simulated --pki DIR``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -15,25 +21,52 @@ from .server import EnclaveServer
 from .service import Service
 from .transport import parse_address
 
+logger = logging.getLogger("enclave_bridge.enclave")
+NSM_DEVICE = "/dev/nsm"
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m enclave_bridge.enclave")
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the enclave server")
+    serve = sub.add_parser(
+        "serve",
+        help="run the enclave server",
+        description="Run the enclave server. On Nitro: --nsm nitro --kms-vsock-proxy 3:8000. "
+        "In development: --nsm simulated --pki DIR --kms-endpoint http://127.0.0.1:PORT.",
+    )
     serve.add_argument(
         "--listen", required=True, help="vsock:CID:PORT | unix:PATH | tcp:127.0.0.1:PORT"
     )
     serve.add_argument(
-        "--kms-endpoint", required=True, help="KMS endpoint URL (vsock-proxy or kms_sim)"
+        "--kms-endpoint",
+        default=None,
+        help="KMS endpoint URL (default https://kms.REGION.amazonaws.com; kms_sim's URL in "
+        "development). With --kms-vsock-proxy it must be https: TLS runs through the shim to it",
     )
     serve.add_argument(
         "--kms-key-id", required=True, help="KMS key id or ARN that seals the key set"
     )
     serve.add_argument("--kms-region", default="us-east-1")
     serve.add_argument(
+        "--kms-vsock-proxy",
+        metavar="CID:PORT",
+        default=None,
+        help="start the in-enclave shim: a loopback HTTP CONNECT proxy for boto3 that forwards "
+        "to the parent's vsock-proxy at vsock CID:PORT (e.g. 3:8000); TLS and certificate "
+        "checking stay end to end with KMS. unix:PATH or tcp:HOST:PORT are accepted for tests",
+    )
+    serve.add_argument(
+        "--nsm",
+        choices=("nitro", "simulated"),
+        default=None,
+        help="nitro: the /dev/nsm driver (real attestation, real PCRs); simulated: SimulatedNsm "
+        "with the development PKI (--pki). Default: nitro when /dev/nsm exists, else simulated",
+    )
+    serve.add_argument("--nsm-device", default=NSM_DEVICE, help="NSM device path for --nsm nitro")
+    serve.add_argument(
         "--pki",
-        required=True,
-        help="development PKI directory: use the SIMULATED NSM (no /dev/nsm driver in this build)",
+        default=None,
+        help="development PKI directory; required with (and only valid with) --nsm simulated",
     )
     serve.add_argument("--app-dir", default=str(APP_DIR), help="tree measured into the dev PCRs")
     serve.add_argument("--max-frame", type=int, default=DEFAULT_MAX_FRAME, help="bytes")
@@ -46,10 +79,37 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _sealer_factory(endpoint: str, key_id: str, region: str, nsm: Any):
-    """KmsSealer over a boto3 KMS client; credentials from the request or the environment."""
+def _kms_client(
+    endpoint: str | None,
+    region: str,
+    credentials: dict[str, str] | None = None,
+    *,
+    proxy_url: str | None = None,
+    **config: Any,
+) -> Any:
+    """A boto3 KMS client; through the CONNECT shim when `proxy_url` is given (TLS and
+    certificate checking unchanged: urllib3 tunnels, then verifies the endpoint's own name)."""
     import boto3
+    from botocore.config import Config
 
+    if proxy_url is not None:
+        config["proxies"] = {"https": proxy_url}
+    keys: dict[str, Any] = {}
+    if credentials is not None:
+        keys = {
+            "aws_access_key_id": credentials["access_key_id"],
+            "aws_secret_access_key": credentials["secret_access_key"],
+            "aws_session_token": credentials.get("session_token"),
+        }
+    return boto3.client(
+        "kms", endpoint_url=endpoint, region_name=region, config=Config(**config), **keys
+    )
+
+
+def _sealer_factory(
+    endpoint: str | None, key_id: str, region: str, nsm: Any, proxy_url: str | None = None
+):
+    """KmsSealer over a boto3 KMS client; credentials from the request or the environment."""
     from .kms import KmsSealer
 
     default: list[Any] = []
@@ -59,25 +119,54 @@ def _sealer_factory(endpoint: str, key_id: str, region: str, nsm: Any):
         if credentials is None:
             with lock:
                 if not default:
-                    default.append(boto3.client("kms", endpoint_url=endpoint, region_name=region))
+                    default.append(_kms_client(endpoint, region, proxy_url=proxy_url))
                 client = default[0]
         else:
-            client = boto3.client(
-                "kms",
-                endpoint_url=endpoint,
-                region_name=region,
-                aws_access_key_id=credentials["access_key_id"],
-                aws_secret_access_key=credentials["secret_access_key"],
-                aws_session_token=credentials.get("session_token"),
-            )
+            client = _kms_client(endpoint, region, credentials, proxy_url=proxy_url)
         return KmsSealer(client, key_id, nsm)
 
     return make
 
 
-def serve(args: argparse.Namespace) -> int:
+def _choose_nsm(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str:
+    """Resolve --nsm (default by /dev/nsm presence) and check --pki goes with simulated only."""
+    kind = args.nsm or ("nitro" if os.path.exists(args.nsm_device) else "simulated")
+    if kind == "simulated" and not args.pki:
+        parser.error(
+            "--nsm simulated needs --pki DIR (the development PKI that signs its documents)"
+            + ("" if args.nsm else f"; {args.nsm_device} is absent, so simulated was chosen")
+        )
+    if kind == "nitro" and args.pki:
+        parser.error("--pki is for the simulated NSM only; --nsm nitro attests with /dev/nsm")
+    return kind
+
+
+def _kms_target(endpoint: str) -> str:
+    """host:port a CONNECT through the shim may reach: the KMS endpoint, https only."""
+    from urllib.parse import urlsplit
+
+    url = urlsplit(endpoint)
+    if url.scheme != "https" or not url.hostname:
+        raise ValueError("with --kms-vsock-proxy, --kms-endpoint must be an https:// URL")
+    return f"{url.hostname}:{url.port or 443}"
+
+
+def _make_nsm(kind: str, args: argparse.Namespace) -> Any:
+    if kind == "nitro":
+        from enclave_bridge.attestation.nitro_nsm import NitroNsm
+
+        nsm = NitroNsm(args.nsm_device)
+        if not any(nsm.pcrs().get(0, b"")):
+            logger.warning("PCR0 is zero: a debug-mode enclave; verifiers and KMS refuse it")
+        return nsm
     from enclave_bridge.attestation.devpki import load_dev_pki
     from enclave_bridge.attestation.nsm import SimulatedNsm, measure_pcrs
+
+    return SimulatedNsm(load_dev_pki(args.pki), measure_pcrs(args.app_dir))
+
+
+def serve(args: argparse.Namespace, nsm_kind: str = "simulated") -> int:
+    from enclave_bridge.attestation.nitro_nsm import NsmError
 
     logging.basicConfig(
         level=args.log_level.upper(),
@@ -87,7 +176,26 @@ def serve(args: argparse.Namespace) -> int:
     # botocore at DEBUG would log request bodies (sealed blobs, attestation documents).
     for noisy in ("botocore", "boto3", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    nsm = SimulatedNsm(load_dev_pki(args.pki), measure_pcrs(args.app_dir))
+    try:
+        nsm = _make_nsm(nsm_kind, args)
+    except NsmError as exc:
+        print(f"enclave: --nsm nitro: {exc}", file=sys.stderr, flush=True)
+        return 2
+    endpoint = args.kms_endpoint
+    proxy = None
+    if args.kms_vsock_proxy:
+        from .kms_proxy import KmsProxy, ensure_loopback_up, parse_upstream
+
+        endpoint = endpoint or f"https://kms.{args.kms_region}.amazonaws.com"
+        try:
+            target = _kms_target(endpoint)
+            upstream = parse_upstream(args.kms_vsock_proxy)
+            ensure_loopback_up()
+            proxy = KmsProxy(upstream, allowed_targets={target})
+            proxy.start()
+        except (OSError, ValueError) as exc:
+            print(f"enclave: --kms-vsock-proxy: {exc}", file=sys.stderr, flush=True)
+            return 2
     limits = {
         "max_frame": args.max_frame,
         "read_timeout_s": args.read_timeout,
@@ -97,7 +205,13 @@ def serve(args: argparse.Namespace) -> int:
     }
     service = Service(
         nsm=nsm,
-        sealer_factory=_sealer_factory(args.kms_endpoint, args.kms_key_id, args.kms_region, nsm),
+        sealer_factory=_sealer_factory(
+            endpoint,
+            args.kms_key_id,
+            args.kms_region,
+            nsm,
+            proxy.proxy_url if proxy is not None else None,
+        ),
         replay_window=args.replay_window,
         workers=args.workers,
         limits=limits,
@@ -116,15 +230,22 @@ def serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    print(f"enclave ready on {server.address} (development NSM)", flush=True)
-    server.serve_forever()
+    mode = f"Nitro NSM {nsm.module_id}" if nsm_kind == "nitro" else "SIMULATED development NSM"
+    via = f", KMS via {proxy.address} → {proxy.upstream}" if proxy is not None else ""
+    print(f"enclave ready on {server.address} ({mode}{via})", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        if proxy is not None:
+            proxy.stop()
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     if args.command == "serve":
-        return serve(args)
+        return serve(args, _choose_nsm(args, parser))
     return 2
 
 
