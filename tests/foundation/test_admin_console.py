@@ -229,6 +229,9 @@ def test_staff_edit_a_beat_schedule_in_the_admin(client, ccee_staff):
     assert not task.enabled
 
 
+# transaction=True: the scheduler calls close_old_connections(), which closes a connection held
+# inside the test's transaction (PostgreSQL), as it would never be in a real beat process.
+@pytest.mark.django_db(transaction=True)
 def test_beat_starting_keeps_the_schedules_staff_edited():
     """Beat's DatabaseScheduler writes app.conf.beat_schedule over the table when it starts, so
     the defaults live in a setting Celery does not read, installed only by sync_schedules."""

@@ -109,6 +109,16 @@ def test_expire_representations_task_is_idempotent():
 def test_a_task_sent_from_a_write_waits_for_the_commit(django_capture_on_commit_callbacks):
     """Every task is Celery's DjangoTask: delay_on_commit sends nothing until the transaction
     commits, so a worker never looks for a row that is not there yet."""
+    # Run what is sent in-process (with REDIS_URL set, as in CI, it would go to the broker).
+    eager = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    try:
+        _open_a_week_on_commit(django_capture_on_commit_callbacks)
+    finally:
+        celery_app.conf.task_always_eager = eager
+
+
+def _open_a_week_on_commit(django_capture_on_commit_callbacks) -> None:
     week = due_week()
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         tasks.open_due_weeks.delay_on_commit()
