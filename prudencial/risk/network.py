@@ -33,7 +33,13 @@ import scipy.sparse as sp
 
 from prudencial.risk.communities import Communities, detect_communities
 from prudencial.risk.market import CLASSES, Market
-from prudencial.risk.measures import merge_tail, tail_index, tail_size, var_cvar_from_tail
+from prudencial.risk.measures import (
+    merge_tail,
+    tail_index,
+    tail_size,
+    var_cvar_from_tail,
+    var_cvar_weighted,
+)
 
 FailureProbability = float | Sequence[float] | np.ndarray | Mapping[str, float] | None
 # Agent × scenario cells evaluated at once; bounds memory to roughly 12 arrays of this size.
@@ -633,6 +639,7 @@ def network_risk(
     progress: Callable[[int], None] | None = None,
     communities: Communities | None = None,
     reference_pld: float | None = None,
+    group_equal_prices: bool = True,
 ) -> NetworkRiskResult:
     """Run the network model: intrinsic, propagated and total VaR/CVaR per agent, communities.
 
@@ -640,6 +647,13 @@ def network_risk(
     bounded by `chunk_size` × agents. `keep_agents` keeps the full loss series of a few agents
     (for loss-distribution pictures). Pass precomputed `communities` to skip detection.
     `reference_pld` prices agents without contracts (default: the market's mean contract price).
+
+    Without probabilistic failures every loss is a function of the scenario's PLD alone, and a
+    single-week bootstrap repeats the history's few distinct prices thousands of times: with
+    `group_equal_prices` (the default) each distinct price is computed once and VaR/CVaR are
+    taken with the prices' multiplicities, which is exact (the same order statistics), not an
+    approximation. It applies when at most half the scenarios are distinct and the distinct
+    prices fit in one block.
     """
     started = time.perf_counter()
     prices = _prices(pld_scenarios)
@@ -663,7 +677,38 @@ def network_risk(
     failures = np.zeros(n)
     kept = {int(a): {"propagated": [], "total": []} for a in keep_agents}
     rounds, converged = 0, True
-    for start in range(0, n_scen, chunk_size):
+    grouped: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
+    values, inverse, counts = (
+        np.unique(prices, return_inverse=True, return_counts=True)
+        if p is None and group_equal_prices
+        else (prices, None, None)
+    )
+    if (
+        inverse is not None
+        and values.size * 2 <= n_scen
+        and values.size * max(buyers.size, 1) <= DEFAULT_CELLS_PER_CHUNK  # one block
+    ):
+        prop = propagate(book, values, None, cascade=cascade, max_rounds=max_rounds, plan=plan)
+        rounds, converged = prop.rounds, prop.converged
+        propagated = _propagated(book, values, prop)
+        total = _intrinsic(book, values, buyers)
+        total += propagated
+        grouped = {
+            "propagated": var_cvar_weighted(propagated, counts, confidence),
+            "total": var_cvar_weighted(total, counts, confidence),
+        }
+        received_sum[buyers] = prop.received @ counts
+        received_max[buyers] = prop.received.max(axis=1, initial=0.0)
+        undelivered_sum[prop.sellers] = prop.undelivered @ counts
+        undelivered_max[prop.sellers] = prop.undelivered.max(axis=1, initial=0.0)
+        failures[prop.sellers] = (prop.undelivered > 0) @ counts
+        for a, series in kept.items():
+            row = np.searchsorted(buyers, a)
+            hit = row < buyers.size and buyers[row] == a
+            series["propagated"].append(propagated[row][inverse] if hit else np.zeros(n_scen))
+        if progress is not None:
+            progress(n_scen)
+    for start in range(0, n_scen if grouped is None else 0, chunk_size):
         block = prices[start : start + chunk_size]
         prop = propagate(
             book,
@@ -704,7 +749,11 @@ def network_risk(
             else (var_intrinsic.copy(), cvar_intrinsic.copy())
         )
         if buyers.size:
-            var_[buyers], cvar_[buyers] = var_cvar_from_tail(tails[name], n_scen, confidence)
+            var_[buyers], cvar_[buyers] = (
+                grouped[name]
+                if grouped is not None
+                else var_cvar_from_tail(tails[name], n_scen, confidence)
+            )
         figures[name] = (var_, cvar_)
     kept_losses = {}
     for a, series in kept.items():

@@ -63,3 +63,26 @@ def test_confidence_out_of_range(confidence):
 def test_empty_losses_rejected():
     with pytest.raises(ValueError, match="at least one"):
         cvar([])
+
+
+def test_weighted_values_equal_the_expanded_sample():
+    from prudencial.risk.measures import var_cvar_weighted
+
+    # Ties across groups, N(1 − α) not whole (N = 23), and N = 1.
+    values = np.array([[3.0, 1.0, 3.0, -2.0], [0.0, 5.0, 5.0, 5.0]])
+    counts = np.array([4, 9, 3, 7])
+    expanded = np.repeat(values, counts, axis=1)
+    for confidence in (0.5, 0.9, 0.95, 0.99):
+        v, c = var_cvar_weighted(values, counts, confidence)
+        np.testing.assert_allclose(v, var(expanded, confidence))
+        np.testing.assert_allclose(c, cvar(expanded, confidence))
+    v, c = var_cvar_weighted([[7.5]], [1], 0.95)
+    assert v[0] == c[0] == 7.5
+    # By hand: N = 23, α = 0.9 → k = ⌈20.7⌉ = 21; row 0 sorted is −2×7, 1×9, 3×7: L(21) = 3;
+    # CVaR = (2·3 + (21 − 20.7)·3) / 2.3 = 3.
+    v, c = var_cvar_weighted(values[:1], counts, 0.9)
+    assert v[0] == 3.0 and c[0] == pytest.approx(3.0)
+    with pytest.raises(ValueError, match="counts"):
+        var_cvar_weighted(values, [1, 2], 0.95)
+    with pytest.raises(ValueError, match="≥ 1"):
+        var_cvar_weighted(values, [1, 0, 1, 1], 0.95)
