@@ -145,7 +145,7 @@ class KeyRing:
         return spki_der(self.current.private_key.public_key())
 
     def sign(self, body: bytes) -> str:
-        return sign_answer(body, self.signing.jwk, self.signing.kid)
+        return sign_answer(body, self.signing.private_key, self.signing.kid)
 
     def to_cbor(self) -> bytes:
         """Serialize private keys (PKCS#8) for sealing; never leaves the enclave unsealed."""

@@ -6,7 +6,7 @@ import json
 import os
 
 import pytest
-from jwcrypto import jwk
+from jwcrypto import jwk, jws
 
 from enclave_bridge.enclave.keys import KeyRing
 from enclave_bridge.enclave.protocol import (
@@ -30,6 +30,21 @@ from .payloads import WEEK, agent, counterparties, portfolio
 def signer():
     key = jwk.JWK.generate(kty="EC", crv="P-384")
     return key, jwk.JWK(**key.export_public(as_dict=True))
+
+
+def test_answer_signatures_are_standard_jws_es384(signer):
+    """Hand-assembled JWS (for speed) that jwcrypto verifies as is, including signatures whose r
+    or s has leading zero bytes (about one in 128 here: 800 tokens)."""
+    key, public = signer
+    for i in range(800):
+        token = sign_answer(f'{{"n": {i}}}'.encode(), key.get_op_key("sign"), "kid-1")
+        checked = jws.JWS()
+        checked.deserialize(token)
+        checked.verify(public, alg="ES384")
+        assert checked.payload == f'{{"n": {i}}}'.encode()
+        assert checked.jose_header == {"alg": "ES384", "kid": "kid-1"}
+    with pytest.raises(ValueError, match="P-384"):
+        sign_answer(b"{}", jwk.JWK.generate(kty="EC", crv="P-256"), "k")
 
 
 def test_signed_answer_binding(signer):
