@@ -59,7 +59,7 @@ bench: $(STAMP)
 messages: $(STAMP)
 	@# Translators' loop: extract, edit locale/en/LC_MESSAGES/django.po, compile (.mo is committed).
 	@command -v msgfmt >/dev/null || { [ "$$(id -u)" = "0" ] && apt-get install -y -qq gettext || sudo apt-get install -y -qq gettext; }
-	$(PY) manage.py makemessages -l en --no-location --ignore='.venv/*' --ignore='var/*' --ignore='tests/*' --ignore='bench/*' --ignore='docs/*'
+	$(PY) manage.py makemessages -l en --no-location --no-wrap --ignore='.venv/*' --ignore='var/*' --ignore='tests/*' --ignore='bench/*' --ignore='docs/*'
 	$(PY) manage.py compilemessages --ignore='.venv/*'
 
 clean:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import binascii
 import logging
 
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import APIException, ValidationError
@@ -29,13 +31,13 @@ logger = logging.getLogger(__name__)
 
 class EnclaveUnavailable(APIException):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    default_detail = "O enclave não está disponível no momento; tente novamente em instantes."
+    default_detail = _("O enclave não está disponível no momento; tente novamente em instantes.")
     default_code = "enclave_unavailable"
 
 
 class EnclaveNotTrusted(APIException):
     status_code = status.HTTP_502_BAD_GATEWAY
-    default_detail = (
+    default_detail = _(
         "A atestação do enclave não passou na verificação do servidor; nada foi publicado."
     )
     default_code = "enclave_not_trusted"
@@ -83,10 +85,11 @@ class AttestationInputSerializer(serializers.Serializer):
         try:
             raw = b64url_decode(value)
         except (binascii.Error, ValueError):
-            raise ValidationError("nonce deve estar em base64url.") from None
+            raise ValidationError(gettext("nonce deve estar em base64url.")) from None
         if not NONCE_MIN_BYTES <= len(raw) <= NONCE_MAX_BYTES:
             raise ValidationError(
-                f"nonce deve ter de {NONCE_MIN_BYTES} a {NONCE_MAX_BYTES} bytes (tem {len(raw)})."
+                gettext("nonce deve ter de %(min)s a %(max)s bytes (tem %(got)s).")
+                % {"min": NONCE_MIN_BYTES, "max": NONCE_MAX_BYTES, "got": len(raw)}
             )
         return raw
 
@@ -118,8 +121,12 @@ class AttestationView(APIView):
             raise EnclaveUnavailable() from exc
         except EnclaveError as exc:
             if exc.code == "replayed_nonce":
-                raise ValidationError({"nonce": "Este nonce já foi usado: gere um novo."}) from exc
-            raise EnclaveUnavailable(f"O enclave recusou o pedido ({exc.code}).") from exc
+                raise ValidationError(
+                    {"nonce": gettext("Este nonce já foi usado: gere um novo.")}
+                ) from exc
+            raise EnclaveUnavailable(
+                gettext("O enclave recusou o pedido (%(code)s).") % {"code": exc.code}
+            ) from exc
         try:
             verify_attestation_of(attestation)
         except (AttestationError, AnswerVerificationError) as exc:

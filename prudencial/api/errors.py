@@ -10,18 +10,23 @@ from __future__ import annotations
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from prudencial.exceptions import TransitionError
 
+# Lazy: translated when a response is built, in the language of that request.
 _MESSAGES = {
-    status.HTTP_401_UNAUTHORIZED: "Autenticação necessária: envie 'Authorization: Token <token>' ou faça login.",
-    status.HTTP_403_FORBIDDEN: "Você não tem permissão para esta operação.",
-    status.HTTP_404_NOT_FOUND: "Não encontrado (ou você não tem acesso a este objeto).",
+    status.HTTP_401_UNAUTHORIZED: _(
+        "Autenticação necessária: envie 'Authorization: Token <token>' ou faça login."
+    ),
+    status.HTTP_403_FORBIDDEN: _("Você não tem permissão para esta operação."),
+    status.HTTP_404_NOT_FOUND: _("Não encontrado (ou você não tem acesso a este objeto)."),
 }
-_CSRF_MESSAGE = (
+_CSRF_MESSAGE = _(
     "Requisição de sessão sem token CSRF válido: envie o cabeçalho X-CSRFToken com o valor do "
     "cookie csrftoken, ou autentique-se com 'Authorization: Token <token>'."
 )
@@ -60,10 +65,10 @@ def exception_handler(exc, context):
             k: [str(m) for m in (v if isinstance(v, list) else [v])] for k, v in detail.items()
         }
         parts = [f"{k}: {'; '.join(v)}" for k, v in fields.items()]
-        message = "Dados inválidos — " + " | ".join(parts)
+        message = gettext("Dados inválidos — %(errors)s") % {"errors": " | ".join(parts)}
         code = "invalid"
     else:
-        message = _MESSAGES.get(response.status_code) or str(getattr(exc, "detail", exc))
+        message = str(_MESSAGES.get(response.status_code) or getattr(exc, "detail", exc))
         if response.status_code not in _MESSAGES and hasattr(exc, "detail"):
             message = str(exc.detail)
         code = getattr(exc, "default_code", "error")
@@ -73,7 +78,7 @@ def exception_handler(exc, context):
         if response.status_code == status.HTTP_403_FORBIDDEN:
             if detail.startswith("CSRF Failed"):
                 # A browser session posting without the token: "no permission" would mislead.
-                message, code = _CSRF_MESSAGE, "csrf_failed"
+                message, code = str(_CSRF_MESSAGE), "csrf_failed"
             elif detail and detail != str(getattr(exc, "default_detail", "")):
                 message = detail  # a refusal that says which rule: keep it
     response.data = {"error": {"code": code, "message": message, "fields": fields}}
@@ -87,7 +92,8 @@ def _api_or(default_view, status_code: int, code: str, message: str):
     def handler(request, *args, **kwargs):
         if request.path.startswith("/api/"):
             return JsonResponse(
-                {"error": {"code": code, "message": message, "fields": {}}}, status=status_code
+                {"error": {"code": code, "message": str(message), "fields": {}}},
+                status=status_code,
             )
         return default_view(request, *args, **kwargs)
 
@@ -104,11 +110,11 @@ handler404 = _api_or(
     lambda request, exception: _defaults().page_not_found(request, exception),
     404,
     "not_found",
-    "Endereço não encontrado na API: veja /api/v1/docs/.",
+    _("Endereço não encontrado na API: veja /api/v1/docs/."),
 )
 handler500 = _api_or(
     lambda request: _defaults().server_error(request),
     500,
     "server_error",
-    "Erro interno do servidor: a equipe foi notificada; tente novamente mais tarde.",
+    _("Erro interno do servidor: a equipe foi notificada; tente novamente mais tarde."),
 )

@@ -18,6 +18,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from prudencial.models import Agent, AgentUserObjectPermission, Representation, User
 
@@ -71,9 +72,12 @@ def representation_check_user(user: User | None) -> None:
     if user is not None and not user.cpf:
         raise ValidationError(
             {
-                "user": f"O usuário “{user.get_username()}” não tem CPF cadastrado: quem controla "
-                "ou representa um agente é identificado pelo CPF. Cadastre o CPF do usuário "
-                "antes de conceder a representação."
+                "user": _(
+                    "O usuário “%(username)s” não tem CPF cadastrado: quem controla "
+                    "ou representa um agente é identificado pelo CPF. Cadastre o CPF do usuário "
+                    "antes de conceder a representação."
+                )
+                % {"username": user.get_username()}
             },
             code="user_without_cpf",
         )
@@ -91,7 +95,9 @@ def representation_check_overlap(rep: Representation) -> None:
     if overlapping.exists():
         raise ValidationError(
             {
-                "valid_from": "Já existe representação do mesmo usuário, agente e papel nesse período."
+                "valid_from": _(
+                    "Já existe representação do mesmo usuário, agente e papel nesse período."
+                )
             },
             code="representation_overlap",
         )

@@ -13,6 +13,7 @@ from decimal import Decimal
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from simple_history.utils import bulk_create_with_history
 
 from prudencial.exceptions import TransitionError
@@ -54,7 +55,8 @@ def next_week_code(month: date) -> str:
     seq = int(last[6:]) + 1 if last else 1
     if seq > 999:
         raise ValidationError(
-            {"code": f"O mês {prefix} já tem 999 semanas."}, code="week_sequence_full"
+            {"code": _("O mês %(month)s já tem 999 semanas.") % {"month": prefix}},
+            code="week_sequence_full",
         )
     return f"{prefix}{seq:03d}"
 
@@ -96,7 +98,8 @@ def week_create(
     if code and code[:6] != f"{code_month:%Y%m}":
         raise ValidationError(
             {
-                "code": f"O código {code} deve começar por {code_month:%Y%m}, o mês do fim de operação."
+                "code": _("O código %(code)s deve começar por %(month)s, o mês do fim de operação.")
+                % {"code": code, "month": f"{code_month:%Y%m}"}
             },
             code="week_code_month",
         )
@@ -142,15 +145,18 @@ def week_update(*, week: Week, by: User | None = None, **changes) -> Week:
     unknown = sorted(set(changes) - set(WEEK_EDITABLE_FIELDS))
     if unknown:
         raise ValidationError(
-            {f: "Este campo não pode ser alterado na semana." for f in unknown},
+            {f: _("Este campo não pode ser alterado na semana.") for f in unknown},
             code="week_field_not_editable",
         )
     locked = Week.objects.select_for_update().get(pk=week.pk)
     if locked.status != WeekStatus.SCHEDULED:
         raise ValidationError(
             {
-                "status": f"A semana {locked.code} está {WeekStatus(locked.status).label}: "
-                "só semanas agendadas podem ter datas ou janela alteradas."
+                "status": _(
+                    "A semana %(code)s está %(status)s: "
+                    "só semanas agendadas podem ter datas ou janela alteradas."
+                )
+                % {"code": locked.code, "status": WeekStatus(locked.status).label}
             },
             code="week_not_scheduled",
         )
@@ -162,8 +168,10 @@ def week_update(*, week: Week, by: User | None = None, **changes) -> Week:
         if locked.code[:6] != f"{end_month:%Y%m}":
             raise ValidationError(
                 {
-                    "code": f"O código {locked.code} deve começar por {end_month:%Y%m}, "
-                    "o mês do fim de operação."
+                    "code": _(
+                        "O código %(code)s deve começar por %(month)s, o mês do fim de operação."
+                    )
+                    % {"code": locked.code, "month": f"{end_month:%Y%m}"}
                 },
                 code="week_code_month",
             )
@@ -235,7 +243,7 @@ def parameters_set(
     _refuse_frozen(week)
     if len(buckets) != BUCKET_COUNT:
         raise ValidationError(
-            {"buckets": f"São necessários {BUCKET_COUNT} buckets (M+0 a M+6)."},
+            {"buckets": _("São necessários %(n)s buckets (M+0 a M+6).") % {"n": BUCKET_COUNT}},
             code="buckets_count",
         )
     values = {
@@ -261,7 +269,11 @@ def parameters_set(
         missing = [f for f in BUCKET_FIELDS if bucket.get(f) is None]
         if missing:
             raise ValidationError(
-                {f"buckets[{index}]": [f"campo obrigatório ausente: {', '.join(missing)}"]},
+                {
+                    f"buckets[{index}]": [
+                        _("campo obrigatório ausente: %(fields)s") % {"fields": ", ".join(missing)}
+                    ]
+                },
                 code="bucket_invalid",
             )
         row = ParameterBucket(index=index, **{f: Decimal(str(bucket[f])) for f in BUCKET_FIELDS})
@@ -299,7 +311,10 @@ _DECIMAL_FIELDS = {"pld_floor", "pld_cap", "confidence", "k", "theta", "fa_alert
 def _refuse_frozen(week: Week) -> None:
     if week.status in FROZEN_STATUSES:
         raise ValidationError(
-            {"week": f"A semana {week.code} já foi calculada; seus parâmetros não podem mudar."},
+            {
+                "week": _("A semana %(code)s já foi calculada; seus parâmetros não podem mudar.")
+                % {"code": week.code}
+            },
             code="parameters_frozen",
         )
 
@@ -325,7 +340,7 @@ def parameters_update(
     unknown = sorted(set(fields) - set(PARAMETER_FIELDS))
     if unknown:
         raise ValidationError(
-            {f: "Este campo não pode ser alterado nos parâmetros." for f in unknown},
+            {f: _("Este campo não pode ser alterado nos parâmetros.") for f in unknown},
             code="parameters_field_unknown",
         )
     changed = False
@@ -346,11 +361,14 @@ def parameters_update(
         key = f"buckets[{index}]"
         bucket = existing.get(index)
         if bucket is None:
-            errors[key] = [f"A semana {current.week.code} não tem o bucket M+{index}."]
+            errors[key] = [
+                _("A semana %(code)s não tem o bucket M+%(index)s.")
+                % {"code": current.week.code, "index": index}
+            ]
             continue
         unknown = sorted(set(values) - set(BUCKET_FIELDS))
         if unknown:
-            errors[key] = [f"campo desconhecido: {', '.join(unknown)}"]
+            errors[key] = [_("campo desconhecido: %(fields)s") % {"fields": ", ".join(unknown)}]
             continue
         before = {f: getattr(bucket, f) for f in BUCKET_FIELDS}
         for field, value in values.items():
@@ -393,7 +411,8 @@ def parameters_payload(parameters: RiskParameters) -> dict:
     if len(buckets) != BUCKET_COUNT:
         raise ValidationError(
             {
-                "buckets": f"A semana {parameters.week.code} tem {len(buckets)} buckets; são necessários {BUCKET_COUNT}."
+                "buckets": _("A semana %(code)s tem %(got)s buckets; são necessários %(n)s.")
+                % {"code": parameters.week.code, "got": len(buckets), "n": BUCKET_COUNT}
             },
             code="buckets_count",
         )
@@ -433,11 +452,21 @@ def week_transition(*, week: Week, to: str, by: User | None = None) -> Week:
     target = WeekStatus(to)
     if target not in ALLOWED_TRANSITIONS[current]:
         allowed = (
-            ", ".join(str(WeekStatus(s).label) for s in ALLOWED_TRANSITIONS[current]) or "nenhuma"
+            ", ".join(str(WeekStatus(s).label) for s in ALLOWED_TRANSITIONS[current])
+            # Translators: no transition is allowed ("Transição permitida: nenhuma.").
+            or _("nenhuma")
         )
         raise TransitionError(
-            f"A semana {locked.code} está {current.label}: não pode passar para {target.label}. "
-            f"Transição permitida: {allowed}.",
+            _(
+                "A semana %(code)s está %(status)s: não pode passar para %(target)s. "
+                "Transição permitida: %(allowed)s."
+            )
+            % {
+                "code": locked.code,
+                "status": current.label,
+                "target": target.label,
+                "allowed": allowed,
+            },
             code="invalid_transition",
         )
     if target == WeekStatus.OPEN:
@@ -458,12 +487,14 @@ def _check_ready_to_open(week: Week) -> None:
         parameters = week.parameters
     except RiskParameters.DoesNotExist:
         raise TransitionError(
-            f"A semana {week.code} não tem parâmetros CCEE: cadastre-os antes de abrir.",
+            _("A semana %(code)s não tem parâmetros CCEE: cadastre-os antes de abrir.")
+            % {"code": week.code},
             code="parameters_missing",
         ) from None
     if parameters.buckets.count() != BUCKET_COUNT:
         raise TransitionError(
-            f"A semana {week.code} precisa dos {BUCKET_COUNT} buckets (M+0 a M+6) antes de abrir.",
+            _("A semana %(code)s precisa dos %(n)s buckets (M+0 a M+6) antes de abrir.")
+            % {"code": week.code, "n": BUCKET_COUNT},
             code="parameters_incomplete",
         )
 
