@@ -462,6 +462,11 @@ def leverage_factor(
 ) -> LeverageResult:
     """Compute the leverage factor (FA) of a portfolio under a week's parameters."""
     portfolio, parameters = _coerce(portfolio, parameters)
+    if portfolio.week != parameters.week:
+        # Another week's prices and volatilities would give a plausible but wrong FA.
+        raise ValueError(
+            f"portfolio.week {portfolio.week} must be the parameters' week {parameters.week}"
+        )
     z = parameters.z
     horizon = parameters.horizon_factor
     rows_by_bucket: dict[int, list[Position]] = {i: [] for i in range(N_BUCKETS)}

@@ -212,3 +212,10 @@ def test_theta_needs_every_stress_price(worked_portfolio, worked_parameters):
     worked_parameters["buckets"][3].pop("stress_price_short", None)
     with pytest.raises(ValueError, match=r"buckets\[3\]\.stress_price_short is required"):
         leverage_factor(worked_portfolio, worked_parameters)
+
+
+def test_portfolio_of_another_week_is_refused(worked_portfolio, worked_parameters):
+    """Another week's prices and volatilities would give a plausible but wrong FA."""
+    other = {**worked_portfolio, "week": "209901001"}
+    with pytest.raises(ValueError, match=r"portfolio\.week 209901001 must be the parameters' week"):
+        leverage_factor(other, worked_parameters)
