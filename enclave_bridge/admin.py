@@ -49,10 +49,10 @@ class EnclaveKeyAdmin(ReadOnlyAdmin):
 
 @admin.register(SealedKeySet)
 class SealedKeySetAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "reason", "kms_key_id", "is_current", "blob_size"]
-    list_filter = ["reason", "is_current"]
+    list_display = ["created_at", "reason", "kms_key_id", "is_current", "attested", "blob_size"]
+    list_filter = ["reason", "is_current", "attested"]
     exclude = ["blob"]
-    readonly_fields = ["reason", "kms_key_id", "is_current", "created_at", "blob_size"]
+    readonly_fields = ["reason", "kms_key_id", "is_current", "attested", "created_at", "blob_size"]
 
     @admin.display(description=_("tamanho (bytes)"))
     def blob_size(self, obj: SealedKeySet) -> int:

@@ -187,9 +187,11 @@ def check_attestation(
 class EnclaveClient:
     """Talks to one enclave address; thread-safe; reuses up to ``pool_size`` idle connections.
 
-    A pooled connection idle for more than ``max_idle`` seconds is closed instead of reused: the
-    enclave has a bounded number of connection slots (and closes idle ones itself after its own
-    idle timeout, 300 s by default), so web and Celery processes must not sit on them.
+    A pooled connection idle for more than ``max_idle`` seconds is closed, by a background sweep
+    as well as when the pool is next used: the enclave has a bounded number of connection slots
+    (``--max-connections``, 32 by default; it closes idle ones itself after its own idle timeout,
+    300 s), so quiet web and Celery processes must not sit on them. Size the enclave's slots for
+    processes × ``pool_size`` at peak.
     """
 
     def __init__(
@@ -215,6 +217,8 @@ class EnclaveClient:
         self.max_answer_frame = max_answer_frame
         self._idle: list[tuple[socket.socket, float]] = []  # (connection, released at)
         self._lock = threading.Lock()
+        self._sweeper: threading.Thread | None = None
+        self._closed = threading.Event()
         self._signing: jwk.JWK | None = None
         if signing_jwk is not None:
             self.register_signing_key(signing_jwk)
@@ -234,11 +238,24 @@ class EnclaveClient:
 
     # --- connections -----------------------------------------------------------------------------
 
+    def _take_stale(self) -> list[socket.socket]:
+        """Remove (under the lock) and return the pooled connections idle past max_idle."""
+        limit = time.monotonic() - self.max_idle
+        stale = [c for c, released in self._idle if released < limit]
+        self._idle = [(c, released) for c, released in self._idle if released >= limit]
+        return stale
+
+    def _sweep(self) -> None:
+        """Background: close idle connections past max_idle even if this process stays quiet."""
+        while not self._closed.wait(max(self.max_idle / 2, 0.05)):
+            with self._lock:
+                stale = self._take_stale()
+            for old in stale:
+                old.close()
+
     def _acquire(self, timeout: float) -> socket.socket:
         with self._lock:
-            limit = time.monotonic() - self.max_idle
-            stale = [c for c, released in self._idle if released < limit]
-            self._idle = [(c, released) for c, released in self._idle if released >= limit]
+            stale = self._take_stale()
             sock = self._idle.pop()[0] if self._idle else None
         for old in stale:
             old.close()
@@ -249,13 +266,19 @@ class EnclaveClient:
 
     def _release(self, sock: socket.socket) -> None:
         with self._lock:
-            if len(self._idle) < self.pool_size:
+            if len(self._idle) < self.pool_size and not self._closed.is_set():
                 self._idle.append((sock, time.monotonic()))
+                if self._sweeper is None:
+                    self._sweeper = threading.Thread(
+                        target=self._sweep, name="enclave-pool-sweep", daemon=True
+                    )
+                    self._sweeper.start()
                 return
         sock.close()
 
     def close(self) -> None:
         with self._lock:
+            self._closed.set()
             idle, self._idle = self._idle, []
         for sock, _ in idle:
             sock.close()
@@ -281,7 +304,10 @@ class EnclaveClient:
                     # All connection slots were taken: the enclave closed without running the
                     # request, so it is retried like a connection failure.
                     raise ConnectionClosed("enclave refused the connection: busy")
-                self._release(sock)
+                if answer.get("id") is None:
+                    sock.close()  # a frame-level refusal: the enclave closes after sending it
+                else:
+                    self._release(sock)
                 return answer
             except (OSError, ConnectionClosed) as exc:
                 if sock is not None:
@@ -293,6 +319,12 @@ class EnclaveClient:
                         f"{type(exc).__name__}"
                     ) from exc
                 time.sleep(self.backoff * (2 ** (attempt - 1)))
+            except BaseException:
+                # Anything else (an oversized or undecodable answer frame, an interrupt): the
+                # connection is in an unknown state, so it is never pooled.
+                if sock is not None:
+                    sock.close()
+                raise
 
     # --- requests --------------------------------------------------------------------------------
 

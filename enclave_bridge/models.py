@@ -64,6 +64,9 @@ class SealedKeySet(models.Model):
         choices=[("init", _("Primeira inicialização")), ("rotate", _("Rotação"))],
     )
     is_current = models.BooleanField(_("vigente"), default=True)
+    # False while a first-boot set waits for its enclave's attestation to be verified: only an
+    # attested set becomes current, so whatever answered `init` cannot displace the real one.
+    attested = models.BooleanField(_("atestado"), default=True)
     created_at = models.DateTimeField(_("criado em"), auto_now_add=True)
 
     class Meta:
@@ -75,7 +78,12 @@ class SealedKeySet(models.Model):
                 fields=["is_current"],
                 condition=models.Q(is_current=True),
                 name="sealed_key_set_one_current",
-            )
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(is_current=True, attested=False),
+                name="sealed_key_set_current_is_attested",
+                violation_error_message=_("Um conjunto vigente precisa estar atestado."),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -19,7 +19,13 @@ from django.utils import timezone
 
 from enclave_bridge.attestation.nsm import measure_pcrs
 from enclave_bridge.attestation.verify import aws_nitro_root
-from enclave_bridge.client import Attestation, EnclaveClient, KeySet, check_attestation
+from enclave_bridge.client import (
+    Attestation,
+    EnclaveClient,
+    EnclaveError,
+    KeySet,
+    check_attestation,
+)
 from enclave_bridge.enclave import APP_DIR
 from enclave_bridge.models import EnclaveKey, SealedKeySet
 
@@ -49,6 +55,28 @@ def expected_pcrs() -> dict[int, bytes]:
         index, _, hexdigest = item.strip().partition("=")
         pcrs[int(index)] = bytes.fromhex(hexdigest)
     return pcrs
+
+
+def parent_aws_credentials() -> dict[str, str] | None:
+    """The parent instance's temporary AWS credentials, handed to the enclave with init, unseal
+    and rotate: an enclave cannot read instance metadata, so on Nitro its KMS calls have no
+    credentials of their own. None unless settings.ENCLAVE_PASS_AWS_CREDENTIALS (on by default
+    in production). Used for that call only; never stored or logged."""
+    if not settings.ENCLAVE_PASS_AWS_CREDENTIALS:
+        return None
+    import boto3
+
+    found = boto3.Session().get_credentials()
+    if found is None:
+        raise ImproperlyConfigured(
+            "ENCLAVE_PASS_AWS_CREDENTIALS is on but the host has no AWS credentials "
+            "(the parent instance's IAM role)."
+        )
+    frozen = found.get_frozen_credentials()
+    credentials = {"access_key_id": frozen.access_key, "secret_access_key": frozen.secret_key}
+    if frozen.token:
+        credentials["session_token"] = frozen.token
+    return credentials
 
 
 @cache
@@ -118,11 +146,26 @@ def register_attestation(*, attestation: Attestation) -> list[EnclaveKey]:
 
 
 @transaction.atomic
-def _store_sealed(keys: KeySet, *, reason: str, kms_key_id: str) -> SealedKeySet:
-    SealedKeySet.objects.filter(is_current=True).update(is_current=False)
+def _store_sealed(
+    keys: KeySet, *, reason: str, kms_key_id: str, attested: bool = True
+) -> SealedKeySet:
+    """Keep a sealed set; an attested one becomes the current set at once."""
+    if attested:
+        SealedKeySet.objects.filter(is_current=True).update(is_current=False)
     return SealedKeySet.objects.create(
-        blob=keys.sealed_keys, kms_key_id=kms_key_id, reason=reason, is_current=True
+        blob=keys.sealed_keys,
+        kms_key_id=kms_key_id,
+        reason=reason,
+        is_current=attested,
+        attested=attested,
     )
+
+
+@transaction.atomic
+def _promote(sealed: SealedKeySet) -> None:
+    """A pending first-boot set whose enclave's attestation has just been verified."""
+    SealedKeySet.objects.filter(is_current=True).exclude(pk=sealed.pk).update(is_current=False)
+    SealedKeySet.objects.filter(pk=sealed.pk).update(is_current=True, attested=True)
 
 
 def enclave_boot(*, client: EnclaveClient, kms_key_id: str) -> list[EnclaveKey]:
@@ -130,19 +173,36 @@ def enclave_boot(*, client: EnclaveClient, kms_key_id: str) -> list[EnclaveKey]:
     under this KMS key, else let the enclave create keys (first boot) and keep the sealed set.
     Then attest, verify and register the keys.
 
-    The sealed set is committed on its own, before the attestation is checked: it opens only in
-    an enclave that KMS attests, so keeping it is safe, and a boot whose attestation is refused
-    (a wrong PCR setting, say) must not lose the keys the enclave now holds. No key is trusted
-    until register_attestation has verified it."""
+    A first-boot set is committed at once but only as *pending*: it becomes current when the
+    attestation of the enclave that made it verifies. So a boot whose attestation is refused (a
+    wrong PCR setting, say) does not lose the keys the enclave now holds (the next boot unseals
+    the pending set), and whatever answered `init` without being the attested image cannot
+    displace the current set. No key is trusted until register_attestation has verified it."""
     sealed = SealedKeySet.objects.filter(is_current=True, kms_key_id=kms_key_id).first()
+    pending = None
     if sealed is not None:
-        client.unseal(bytes(sealed.blob))
+        client.unseal(bytes(sealed.blob), aws_credentials=parent_aws_credentials())
         logger.info("enclave unsealed with key set of %s", sealed.created_at.isoformat())
     else:
-        keys = client.init()
-        _store_sealed(keys, reason="init", kms_key_id=kms_key_id)
+        pending = (
+            SealedKeySet.objects.filter(is_current=False, attested=False, kms_key_id=kms_key_id)
+            .order_by("-created_at")
+            .first()
+        )
+        if pending is not None:
+            try:
+                client.unseal(bytes(pending.blob), aws_credentials=parent_aws_credentials())
+                logger.info("enclave unsealed with the pending key set of %s", pending.created_at)
+            except EnclaveError as exc:
+                logger.warning("pending sealed key set does not unseal (%s): first boot", exc.code)
+                pending = None
+        if pending is None:
+            keys = client.init(aws_credentials=parent_aws_credentials())
+            pending = _store_sealed(keys, reason="init", kms_key_id=kms_key_id, attested=False)
     attestation = client.attest()
     registered = register_attestation(attestation=attestation)
+    if pending is not None:
+        _promote(pending)
     client.register_signing_key(attestation.signing_jwk)
     return registered
 
@@ -151,8 +211,9 @@ def enclave_rotate(
     *, client: EnclaveClient, kms_key_id: str, rotate_signing: bool = False
 ) -> list[EnclaveKey]:
     """New envelope key (new kid); older keys stay in the sealed set to open older envelopes.
-    As in enclave_boot, the new sealed set is kept even if the attestation that follows fails."""
-    keys = client.rotate(rotate_signing=rotate_signing)
+    The rotate answer is signed by the attested signing key, so its sealed set is current at
+    once, and kept even if the attestation that follows fails."""
+    keys = client.rotate(rotate_signing=rotate_signing, aws_credentials=parent_aws_credentials())
     _store_sealed(keys, reason="rotate", kms_key_id=kms_key_id)
     attestation = client.attest()
     return register_attestation(attestation=attestation)

@@ -234,6 +234,9 @@ ENCLAVE_ROOT_SHA256 = os.environ.get("ENCLAVE_ROOT_SHA256", "")
 # Expected PCRs as "0=hex,1=hex,2=hex"; "measure" derives the development PCRs from the source.
 ENCLAVE_EXPECTED_PCRS = os.environ.get("ENCLAVE_EXPECTED_PCRS", "measure")
 ENCLAVE_ALLOW_DEBUG = env_bool("ENCLAVE_ALLOW_DEBUG", False)
+# Hand the parent instance's AWS credentials to the enclave for its KMS calls (Nitro: it has no
+# instance metadata). Off in development, where the enclave process has the simulator's keys.
+ENCLAVE_PASS_AWS_CREDENTIALS = env_bool("ENCLAVE_PASS_AWS_CREDENTIALS", False)
 ENCLAVE_ATTESTATION_MAX_AGE = int(os.environ.get("ENCLAVE_ATTESTATION_MAX_AGE", "300"))
 ENCLAVE_KMS_ENDPOINT = os.environ.get("ENCLAVE_KMS_ENDPOINT", "")
 ENCLAVE_KMS_KEY_ID = os.environ.get("ENCLAVE_KMS_KEY_ID", "")

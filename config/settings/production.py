@@ -38,3 +38,4 @@ if ENCLAVE_KMS_ENDPOINT:  # noqa: F405
     raise ImproperlyConfigured(
         "ENCLAVE_KMS_ENDPOINT points at a simulated KMS; production uses AWS KMS."
     )
+ENCLAVE_PASS_AWS_CREDENTIALS = env_bool("ENCLAVE_PASS_AWS_CREDENTIALS", True)  # noqa: F405

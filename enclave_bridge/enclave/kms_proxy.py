@@ -119,7 +119,13 @@ class KmsProxy:
         self._threads: set[threading.Thread] = set()
         self._lock = threading.Lock()
         self.address: Address | None = None
-        self.stats = {"accepted": 0, "refused": 0, "upstream_failed": 0, "completed": 0}
+        self.stats = {
+            "accepted": 0,
+            "refused": 0,
+            "upstream_failed": 0,
+            "completed": 0,
+            "accept_errors": 0,
+        }
 
     @property
     def proxy_url(self) -> str:
@@ -171,10 +177,15 @@ class KmsProxy:
                 client, _ = self._listener.accept()
             except TimeoutError:
                 continue
-            except OSError:
+            except OSError as exc:
                 if self._stop.is_set():
                     return
-                raise
+                # Transient (ECONNABORTED, EMFILE, ...): a dead accept thread would leave every
+                # later KMS call hanging until the enclave restarts, so keep accepting.
+                self._count("accept_errors")
+                logger.warning("kms proxy: accept failed (%s); retrying", type(exc).__name__)
+                self._stop.wait(0.1)
+                continue
             if not self._slots.acquire(blocking=False):
                 self._count("refused")
                 self._refuse_busy(client)
@@ -185,7 +196,14 @@ class KmsProxy:
             )
             with self._lock:
                 self._threads.add(thread)
-            thread.start()
+            try:
+                thread.start()
+            except RuntimeError:  # no thread to be had: give the slot back, drop the client
+                with self._lock:
+                    self._threads.discard(thread)
+                self._slots.release()
+                client.close()
+                logger.warning("kms proxy: cannot start a connection thread; connection dropped")
 
     def _refuse_busy(self, client: socket.socket) -> None:
         try:

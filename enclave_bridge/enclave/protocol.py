@@ -248,8 +248,8 @@ def answer_body(
 ) -> bytes:
     """JSON body the enclave signs: binds the result to the request id, nonce, op, args and time.
 
-    With ``args_digest`` (``args_sha256`` of the request's args) a stored verdict stays tied to
-    the envelope, agent and week it judged: anyone holding those can recompute the digest.
+    With ``args_digest`` (``args_sha256`` of the request's args) the answer is tied to the
+    envelope, agent and week it judged: anyone holding those and the JWS can recompute the digest.
     """
     body = {"id": req_id, "nonce": b64url(nonce), "op": op, "ts": utc_timestamp(), "result": result}
     if args_digest is not None:

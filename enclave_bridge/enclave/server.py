@@ -58,14 +58,22 @@ class EnclaveServer:
         while not self._stopping.is_set():
             try:
                 conn, _ = self._sock.accept()
-            except OSError:
+            except OSError as exc:
                 if self._stopping.is_set():
                     break
-                raise
+                # Transient (ECONNABORTED, EMFILE, ...): keep serving rather than die.
+                logger.warning("accept failed (%s); retrying", type(exc).__name__)
+                self._stopping.wait(0.1)
+                continue
             if not self._slots.acquire(blocking=False):
                 self._refuse(conn)
                 continue
-            threading.Thread(target=self._serve_connection, args=(conn,), daemon=True).start()
+            try:
+                threading.Thread(target=self._serve_connection, args=(conn,), daemon=True).start()
+            except RuntimeError:  # no thread to be had: give the slot back, drop the connection
+                self._slots.release()
+                conn.close()
+                logger.warning("cannot start a connection thread; connection dropped")
 
     def stop(self) -> None:
         self._stopping.set()

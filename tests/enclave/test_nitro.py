@@ -421,6 +421,39 @@ def test_forwards_bytes_both_ways(upstream_dir):
         server.close()
 
 
+def test_a_failed_accept_does_not_stop_the_shim(upstream_dir):
+    """A transient accept error (ECONNABORTED, EMFILE) must not kill the accept thread: every
+    later KMS call would hang until the enclave restarts."""
+
+    class FlakyListener:
+        def __init__(self, real):
+            self.real, self.failed = real, False
+
+        def accept(self):
+            if not self.failed:
+                self.failed = True
+                raise OSError(errno.ECONNABORTED, "connection aborted")
+            return self.real.accept()
+
+        def __getattr__(self, name):
+            return getattr(self.real, name)
+
+    server = UpstreamServer(upstream_dir / "u.sock", echo)
+    try:
+        with KmsProxy(server.address) as proxy:
+            proxy._listener = FlakyListener(proxy._listener)
+            deadline = time.monotonic() + TIMEOUT
+            while not proxy._listener.failed and time.monotonic() < deadline:
+                time.sleep(0.05)  # the loop picks up the flaky listener after its 0.2 s tick
+            assert proxy._listener.failed
+            with _client(proxy) as sock:
+                sock.sendall(b"still here")
+                assert _recv_exactly(sock, 10) == b"still here"
+            assert proxy.stats["accept_errors"] == 1
+    finally:
+        server.close()
+
+
 def test_many_concurrent_connections(upstream_dir):
     server = UpstreamServer(upstream_dir / "u.sock", echo)
     results: dict[int, bool] = {}

@@ -367,13 +367,23 @@ def test_server_idle_timeout_and_connection_limit(tmp_path):
         assert health(holder)["result"]["status"] == "ok"
         # Without retries the refusal surfaces as the busy frame, or as a broken pipe when the
         # enclave closed before the request was written: an error either way, never a hang.
-        with (
-            EnclaveClient(str(address), retries=0) as impatient,
-            pytest.raises((EnclaveError, EnclaveConnectionError)),
-        ):
+        impatient = EnclaveClient(str(address), retries=0)
+        with pytest.raises((EnclaveError, EnclaveConnectionError)):
             impatient.health()
+        assert not impatient._idle  # the refused connection, closed by the enclave, is not pooled
         with EnclaveClient(str(address), retries=4, backoff=0.2) as patient:
             assert patient.health()["status"] == "ok"
+        # The enclave frees patient's slot once that connection's thread ends; then the
+        # impatient client must connect afresh (its refused connection was not pooled).
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                assert impatient.health()["status"] == "ok"
+                break
+            except EnclaveError as exc:
+                assert exc.code == "busy" and time.monotonic() < deadline
+                time.sleep(0.05)
+        impatient.close()
         holder.close()
     finally:
         server.stop()
@@ -381,7 +391,7 @@ def test_server_idle_timeout_and_connection_limit(tmp_path):
 
 def test_client_drops_pooled_connections_idle_past_max_idle(tmp_path):
     """A pooled connection is reused while fresh, and closed (freeing the enclave's slot) once it
-    has sat idle longer than max_idle."""
+    has sat idle longer than max_idle, even if the client makes no further call."""
     import threading
     import time
 
@@ -400,10 +410,11 @@ def test_client_drops_pooled_connections_idle_past_max_idle(tmp_path):
             ((first, _),) = client._idle
             client.health()
             assert client._idle[0][0] is first  # fresh: reused
-            time.sleep(0.4)
+            time.sleep(0.6)  # the sweep (every max_idle / 2) closes it while the client is quiet
+            assert first.fileno() == -1 and not client._idle
             client.health()
             ((second, _),) = client._idle
-            assert second is not first and first.fileno() == -1  # stale: closed, not reused
+            assert second is not first
     finally:
         server.stop()
 

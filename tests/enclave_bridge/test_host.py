@@ -156,14 +156,42 @@ def test_a_refused_attestation_at_first_boot_keeps_the_sealed_keys(db, stack, en
         with pytest.raises(AttestationError):
             enclave_boot(client=client, kms_key_id=stack.kms_key_id)
         assert not EnclaveKey.objects.exists()  # nothing trusted
-        sealed = SealedKeySet.objects.get(is_current=True)
-        assert sealed.reason == "init"
+        sealed = SealedKeySet.objects.get()
+        assert sealed.reason == "init" and not sealed.is_current and not sealed.attested
     enclave_settings.ENCLAVE_EXPECTED_PCRS = "measure"
     stack.restart_enclave()
     with EnclaveClient(stack.address, retries=2, backoff=0.05) as client:
-        enclave_boot(client=client, kms_key_id=stack.kms_key_id)  # unseals the kept set
-    assert SealedKeySet.objects.count() == 1
+        enclave_boot(client=client, kms_key_id=stack.kms_key_id)  # unseals the pending set
+    sealed = SealedKeySet.objects.get()  # the same set, now attested and current
+    assert sealed.is_current and sealed.attested
     assert EnclaveKey.objects.filter(status="current").count() == 2
+
+
+def test_a_pending_set_that_does_not_unseal_gives_way_to_a_first_boot(db, stack, enclave_settings):
+    """Whatever answered `init` unattested left a set that opens nowhere: it never became
+    current, and the next boot makes (and, once attested, promotes) a real one."""
+    SealedKeySet.objects.create(
+        blob=b"not a sealed key set",
+        kms_key_id=stack.kms_key_id,
+        reason="init",
+        is_current=False,
+        attested=False,
+    )
+    stack.restart_enclave()
+    with EnclaveClient(stack.address, retries=2, backoff=0.05) as client:
+        enclave_boot(client=client, kms_key_id=stack.kms_key_id)
+    current = SealedKeySet.objects.get(is_current=True)
+    assert current.attested and current.blob != b"not a sealed key set"
+    assert SealedKeySet.objects.filter(is_current=False, attested=False).count() == 1
+
+
+def test_only_an_attested_sealed_set_can_be_current(db):
+    from django.db import IntegrityError, transaction
+
+    with transaction.atomic(), pytest.raises(IntegrityError):
+        SealedKeySet.objects.create(
+            blob=b"x", kms_key_id="k", reason="init", is_current=True, attested=False
+        )
 
 
 def test_answers_signed_by_an_unregistered_key_are_refused(booted, stack):
@@ -327,3 +355,28 @@ def test_run_enclave_command_boots_registers_and_unseals_on_the_next_run(db, set
     settings.ENCLAVE_ADDRESS = "unix:/elsewhere.sock"
     with pytest.raises(CommandError, match="ENCLAVE_ADDRESS"):
         call_command("run_enclave", "--workdir", str(workdir), "--once")
+
+
+def test_boot_hands_the_parents_aws_credentials_to_the_enclave(
+    db, stack, enclave_settings, monkeypatch
+):
+    """On Nitro the enclave has no instance metadata: with ENCLAVE_PASS_AWS_CREDENTIALS the host
+    passes its own (here the simulator's instance-role key). Unknown ones make KMS refuse,
+    which proves the enclave used what it was given rather than its own environment."""
+    from enclave_bridge.client import EnclaveError
+    from enclave_bridge.kms_sim.server import INSTANCE_ACCESS_KEY
+
+    enclave_settings.ENCLAVE_PASS_AWS_CREDENTIALS = True
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIA-NOT-A-PRINCIPAL")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "whatever")
+    stack.restart_enclave()
+    with EnclaveClient(stack.address, retries=2, backoff=0.05) as client:
+        with pytest.raises(EnclaveError) as info:
+            enclave_boot(client=client, kms_key_id=stack.kms_key_id)
+        assert info.value.code == "sealing_failed"
+        assert "whatever" not in str(info.value)
+        assert not SealedKeySet.objects.exists()
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", INSTANCE_ACCESS_KEY)
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        enclave_boot(client=client, kms_key_id=stack.kms_key_id)
+    assert SealedKeySet.objects.get().is_current
