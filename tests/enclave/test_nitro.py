@@ -705,6 +705,19 @@ def no_env_proxy(monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
+def _kms_client_through(proxy: KmsProxy):
+    """The enclave's own boto3 KMS client, routed through the shim, failing fast."""
+    return cli._kms_client(
+        f"https://{KMS_HOST}",
+        "sa-east-1",
+        CREDENTIALS,
+        proxy_url=proxy.proxy_url,
+        retries={"total_max_attempts": 1},
+        connect_timeout=5,
+        read_timeout=5,
+    )
+
+
 def test_boto3_reaches_kms_through_the_shim_with_the_certificate_checked(
     upstream_dir, tmp_path, monkeypatch, no_env_proxy
 ):
@@ -714,15 +727,7 @@ def test_boto3_reaches_kms_through_the_shim_with_the_certificate_checked(
     server = UpstreamServer(upstream_dir / "u.sock", kms)
     try:
         with KmsProxy(server.address, allowed_targets={f"{KMS_HOST}:443"}) as proxy:
-            client = cli._kms_client(
-                f"https://{KMS_HOST}",
-                "sa-east-1",
-                CREDENTIALS,
-                proxy_url=proxy.proxy_url,
-                retries={"total_max_attempts": 1},
-                connect_timeout=5,
-                read_timeout=5,
-            )
+            client = _kms_client_through(proxy)
             answer = client.generate_random(NumberOfBytes=32)
         assert answer["Plaintext"] == kms.random
         assert kms.sni == [KMS_HOST]  # TLS ran inside the tunnel, with the real name
@@ -742,15 +747,7 @@ def test_boto3_through_the_shim_refuses_a_certificate_for_another_name(
     server = UpstreamServer(upstream_dir / "u.sock", FakeKmsTls(cert, key))
     try:
         with KmsProxy(server.address, allowed_targets={f"{KMS_HOST}:443"}) as proxy:
-            client = cli._kms_client(
-                f"https://{KMS_HOST}",
-                "sa-east-1",
-                CREDENTIALS,
-                proxy_url=proxy.proxy_url,
-                retries={"total_max_attempts": 1},
-                connect_timeout=5,
-                read_timeout=5,
-            )
+            client = _kms_client_through(proxy)
             with pytest.raises(botocore.exceptions.SSLError):
                 client.generate_random(NumberOfBytes=32)
     finally:
