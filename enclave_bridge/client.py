@@ -37,16 +37,17 @@ import cbor2
 from jwcrypto import jwk
 
 from enclave_bridge.enclave.protocol import (
+    DEFAULT_MAX_FRAME,
     E_BUSY,
+    E_FRAME_TOO_LARGE,
     E_LOCKED,
     LOCKED_OPS,
     AnswerVerificationError,
     ConnectionClosed,
-    args_sha256,
     b64url_decode,
     canonical_json,
     decode_message,
-    encode_frame,
+    encode_request,
     read_frame_bytes,
     verify_answer,
 )
@@ -206,6 +207,7 @@ class EnclaveClient:
         signing_jwk: Mapping[str, Any] | jwk.JWK | None = None,
         max_skew_seconds: float = 300.0,
         max_answer_frame: int = MAX_ANSWER_FRAME,
+        max_request_frame: int = DEFAULT_MAX_FRAME,
     ) -> None:
         self.address = parse_address(address) if isinstance(address, str) else address
         self.timeout = timeout
@@ -215,6 +217,7 @@ class EnclaveClient:
         self.max_idle = max_idle
         self.max_skew_seconds = max_skew_seconds
         self.max_answer_frame = max_answer_frame
+        self.max_request_frame = max_request_frame  # the enclave's --max-frame
         self._idle: list[tuple[socket.socket, float]] = []  # (connection, released at)
         self._lock = threading.Lock()
         self._sweeper: threading.Thread | None = None
@@ -295,8 +298,16 @@ class EnclaveClient:
             sock = None
             try:
                 sock = self._acquire(timeout)
-                sock.sendall(frame)
-                body = read_frame_bytes(sock, max_frame=self.max_answer_frame)
+                try:
+                    sock.sendall(frame)
+                except (BrokenPipeError, ConnectionResetError):
+                    # The enclave may have refused the frame and closed: read its refusal, if
+                    # it sent one, rather than report a bare broken pipe.
+                    body = read_frame_bytes(sock, max_frame=self.max_answer_frame)
+                    if body is None:
+                        raise
+                else:
+                    body = read_frame_bytes(sock, max_frame=self.max_answer_frame)
                 if body is None:
                     raise ConnectionClosed("enclave closed the connection")
                 answer = decode_message(body)
@@ -340,14 +351,24 @@ class EnclaveClient:
         """Send one request and return its verified result (raise EnclaveError on an error)."""
         req_id = request_id or uuid.uuid4().hex
         nonce = nonce or os.urandom(32)
-        args = dict(args or {})
-        digest = args_sha256(args)  # the signed answer must be about exactly these args
-        frame = encode_frame({"id": req_id, "op": op, "nonce": nonce, "args": args})
+        # The signed answer must be about exactly these args: the digest of the bytes sent.
+        frame, digest = encode_request(req_id=req_id, op=op, nonce=nonce, args=dict(args or {}))
+        if len(frame) - 4 > self.max_request_frame:
+            raise EnclaveError(
+                E_FRAME_TOO_LARGE,
+                f"request of {len(frame) - 4} bytes exceeds the enclave's frame limit of "
+                f"{self.max_request_frame} bytes (send a batch in chunks)",
+            )
         answer = self._exchange(frame, timeout or self.timeout)
         if answer.get("id") != req_id or answer.get("nonce") != nonce:
             if "error" in answer and answer.get("id") is None:
-                err = answer["error"]
-                raise EnclaveError(str(err.get("code")), str(err.get("message")))
+                # A frame-level refusal (busy, oversize): signed once the enclave holds keys.
+                err, signed = answer["error"], False
+                if self._signing is not None and "answer" in answer:
+                    token = answer["answer"]
+                    err = self._verified(token, None, b"", None, None, announced=False)["error"]
+                    signed = True
+                raise EnclaveError(str(err.get("code")), str(err.get("message")), signed=signed)
             raise AnswerVerificationError("answer frame is for another request (id or nonce)")
         if "error" in answer:
             err, signed = answer["error"], False
@@ -376,10 +397,10 @@ class EnclaveClient:
     def _verified(
         self,
         token: str,
-        req_id: str,
+        req_id: str | None,
         nonce: bytes,
-        op: str,
-        digest: str,
+        op: str | None,
+        digest: str | None,
         *,
         announced: bool = True,
     ) -> Any:

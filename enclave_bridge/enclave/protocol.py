@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import socket
 import struct
 import time
@@ -38,6 +39,9 @@ HEADER = struct.Struct(">I")
 NONCE_MIN_BYTES = 16
 NONCE_MAX_BYTES = 64
 MAX_ID_LENGTH = 128
+MAX_ID_INT = 1 << 53
+_ID_CHARS = re.compile(r"[A-Za-z0-9._:-]+")
+_OP_CHARS = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 MAX_CBOR_DEPTH = 32
 SIGNING_ALG = "ES384"
 # The ops a locked enclave (no keys yet, so nothing to sign with) runs; their errors and locked
@@ -99,12 +103,43 @@ class Request:
     op: str
     nonce: bytes
     args: dict[str, Any]
+    # SHA-256 (hex) of the args exactly as they arrived; what a signed answer is bound to.
+    args_digest: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.args_digest:  # built in code, not from a frame: the canonical encoding
+            object.__setattr__(self, "args_digest", args_sha256(self.args))
 
 
 def encode_frame(message: dict[str, Any]) -> bytes:
     """Length-prefix one CBOR map."""
     body = cbor2.dumps(message)
     return HEADER.pack(len(body)) + body
+
+
+def encode_request(
+    *, req_id: str | int, op: str, nonce: bytes, args: dict[str, Any]
+) -> tuple[bytes, str]:
+    """One request frame and the ``args_sha256`` its signed answer must carry.
+
+    The args are encoded once, canonically, and their bytes are both sent and hashed: the
+    enclave hashes the args' bytes as they arrive, so the two digests agree by construction.
+    """
+    args_bytes = cbor2.dumps(args, canonical=True)
+    body = b"".join(
+        (
+            b"\xa4",  # a map of four pairs
+            cbor2.dumps("id"),
+            cbor2.dumps(req_id),
+            cbor2.dumps("op"),
+            cbor2.dumps(op),
+            cbor2.dumps("nonce"),
+            cbor2.dumps(nonce),
+            cbor2.dumps("args"),
+            args_bytes,
+        )
+    )
+    return HEADER.pack(len(body)) + body, hashlib.sha256(args_bytes).hexdigest()
 
 
 def recv_exact(sock: socket.socket, size: int, *, deadline: float | None = None) -> bytes:
@@ -147,27 +182,123 @@ def read_frame_bytes(
     return recv_exact(sock, length, deadline=deadline)
 
 
-def _check_plain(value: Any, depth: int = 0) -> None:
-    """Refuse CBOR tags and exotic types: the protocol only uses JSON-like values plus bytes."""
-    if depth > MAX_CBOR_DEPTH:
-        raise ProtocolError(E_MALFORMED, "frame nests too deeply")
-    if value is None or isinstance(value, str | bytes | bool | int | float):
-        return
-    if isinstance(value, list):
-        for item in value:
-            _check_plain(item, depth + 1)
-        return
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise ProtocolError(E_MALFORMED, "map keys must be text strings")
-            _check_plain(item, depth + 1)
-        return
-    raise ProtocolError(E_MALFORMED, f"unsupported CBOR item of type {type(value).__name__}")
+# --- the frame scanner ----------------------------------------------------------------------------
+# cbor2 decodes some tags natively (bignums 2/3, stringref 25/256, shareable 28/29, dates, ...)
+# before any tag_hook runs: a 212-byte frame of nested shared references can expand to gigabytes.
+# So every frame is walked once over its raw bytes before cbor2 builds anything: no tags, no
+# indefinite lengths, no simple values but false/true/null, every declared length inside the frame,
+# bounded depth and item count. What passes decodes to plain values about the size of the frame.
+
+MAX_CBOR_ITEMS = 2_000_000
+_ARG_BYTES = {24: 1, 25: 2, 26: 4, 27: 8}
+_SIMPLE_OK = frozenset({20, 21, 22, 25, 26, 27})  # false, true, null, half/single/double float
 
 
-def decode_message(body: bytes) -> dict[str, Any]:
-    """Decode one frame body into a plain map (no tags, no duplicate keys, bounded depth)."""
+def _malformed(message: str) -> ProtocolError:
+    return ProtocolError(E_MALFORMED, message)
+
+
+def _skip_item(data: bytes, pos: int, depth: int, budget: int) -> tuple[int, int]:
+    """Walk one CBOR data item from ``pos``; return (position after it, items left in budget).
+
+    Iterative (a stack of pending counts), so nesting cannot exhaust the Python stack.
+    """
+    size = len(data)
+    pending = 1
+    stack: list[int] = []
+    while True:
+        if pending == 0:
+            if not stack:
+                return pos, budget
+            pending = stack.pop()
+            continue
+        pending -= 1
+        budget -= 1
+        if budget < 0:
+            raise _malformed(f"frame holds more than {MAX_CBOR_ITEMS} CBOR items")
+        if pos >= size:
+            raise _malformed("frame body ends inside a CBOR item")
+        initial = data[pos]
+        pos += 1
+        major, info = initial >> 5, initial & 0x1F
+        if info < 24:
+            arg = info
+        elif info <= 27:
+            width = _ARG_BYTES[info]
+            if pos + width > size:
+                raise _malformed("frame body ends inside a CBOR item")
+            arg = int.from_bytes(data[pos : pos + width], "big")
+            pos += width
+        elif info == 31:
+            raise _malformed("indefinite-length CBOR items are not allowed")
+        else:
+            raise _malformed("frame body is not well-formed CBOR (reserved additional info)")
+        if major <= 1:  # unsigned / negative integer: at most 64 bits without bignum tags
+            continue
+        if major <= 3:  # byte / text string
+            if arg > size - pos:
+                raise _malformed("a CBOR string declares more bytes than the frame holds")
+            pos += arg
+            continue
+        if major <= 5:  # array / map
+            count = arg if major == 4 else 2 * arg
+            if count > size - pos:  # every item takes at least one byte
+                raise _malformed("a CBOR array or map declares more items than the frame holds")
+            if count:
+                if len(stack) + depth >= MAX_CBOR_DEPTH:
+                    raise _malformed(f"frame nests deeper than {MAX_CBOR_DEPTH} levels")
+                stack.append(pending)
+                pending = count
+            continue
+        if major == 6:
+            raise _malformed("CBOR tags are not allowed")
+        if info not in _SIMPLE_OK:
+            raise _malformed("only false, true, null and floats are allowed as CBOR simple values")
+
+
+def scan_frame(body: bytes) -> dict[str, tuple[int, int]]:
+    """Check a frame body before decoding; return each top-level key's value span (start, end).
+
+    The spans let the receiver hash the args exactly as they arrived (``args_sha256`` of an
+    answer), rather than re-encoding what it decoded.
+    """
+    data = bytes(body)
+    if not data:
+        raise _malformed("frame body is empty")
+    initial = data[0]
+    major, info = initial >> 5, initial & 0x1F
+    if major != 5:
+        raise _malformed("frame body must be a CBOR map")
+    if info == 31:
+        raise _malformed("indefinite-length CBOR items are not allowed")
+    if info < 24:
+        pairs, pos = info, 1
+    elif info <= 27:
+        width = _ARG_BYTES[info]
+        pairs, pos = int.from_bytes(data[1 : 1 + width], "big"), 1 + width
+    else:
+        raise _malformed("frame body is not well-formed CBOR (reserved additional info)")
+    if pairs > 16:
+        raise _malformed("a frame map has at most 16 fields")
+    budget = MAX_CBOR_ITEMS - 1
+    spans: dict[str, tuple[int, int]] = {}
+    for _ in range(pairs):
+        key_start = pos
+        pos, budget = _skip_item(data, pos, 1, budget)
+        if not 0x60 <= data[key_start] <= 0x77:  # a short text string (< 24 bytes)
+            raise _malformed("frame map keys must be short text strings")
+        key = data[key_start + 1 : pos].decode("utf-8", "replace")
+        start = pos
+        pos, budget = _skip_item(data, pos, 1, budget)
+        spans[key] = (start, pos)
+    if pos != len(data):
+        raise _malformed("frame body has bytes after its CBOR map")
+    return spans
+
+
+def decode_frame(body: bytes) -> tuple[dict[str, Any], dict[str, tuple[int, int]]]:
+    """Scan, then decode one frame body into a plain map; also return the top-level value spans."""
+    spans = scan_frame(body)
     try:
         message = cbor2.loads(
             body,
@@ -179,30 +310,70 @@ def decode_message(body: bytes) -> dict[str, Any]:
         )
     except ProtocolError:
         raise
-    except Exception as exc:  # cbor2 raises several types on bad input
+    except BaseException as exc:  # cbor2 raises several types (its Rust core may panic)
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise
         raise ProtocolError(E_MALFORMED, "frame body is not valid CBOR") from exc
     if not isinstance(message, dict):
         raise ProtocolError(E_MALFORMED, "frame body must be a CBOR map")
     _check_plain(message)
-    return message
+    return message, spans
+
+
+def decode_message(body: bytes) -> dict[str, Any]:
+    """Decode one frame body into a plain map (no tags, no duplicate keys, bounded depth)."""
+    return decode_frame(body)[0]
+
+
+def _check_plain(value: Any) -> None:
+    """Second line behind scan_frame: only JSON-like values plus bytes, text keys (iterative)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if item is None or isinstance(item, str | bytes | bool | int | float):
+            continue
+        if isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            if not all(isinstance(key, str) for key in item):
+                raise ProtocolError(E_MALFORMED, "map keys must be text strings")
+            stack.extend(item.values())
+        else:
+            raise ProtocolError(E_MALFORMED, f"unsupported CBOR item of type {type(item).__name__}")
 
 
 def _refuse_tag(decoder: Any, tag: Any) -> Any:
     raise ProtocolError(E_MALFORMED, "CBOR tags are not allowed")
 
 
-def parse_request(message: dict[str, Any]) -> Request:
-    """Check the request envelope's shape; the args are checked by each operation."""
+def check_request_id(req_id: Any) -> str | int:
+    """An id is an integer in [0, 2^53) (exact in JSON and JavaScript) or 1–128 characters of
+    ``[A-Za-z0-9._:-]``: ids are echoed into signed JSON bodies and written to logs."""
+    if isinstance(req_id, int) and not isinstance(req_id, bool):
+        if not 0 <= req_id < MAX_ID_INT:
+            raise ProtocolError(E_BAD_REQUEST, "id must be an integer from 0 to 2^53 - 1")
+        return req_id
+    if isinstance(req_id, str):
+        if not 0 < len(req_id) <= MAX_ID_LENGTH or not _ID_CHARS.fullmatch(req_id):
+            raise ProtocolError(
+                E_BAD_REQUEST,
+                f"id must have 1 to {MAX_ID_LENGTH} characters of A-Z, a-z, 0-9, '.', '_', ':', '-'",
+            )
+        return req_id
+    raise ProtocolError(E_BAD_REQUEST, "id must be a text string or an integer")
+
+
+def parse_request(message: dict[str, Any], args_digest: str = "") -> Request:
+    """Check the request envelope's shape; the args are checked by each operation.
+
+    ``args_digest`` is the hash of the args' bytes as received (``decode_frame``'s spans).
+    """
     missing = [name for name in ("id", "op", "nonce") if name not in message]
     if missing:
         raise ProtocolError(E_BAD_REQUEST, f"request is missing field(s): {', '.join(missing)}")
-    req_id, op, nonce = message["id"], message["op"], message["nonce"]
-    if isinstance(req_id, bool) or not isinstance(req_id, str | int):
-        raise ProtocolError(E_BAD_REQUEST, "id must be a text string or an integer")
-    if isinstance(req_id, str) and not 0 < len(req_id) <= MAX_ID_LENGTH:
-        raise ProtocolError(E_BAD_REQUEST, f"id must have 1 to {MAX_ID_LENGTH} characters")
-    if not isinstance(op, str) or not op:
-        raise ProtocolError(E_BAD_REQUEST, "op must be a non-empty text string")
+    req_id, op, nonce = check_request_id(message["id"]), message["op"], message["nonce"]
+    if not isinstance(op, str) or not _OP_CHARS.fullmatch(op):
+        raise ProtocolError(E_BAD_REQUEST, "op must be 1 to 32 characters of a-z, 0-9, '_', '-'")
     if not isinstance(nonce, bytes) or not NONCE_MIN_BYTES <= len(nonce) <= NONCE_MAX_BYTES:
         raise ProtocolError(
             E_BAD_REQUEST,
@@ -216,7 +387,14 @@ def parse_request(message: dict[str, Any]) -> Request:
     extra = sorted(set(message) - {"id", "op", "nonce", "args"})
     if extra:
         raise ProtocolError(E_BAD_REQUEST, f"unexpected request field(s): {', '.join(extra)}")
-    return Request(id=req_id, op=op, nonce=nonce, args=args)
+    return Request(id=req_id, op=op, nonce=nonce, args=args, args_digest=args_digest)
+
+
+def request_args_digest(body: bytes, spans: dict[str, tuple[int, int]]) -> str:
+    """SHA-256 (hex) of the raw args bytes of a request frame (of an empty map when absent)."""
+    start, end = spans.get("args", (0, 0))
+    raw = body[start:end] if end > start and body[start:end] != b"\xf6" else b"\xa0"
+    return hashlib.sha256(raw).hexdigest()
 
 
 def b64url(data: bytes) -> str:
@@ -244,7 +422,12 @@ def args_sha256(args: dict[str, Any]) -> str:
 
 
 def answer_body(
-    *, req_id: str | int, nonce: bytes, op: str, result: Any, args_digest: str | None = None
+    *,
+    req_id: str | int | None,
+    nonce: bytes,
+    op: str | None,
+    result: Any,
+    args_digest: str | None = None,
 ) -> bytes:
     """JSON body the enclave signs: binds the result to the request id, nonce, op, args and time.
 
@@ -283,9 +466,9 @@ def verify_answer(
     token: str,
     signing_key: jwk.JWK,
     *,
-    req_id: str | int,
+    req_id: str | int | None,
     nonce: bytes,
-    op: str,
+    op: str | None,
     args_digest: str | None = None,
     max_skew_seconds: float = 300.0,
 ) -> dict[str, Any]:

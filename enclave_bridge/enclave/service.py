@@ -36,6 +36,7 @@ from .protocol import (
     E_BAD_REQUEST,
     E_BUSY,
     E_IN_PROGRESS,
+    E_INTERNAL,
     E_LOCKED,
     E_REPLAY,
     E_SEAL,
@@ -44,7 +45,6 @@ from .protocol import (
     ProtocolError,
     Request,
     answer_body,
-    args_sha256,
     b64url,
     canonical_json,
     describe_failure,
@@ -118,12 +118,13 @@ class NonceCache:
             raise ProtocolError(E_REPLAY, "nonce was already used; its answer is no longer kept")
         return entry.answer
 
-    def finish(self, nonce: bytes, answer: dict[str, Any], size: int) -> None:
+    def finish(self, nonce: bytes, answer: dict[str, Any] | None, size: int) -> None:
+        """Store the answer (if it fits the byte budget) and wake any waiting retry."""
         with self._lock:
             entry = self._entries.get(nonce)
             if entry is None:
                 return
-            if self._bytes + size <= self.max_bytes:
+            if answer is not None and self._bytes + size <= self.max_bytes:
                 entry.answer, entry.size = answer, size
                 self._bytes += size
         entry.done.set()
@@ -213,8 +214,12 @@ class Service:
     # --- framing of answers ---------------------------------------------------------------------
 
     def handle(self, req: Request) -> dict[str, Any]:
-        """Run one request (with replay/idempotency) and return its answer map."""
-        digest = args_sha256(req.args)
+        """Run one request (with replay/idempotency) and return its answer map.
+
+        The nonce entry a fresh request opens is finished on every path (``finally``), so a
+        retry of the same frame never waits on an attempt that died.
+        """
+        digest = req.args_digest
         handler = self._ops.get(req.op)
         if handler is None:
             return self._error(
@@ -231,20 +236,37 @@ class Service:
         if cached is not None:
             self.counts["retried"] += 1
             return cached
+        answer: dict[str, Any] | None = None
         try:
-            answer = self._run(req, handler, digest)
-        except ProtocolError as exc:
-            answer = self._error(req, exc, digest)
-        except Exception as exc:
-            logger.error(
-                "op=%s id=%s failed unexpectedly: %s", req.op, req.id, describe_failure(exc)
+            try:
+                answer = self._run(req, handler, digest)
+            except ProtocolError as exc:
+                answer = self._error(req, exc, digest)
+            except BaseException as exc:  # incl. a pyo3 PanicException: never end the thread
+                logger.error(
+                    "op=%s id=%s failed unexpectedly: %s", req.op, req.id, describe_failure(exc)
+                )
+                answer = self._error(
+                    req,
+                    ProtocolError(E_INTERNAL, "the enclave failed to process the request"),
+                    digest,
+                )
+        finally:
+            self.nonces.finish(req.nonce, answer, _answer_size(answer))
+        return answer
+
+    def refusal(
+        self, req_id: str | int | None, nonce: bytes | None, op: str | None, exc: ProtocolError
+    ) -> dict[str, Any]:
+        """An error answer for a frame refused before it became a request (malformed, oversize,
+        no slot): signed once the enclave holds keys, with whatever id, nonce and op were valid."""
+        answer = error_answer(req_id, nonce, op, exc)
+        keys = self.keys
+        if keys is not None:
+            body = answer_body(
+                req_id=req_id, nonce=nonce or b"", op=op, result={"error": exc.to_dict()}
             )
-            answer = self._error(
-                req,
-                ProtocolError("internal_error", "the enclave failed to process the request"),
-                digest,
-            )
-        self.nonces.finish(req.nonce, answer, _answer_size(answer))
+            answer["answer"] = keys.sign(body)
         return answer
 
     def _error(self, req: Request, exc: ProtocolError, digest: str) -> dict[str, Any]:
@@ -541,6 +563,6 @@ def error_answer(req_id: Any, nonce: Any, op: Any, exc: ProtocolError) -> dict[s
     return {"id": req_id, "nonce": nonce, "op": op, "error": exc.to_dict()}
 
 
-def _answer_size(answer: dict[str, Any]) -> int:
-    token = answer.get("answer")
+def _answer_size(answer: dict[str, Any] | None) -> int:
+    token = answer.get("answer") if answer is not None else None
     return len(token) if isinstance(token, str) else 256

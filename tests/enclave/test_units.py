@@ -317,19 +317,23 @@ def test_client_refuses_an_unsigned_error_once_it_trusts_a_key(tmp_path, signer,
     server.close()
 
 
-def test_server_idle_timeout_and_connection_limit(tmp_path):
-    """An idle connection is closed after the idle timeout and frees its slot; a connection
-    beyond the limit gets a ``busy`` error frame instead of a thread."""
+def test_server_idle_timeout_connection_limit_and_shedding(tmp_path):
+    """An idle connection is closed after the idle timeout; when every slot is taken, the
+    connection waiting longest for a frame is shed for the newcomer; a connection running a
+    request is never shed, so a newcomer then gets a ``busy`` error frame instead of a thread."""
     import socket
     import threading
     import time
 
+    from enclave_bridge.client import EnclaveClient, EnclaveConnectionError, EnclaveError
     from enclave_bridge.enclave.protocol import read_frame_bytes
     from enclave_bridge.enclave.server import EnclaveServer
     from enclave_bridge.enclave.service import Service
     from enclave_bridge.enclave.transport import parse_address
 
     service = Service(nsm=None, sealer_factory=lambda credentials: None, workers=1)
+    release = threading.Event()
+    service._ops["describe"] = lambda req: release.wait(10) and {"slow": True}  # a long request
     address = parse_address(f"unix:{tmp_path / 'enclave.sock'}")
     server = EnclaveServer(service, address, idle_timeout=0.5, read_timeout=0.5, max_connections=1)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -347,45 +351,44 @@ def test_server_idle_timeout_and_connection_limit(tmp_path):
     try:
         first = connect()
         assert health(first)["result"]["state"] == "locked"
-        with connect() as second:  # the only slot is taken
-            assert decode_message(read_frame_bytes(second, max_frame=1 << 20))["error"] == {
-                "code": "busy",
-                "message": "too many connections",
-            }
         started = time.monotonic()
         assert first.recv(1) == b""  # closed by the enclave once idle
         assert time.monotonic() - started < 3
         first.close()
-        time.sleep(0.1)  # the slot is released after the connection's thread ends
-        with connect() as third:
-            assert health(third)["result"]["status"] == "ok"
-        # The client retries a busy refusal with backoff until the slot frees (idle timeout).
-        from enclave_bridge.client import EnclaveClient, EnclaveConnectionError, EnclaveError
-
-        time.sleep(0.1)
+        # Shedding: an idle holder of the only slot gives way to a newcomer.
         holder = connect()
         assert health(holder)["result"]["status"] == "ok"
-        # Without retries the refusal surfaces as the busy frame, or as a broken pipe when the
-        # enclave closed before the request was written: an error either way, never a hang.
+        time.sleep(0.05)
+        with connect() as newcomer:
+            assert health(newcomer)["result"]["status"] == "ok"
+            assert holder.recv(1) == b""  # shed between frames: nothing it asked is lost
+        holder.close()
+        assert server.shed_count == 1
+        # A connection running a request is never shed: the newcomer is refused as busy.
+        time.sleep(0.1)
+        worker = connect()
+        worker.sendall(encode_frame({"id": 2, "op": "describe", "nonce": os.urandom(16)}))
+        time.sleep(0.2)
+        with connect() as refused:
+            assert decode_message(read_frame_bytes(refused, max_frame=1 << 20))["error"] == {
+                "code": "busy",
+                "message": "too many connections",
+            }
         impatient = EnclaveClient(str(address), retries=0)
         with pytest.raises((EnclaveError, EnclaveConnectionError)):
             impatient.health()
         assert not impatient._idle  # the refused connection, closed by the enclave, is not pooled
-        with EnclaveClient(str(address), retries=4, backoff=0.2) as patient:
-            assert patient.health()["status"] == "ok"
-        # The enclave frees patient's slot once that connection's thread ends; then the
-        # impatient client must connect afresh (its refused connection was not pooled).
-        deadline = time.monotonic() + 5
-        while True:
-            try:
-                assert impatient.health()["status"] == "ok"
-                break
-            except (EnclaveError, EnclaveConnectionError) as exc:  # still busy (see above)
-                assert getattr(exc, "code", "busy") == "busy" and time.monotonic() < deadline
-                time.sleep(0.05)
         impatient.close()
-        holder.close()
+        # The client retries a busy refusal with backoff until the slot frees.
+        with EnclaveClient(str(address), retries=6, backoff=0.2) as patient:
+            threading.Timer(0.3, release.set).start()
+            assert patient.health()["status"] == "ok"
+        assert decode_message(read_frame_bytes(worker, max_frame=1 << 20))["result"] == {
+            "slow": True
+        }
+        worker.close()
     finally:
+        release.set()
         server.stop()
 
 
