@@ -1,16 +1,20 @@
 """Settings shared by every environment; everything that differs is read from the environment.
 
 SQLite is the embedded default (demo); DATABASE_URL switches to PostgreSQL (psycopg 3).
-Celery uses Redis when REDIS_URL is set and runs tasks eagerly in-process when it is not.
+Celery and the cache use Redis when REDIS_URL is set; without it tasks run eagerly in-process
+and the cache is per process.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -52,21 +56,25 @@ INSTALLED_APPS = [
     "import_export",
     "simple_history",
     "django_celery_beat",
+    "axes",
     "prudencial",
     "seal",
     "enclave_bridge",
 ]
 
 MIDDLEWARE = [
+    # First: refuses oversized API bodies before anything reads them, and sees every API answer.
+    "prudencial.middleware.APIBoundaryMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "prudencial.middleware.DefaultLanguageMiddleware",
-    "django.middleware.common.CommonMiddleware",
+    "prudencial.middleware.CommonMiddleware",  # Django's, without APPEND_SLASH under /api/
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    "axes.middleware.AxesMiddleware",  # the admin login's lockout page (prudencial.api.lockout)
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -98,6 +106,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "prudencial.User"
 AUTHENTICATION_BACKENDS = [
+    # First: a locked-out login is refused before any password is checked (django-axes).
+    "prudencial.api.lockout.LockoutBackend",
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
@@ -131,8 +141,13 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "prudencial.api.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 100,
+    "DEFAULT_PARSER_CLASSES": [
+        "prudencial.api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "prudencial.api.errors.exception_handler",
     "DEFAULT_THROTTLE_RATES": {
@@ -156,7 +171,57 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # The error answers (400, 401, 403, 404, 409, 411, 413, 415, 429) on every operation.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "prudencial.api.schema.add_error_responses",
+    ],
 }
+
+# --- Limits on what a client sends (docs/api.md § Errors and limits) -------------------------
+# A request body under /api/ (the middleware checks Content-Length; Django checks what it reads).
+PRUDENCIAL_API_MAX_BODY_BYTES = int(os.environ.get("API_MAX_BODY_BYTES", str(2_621_440)))  # 2.5 MiB
+DATA_UPLOAD_MAX_MEMORY_SIZE = PRUDENCIAL_API_MAX_BODY_BYTES
+PRUDENCIAL_API_MAX_JSON_DEPTH = int(os.environ.get("API_MAX_JSON_DEPTH", "32"))
+PRUDENCIAL_API_MAX_LIMIT = int(os.environ.get("API_MAX_PAGE_LIMIT", "500"))  # ?limit= of a list
+
+# --- Client addresses behind proxies (prudencial.api.addresses) ------------------------------
+# Networks of our own reverse proxies / load balancers, comma-separated CIDR. X-Forwarded-For is
+# believed only when the direct peer is one of them. Empty (the default): the peer is the client.
+PRUDENCIAL_TRUSTED_PROXIES = env_list("DJANGO_TRUSTED_PROXIES", [])
+for _network in PRUDENCIAL_TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"DJANGO_TRUSTED_PROXIES: {_network!r} is not a network in CIDR notation "
+            "(e.g. 10.0.0.0/8 or 192.0.2.7)."
+        ) from None
+
+# --- Cache: throttle counters; Redis when REDIS_URL is set, so every process shares them ------
+REDIS_URL = os.environ.get("REDIS_URL", "")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "prudencial",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- Login lockout (django-axes): the token endpoint and the admin login ---------------------
+# Failures are counted per username and, separately, per client address; AXES_FAILURE_LIMIT of
+# either within the cool-off locks it for the cool-off (each attempt while locked restarts it).
+# Counters live in the database (axes' default handler), shared by every process.
+AXES_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("LOGIN_COOLOFF_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = True
+AXES_CLIENT_IP_CALLABLE = "prudencial.api.addresses.client_address"
+AXES_LOCKOUT_CALLABLE = "prudencial.api.lockout.lockout_response"
+AXES_USERNAME_FORM_FIELD = "username"
 
 # --- django-guardian -------------------------------------------------------------------------
 ANONYMOUS_USER_NAME = None  # no anonymous object permissions: anonymous never sees an agent
@@ -169,7 +234,6 @@ IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "change"
 IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
 
 # --- Celery ----------------------------------------------------------------------------------
-REDIS_URL = os.environ.get("REDIS_URL", "")
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = REDIS_URL or "cache+memory://"
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL

@@ -1,15 +1,23 @@
 """Every API error as JSON with a message a person can act on.
 
 Shape: {"error": {"code": "...", "message": "...", "fields": {"field": ["rule"]}}}, with the
-HTTP status that fits (400 validation, 401 not authenticated, 403 forbidden, 404 not visible or
-missing, 409 invalid state transition).
+HTTP status that fits (400 validation or unreadable body, 401 not authenticated, 403 forbidden,
+404 not visible or missing, 409 invalid state transition, 413 body too large, 415 unsupported
+media type, 429 throttled or locked out). docs/api.md § Errors lists the codes.
 """
 
 from __future__ import annotations
 
-from django.core.exceptions import ObjectDoesNotExist
+from django.conf import settings
+from django.core.exceptions import (
+    ObjectDoesNotExist,
+    RequestDataTooBig,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
+from django.http import Http404, JsonResponse
+from django.urls import Resolver404, resolve
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions, status
@@ -30,6 +38,51 @@ _CSRF_MESSAGE = _(
     "Requisição de sessão sem token CSRF válido: envie o cabeçalho X-CSRFToken com o valor do "
     "cookie csrftoken, ou autentique-se com 'Authorization: Token <token>'."
 )
+
+
+class RequestTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "request_too_large"
+
+
+class TooManyParts(exceptions.APIException):
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_detail = _("Corpo com campos ou arquivos demais.")
+    default_code = "too_many_fields"
+
+
+class LockedOut(exceptions.APIException):
+    """Too many failed logins for this username or from this address (django-axes)."""
+
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_code = "locked_out"
+
+    def __init__(self, message: str, wait_seconds: int):
+        super().__init__(message)
+        self.wait = wait_seconds  # DRF's handler sends it as Retry-After
+
+
+def too_large_message(size: int | None, limit: int) -> str:
+    if size is None:
+        return gettext("O corpo da requisição passa do limite de %(limit)s bytes.") % {
+            "limit": limit
+        }
+    return gettext("O corpo da requisição tem %(size)s bytes; o limite é %(limit)s bytes.") % {
+        "size": size,
+        "limit": limit,
+    }
+
+
+def error_response(
+    status_code: int, code: str, message: str, headers: dict | None = None
+) -> JsonResponse:
+    """The API's error shape outside DRF views (middleware, URL-level handlers)."""
+    return JsonResponse(
+        {"error": {"code": code, "message": str(message), "fields": {}}},
+        status=status_code,
+        headers=headers,
+        json_dumps_params={"ensure_ascii": False},
+    )
 
 
 def _django_error(exc: DjangoValidationError) -> exceptions.APIException:
@@ -55,6 +108,12 @@ def exception_handler(exc, context):
         exc = _django_error(exc)
     elif isinstance(exc, ObjectDoesNotExist | Http404):
         exc = exceptions.NotFound()
+    elif isinstance(exc, RequestDataTooBig):
+        # Raised while reading the body (e.g. form fields past DATA_UPLOAD_MAX_MEMORY_SIZE);
+        # the middleware refuses a declared Content-Length over the limit before this.
+        exc = RequestTooLarge(too_large_message(None, settings.DATA_UPLOAD_MAX_MEMORY_SIZE))
+    elif isinstance(exc, TooManyFieldsSent | TooManyFilesSent):
+        exc = TooManyParts()
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
@@ -74,6 +133,10 @@ def exception_handler(exc, context):
         code = getattr(exc, "default_code", "error")
         if isinstance(getattr(exc, "detail", None), exceptions.ErrorDetail):
             code = exc.detail.code or code
+        if code == "throttled" and getattr(exc, "wait", None):
+            message = gettext("Requisições demais: tente de novo daqui a %(seconds)s s.") % {
+                "seconds": exc.wait
+            }
         detail = str(getattr(exc, "detail", ""))
         if response.status_code == status.HTTP_403_FORBIDDEN:
             if detail.startswith("CSRF Failed"):
@@ -87,14 +150,10 @@ def exception_handler(exc, context):
 
 def _api_or(default_view, status_code: int, code: str, message: str):
     """A URL-level error handler: the API's JSON shape under /api/, Django's page elsewhere."""
-    from django.http import JsonResponse
 
     def handler(request, *args, **kwargs):
         if request.path.startswith("/api/"):
-            return JsonResponse(
-                {"error": {"code": code, "message": str(message), "fields": {}}},
-                status=status_code,
-            )
+            return error_response(status_code, code, message)
         return default_view(request, *args, **kwargs)
 
     return handler
@@ -106,12 +165,41 @@ def _defaults():
     return defaults
 
 
-handler404 = _api_or(
-    lambda request, exception: _defaults().page_not_found(request, exception),
-    404,
-    "not_found",
-    _("Endereço não encontrado na API: veja /api/v1/docs/."),
-)
+_NOT_FOUND_MESSAGE = _("Endereço não encontrado na API: veja /api/v1/docs/.")
+
+
+def _with_slash(request) -> str | None:
+    """The URL with a trailing slash, when that one exists."""
+    if request.path_info.endswith("/"):
+        return None
+    try:
+        resolve(request.path_info + "/")
+    except Resolver404:
+        return None
+    return request.path + "/"
+
+
+def api_not_found(request) -> JsonResponse:
+    """404 under /api/, in every setting (DEBUG's technical page included): the API's shape, and
+    for a URL that lacks only its trailing slash, the URL to use. The API does not redirect: a
+    301 would turn a POST into a GET and lose its body."""
+    with_slash = _with_slash(request)
+    if with_slash:
+        return error_response(
+            404,
+            "missing_trailing_slash",
+            gettext("Endereço sem a barra final: use %(url)s (com a barra final).")
+            % {"url": with_slash},
+        )
+    return error_response(404, "not_found", _NOT_FOUND_MESSAGE)
+
+
+def handler404(request, exception=None):
+    if request.path.startswith("/api/"):
+        return api_not_found(request)
+    return _defaults().page_not_found(request, exception)
+
+
 handler500 = _api_or(
     lambda request: _defaults().server_error(request),
     500,

@@ -2,23 +2,40 @@
 
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema
-from rest_framework import generics
+from rest_framework import generics, parsers
 from rest_framework.authtoken.views import ObtainAuthToken
-from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.exceptions import ValidationError
 
 from prudencial import selectors
+from prudencial.api.lockout import locked_out
+from prudencial.api.parsers import JSONParser
 from prudencial.api.serializers import (
     AgentOutputSerializer,
     WeekDetailOutputSerializer,
     WeekOutputSerializer,
 )
+from prudencial.api.throttling import ScopedRateThrottle
 
 
+@extend_schema(auth=[])  # the way to get a token needs none
 class TokenView(ObtainAuthToken):
-    """POST username and password; returns the user's API token."""
+    """POST username and password; returns the user's API token.
+
+    Throttled per client address (scope "auth"); a username or an address with too many failures
+    is locked out by django-axes (429 with Retry-After, prudencial.api.lockout)."""
 
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "auth"
+    parser_classes = [JSONParser, parsers.FormParser, parsers.MultiPartParser]
+
+    def post(self, request, *args, **kwargs):
+        try:
+            return super().post(request, *args, **kwargs)
+        except ValidationError:
+            # Axes marks the request when this failure, or an earlier series, locked it out.
+            if getattr(request, "axes_locked_out", False):
+                raise locked_out(request) from None
+            raise
 
 
 class AgentListView(generics.ListAPIView):
