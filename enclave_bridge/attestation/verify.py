@@ -291,7 +291,11 @@ def _verify(
     ):
         raise AttestationError("nonce does not match the expected nonce")
     pcrs = fields["pcrs"]
-    if expected_pcrs:
+    if expected_pcrs is not None:
+        if not expected_pcrs:
+            # An empty expectation reads as "check the image" but checks nothing: refuse it.
+            # None is the explicit "no image check" (KMS checks PCRs by its own key policy).
+            raise AttestationError("expected_pcrs is empty: name the PCRs to check, or pass None")
         for index, expected in sorted(expected_pcrs.items()):
             actual = pcrs.get(index)
             if actual is None:

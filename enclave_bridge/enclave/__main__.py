@@ -71,7 +71,18 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--app-dir", default=str(APP_DIR), help="tree measured into the dev PCRs")
     serve.add_argument("--max-frame", type=int, default=DEFAULT_MAX_FRAME, help="bytes")
     serve.add_argument("--read-timeout", type=float, default=30.0, help="seconds to finish a frame")
-    serve.add_argument("--idle-timeout", type=float, default=300.0, help="seconds between frames")
+    serve.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=75.0,
+        help="seconds a connection may wait between frames (above the host pool's 60 s max_idle)",
+    )
+    serve.add_argument(
+        "--first-frame-timeout",
+        type=float,
+        default=5.0,
+        help="seconds a new connection has to start its first frame",
+    )
     serve.add_argument("--max-connections", type=int, default=32)
     serve.add_argument("--workers", type=int, default=None, help="batch processes (default: CPUs)")
     serve.add_argument("--replay-window", type=float, default=900.0, help="seconds nonces are kept")
@@ -200,6 +211,7 @@ def serve(args: argparse.Namespace, nsm_kind: str = "simulated") -> int:
         "max_frame": args.max_frame,
         "read_timeout_s": args.read_timeout,
         "idle_timeout_s": args.idle_timeout,
+        "first_frame_timeout_s": args.first_frame_timeout,
         "max_connections": args.max_connections,
         "replay_window_s": args.replay_window,
     }
@@ -222,6 +234,7 @@ def serve(args: argparse.Namespace, nsm_kind: str = "simulated") -> int:
         max_frame=args.max_frame,
         read_timeout=args.read_timeout,
         idle_timeout=args.idle_timeout,
+        first_frame_timeout=args.first_frame_timeout,
         max_connections=args.max_connections,
     )
 

@@ -18,7 +18,7 @@ from prudencial.risk.leverage import leverage_factor
 from .disclosure import published_concentration, published_leverage
 from .envelope import open_envelope
 from .keys import KeyRing
-from .protocol import E_INTERNAL, E_PAYLOAD, ProtocolError
+from .protocol import E_INTERNAL, E_PAYLOAD, JsonRefused, ProtocolError
 from .validation import (
     KINDS,
     Outcome,
@@ -53,6 +53,13 @@ def check_envelope(keys: KeyRing, token: Any, kind: str, expected: dict[str, Any
         )
     try:
         payload = parse_json(plaintext)
+    except JsonRefused as exc:
+        return Outcome(
+            status="rejected",
+            errors=[{"field": "(payload)", "row": None, "rule": exc.rule}],
+            digest=digest,
+            summary={"kind": kind},
+        )
     except (ValueError, UnicodeDecodeError):
         return Outcome(
             status="rejected",

@@ -43,6 +43,8 @@ logger = logging.getLogger(__name__)
 CLASSES = ("CS", "GE", "CM")
 INLINE_LIMIT = 32  # below this many envelopes the pool's IPC costs more than it saves
 MAX_SCENARIOS = 20_000
+MAX_PLD_HISTORY = 10_000  # weekly prices: two centuries
+MAX_PLD_VALUE = 100_000.0  # R$/MWh: two orders above any PLD cap so far
 NETWORK_KEYS = {
     "scenarios",
     "seed",
@@ -344,11 +346,16 @@ def parse_network(args: Any) -> dict[str, Any]:
     history = args.get("pld_history")
     if history is not None and (
         not isinstance(history, list)
-        or not history
-        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in history)
+        or not 0 < len(history) <= MAX_PLD_HISTORY
+        or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= MAX_PLD_VALUE
+            for v in history
+        )
     ):
         raise ProtocolError(
-            E_BAD_REQUEST, "network.pld_history must be a non-empty list of numbers"
+            E_BAD_REQUEST,
+            f"network.pld_history must be a list of 1 to {MAX_PLD_HISTORY} prices "
+            f"in 0..{MAX_PLD_VALUE} R$/MWh",
         )
     return dict(args, scenarios=scenarios, horizon_buckets=horizon)
 

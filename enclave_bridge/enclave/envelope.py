@@ -7,7 +7,6 @@ decompression bombs are not our problem if we never inflate.
 
 from __future__ import annotations
 
-import json
 import threading
 from typing import Any
 
@@ -20,12 +19,15 @@ from .protocol import (
     E_ENVELOPE,
     E_TOO_LARGE,
     E_UNKNOWN_KID,
+    JsonRefused,
     ProtocolError,
     b64url_decode,
+    strict_json_loads,
 )
 
 MAX_ENVELOPE_CHARS = 8 * 1024 * 1024
 MAX_PLAINTEXT_BYTES = 6 * 1024 * 1024
+MAX_HEADER_CHARS = 4096  # a real header is about 120 characters
 ALLOWED_HEADER = {"alg", "enc", "kid", "typ", "cty"}
 
 
@@ -38,8 +40,14 @@ def read_header(token: Any) -> dict[str, Any]:
     parts = token.split(".")
     if len(parts) != 5:
         raise ProtocolError(E_ENVELOPE, "envelope must be a JWE compact serialization (5 parts)")
+    if len(parts[0]) > MAX_HEADER_CHARS:
+        raise ProtocolError(
+            E_ENVELOPE, f"envelope protected header exceeds {MAX_HEADER_CHARS} characters"
+        )
     try:
-        header = json.loads(b64url_decode(parts[0]))
+        header = strict_json_loads(b64url_decode(parts[0]), max_depth=2)
+    except JsonRefused as exc:
+        raise ProtocolError(E_ENVELOPE, f"envelope protected header: {exc.rule}") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProtocolError(E_ENVELOPE, "envelope protected header is not base64url JSON") from exc
     if not isinstance(header, dict):

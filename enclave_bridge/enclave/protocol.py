@@ -187,11 +187,14 @@ def read_frame_bytes(
 # before any tag_hook runs: a 212-byte frame of nested shared references can expand to gigabytes.
 # So every frame is walked once over its raw bytes before cbor2 builds anything: no tags, no
 # indefinite lengths, no simple values but false/true/null, every declared length inside the frame,
-# bounded depth and item count. What passes decodes to plain values about the size of the frame.
+# bounded depth and item count, finite floats. What passes decodes to plain values about the size
+# of the frame, and every integer fits in 64 bits (each op bounds its own further).
 
 MAX_CBOR_ITEMS = 2_000_000
 _ARG_BYTES = {24: 1, 25: 2, 26: 4, 27: 8}
 _SIMPLE_OK = frozenset({20, 21, 22, 25, 26, 27})  # false, true, null, half/single/double float
+# Exponent bits all ones: NaN or Infinity, in half, single and double precision.
+_FLOAT_EXPONENT = {25: 0x7C00, 26: 0x7F800000, 27: 0x7FF0000000000000}
 
 
 def _malformed(message: str) -> ProtocolError:
@@ -254,6 +257,8 @@ def _skip_item(data: bytes, pos: int, depth: int, budget: int) -> tuple[int, int
             raise _malformed("CBOR tags are not allowed")
         if info not in _SIMPLE_OK:
             raise _malformed("only false, true, null and floats are allowed as CBOR simple values")
+        if info >= 25 and arg & _FLOAT_EXPONENT[info] == _FLOAT_EXPONENT[info]:
+            raise _malformed("CBOR floats must be finite (no NaN or Infinity)")
 
 
 def scan_frame(body: bytes) -> dict[str, tuple[int, int]]:
@@ -395,6 +400,63 @@ def request_args_digest(body: bytes, spans: dict[str, tuple[int, int]]) -> str:
     start, end = spans.get("args", (0, 0))
     raw = body[start:end] if end > start and body[start:end] != b"\xf6" else b"\xa0"
     return hashlib.sha256(raw).hexdigest()
+
+
+# --- strict JSON -----------------------------------------------------------------------------------
+# JSON reaches the enclave inside envelopes (protected headers, payloads). Python's json accepts
+# duplicate keys (the last wins: what a reviewer reads is not what is computed) and raises
+# RecursionError on deep nesting; both become a refusal that names the rule.
+
+MAX_JSON_DEPTH = 32
+_KEY_SHOWN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
+class JsonRefused(ValueError):
+    """JSON refused by a structural rule (``rule`` names it, never a value)."""
+
+    def __init__(self, rule: str) -> None:
+        super().__init__(rule)
+        self.rule = rule
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            # A key is a field name, not a value; one that does not look like a name is not shown.
+            shown = f"'{key}'" if _KEY_SHOWN.fullmatch(key) else "a key"
+            raise JsonRefused(f"{shown} appears twice in the same object (duplicate keys)")
+        out[key] = value
+    return out
+
+
+def json_depth_exceeds(value: Any, max_depth: int) -> bool:
+    """True when ``value`` nests more than ``max_depth`` arrays/objects (iterative walk)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > max_depth:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+def strict_json_loads(text: str | bytes, *, max_depth: int = MAX_JSON_DEPTH, **hooks: Any) -> Any:
+    """``json.loads`` that refuses duplicate keys and nesting deeper than ``max_depth``
+    (JsonRefused); other faults raise ValueError as json does. ``hooks``: parse_float etc."""
+    try:
+        value = json.loads(text, object_pairs_hook=_unique_pairs, **hooks)
+    except RecursionError as exc:
+        raise JsonRefused(f"nests deeper than {max_depth} levels") from exc
+    if json_depth_exceeds(value, max_depth):
+        raise JsonRefused(f"nests deeper than {max_depth} levels")
+    return value
 
 
 def b64url(data: bytes) -> str:

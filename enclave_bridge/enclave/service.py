@@ -470,8 +470,12 @@ class Service:
         batch = self._batch(req.args.get("batch"))
         items = parse_items(req.args.get("items"))
         seq = req.args.get("seq")
-        if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int) or seq < 0):
-            raise ProtocolError(E_BAD_REQUEST, "seq must be a non-negative integer")
+        if seq is not None and (
+            isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq < MAX_BATCH_ITEMS
+        ):
+            raise ProtocolError(
+                E_BAD_REQUEST, f"seq must be an integer from 0 to {MAX_BATCH_ITEMS - 1}"
+            )
         with self._state_lock:
             if batch.reserved + len(items) > MAX_BATCH_ITEMS:
                 raise ProtocolError(

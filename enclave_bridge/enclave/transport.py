@@ -47,8 +47,11 @@ def parse_address(text: str) -> Address:
     raise ValueError(f"address {text!r} is not vsock:CID:PORT, unix:PATH or tcp:HOST:PORT")
 
 
-def listen(address: Address, *, backlog: int = 64) -> socket.socket:
-    """Open a listening socket. TCP is loopback only: the enclave never listens on a network."""
+def listen(address: Address, *, backlog: int = 1024) -> socket.socket:
+    """Open a listening socket. TCP is loopback only: the enclave never listens on a network.
+
+    The backlog is deep so a flood of connects waits to be accepted (and shed) rather than
+    making the host's own connect fail at once (a full unix-socket backlog answers EAGAIN)."""
     if address.scheme == "vsock":
         sock = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
         sock.bind((address.cid, address.port))

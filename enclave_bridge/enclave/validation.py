@@ -20,7 +20,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from .protocol import E_BAD_REQUEST, ProtocolError
+from .protocol import E_BAD_REQUEST, ProtocolError, strict_json_loads
 
 KINDS = ("portfolio", "counterparties")
 SCHEMA_IDS = {
@@ -384,8 +384,9 @@ def _bounded_int(text: str) -> int:
 
 
 def parse_json(plaintext: bytes) -> Any:
-    """Strict JSON: UTF-8, finite numbers only (no NaN/Infinity, no 1e999), checked while parsing."""
-    return json.loads(
+    """Strict JSON: UTF-8, finite numbers only (no NaN/Infinity, no 1e999), checked while parsing;
+    no duplicate keys and bounded nesting (``JsonRefused`` names the rule)."""
+    return strict_json_loads(
         plaintext.decode("utf-8"),
         parse_constant=_reject_constant,
         parse_float=_finite_float,

@@ -9,24 +9,54 @@ case-insensitively; the payload field name is accepted as a header too):
 - ``Contrapartes``: up to five rows — the ``counterparties``.
 
 The same workbook can be sent twice (kind ``portfolio`` and kind ``counterparties``). Errors carry
-the Excel row number. The file is untrusted: its size, the zip members' declared sizes and
-compression ratios are checked BEFORE openpyxl opens it, the sheet's declared dimension and then
-the streamed row and cell counts are bounded, so a zip bomb or a million-row sheet is refused
-without being inflated or loaded.
+the Excel row number. The file is untrusted: ``check_archive`` bounds the cost of every part
+openpyxl will read BEFORE openpyxl opens the file:
+
+- the file's size, the zip members' count, declared sizes and compression ratios (central directory
+  only, nothing inflated), and no duplicate member names;
+- the parts are found the way openpyxl finds them (``[Content_Types].xml``, the workbook part, its
+  relationships, each ``<sheet>``'s relationship target wherever it sits, ``xl/styles.xml``,
+  ``docProps/core.xml`` / ``custom.xml``), checked against ``_rels/.rels``; a target that escapes
+  the archive or is missing, a chartsheet and two sheets on one part are refused;
+- each of those parts is streamed once through expat with a bounded count: XML elements per part and
+  across the archive, nesting depth, attributes, text lengths, and per role rows, cells, ``<col>``
+  and merged cells (worksheets), strings (shared strings), entries of each style list (styles),
+  sheets and defined names (workbook); a DOCTYPE anywhere is refused (entity expansion).
+
+So a zip bomb, a million-row sheet, a million shared strings or styles, or a sheet relocated outside
+``xl/worksheets/`` is refused in milliseconds, without being inflated past the limit or loaded. The
+resolution mirrors openpyxl 3.1 (pinned): see ``_check_parts``.
 """
 
 from __future__ import annotations
 
 import io
+import posixpath
 import zipfile
-from collections.abc import Iterable
+import zlib
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from xml.etree import ElementTree
+from xml.parsers import expat
 
 from openpyxl import Workbook, load_workbook
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
+from openpyxl.xml.constants import (
+    ARC_CONTENT_TYPES,
+    ARC_CORE,
+    ARC_CUSTOM,
+    ARC_ROOT_RELS,
+    ARC_STYLE,
+    ARC_WORKBOOK,
+    REL_NS,
+    SHARED_STRINGS,
+    STYLES_TYPE,
+    XLSM,
+    XLSX,
+    XLTM,
+    XLTX,
+)
 
 from .protocol import E_TOO_LARGE, E_XLSX, ProtocolError
 
@@ -40,6 +70,27 @@ RATIO_FLOOR = 256 * 1024
 MAX_ROWS = 500  # per sheet, header included
 MAX_COLS = 32
 MAX_CELLS = 20_000
+# Bounds on the XML parts openpyxl reads, checked by streaming them before openpyxl does. The
+# template has 3 sheets, 7-10 <col>, 1-2 entries per style list, ~120 elements per part: each bound
+# is far above what an edited copy of it needs and far below what costs openpyxl noticeable time.
+MAX_SHEETS = 16  # <sheet> elements in the workbook part
+MAX_DEFINED_NAMES = 1_000
+MAX_SHARED_STRINGS = MAX_CELLS  # a valid file never needs more strings than cells
+MAX_STYLE_ENTRIES = 1_000  # entries of each list in styles.xml (cellXfs, fonts, fills, ...)
+MAX_COL_ENTRIES = 256  # <col> elements per sheet
+MAX_MERGED_CELLS = 1_000  # <mergeCell> elements per sheet
+MAX_SHEET_EXTRA_ELEMENTS = 10_000  # elements of a sheet outside <sheetData>
+MAX_SHEET_ELEMENTS = MAX_ROWS + 5 * MAX_CELLS + MAX_SHEET_EXTRA_ELEMENTS  # c, v, f, is, t per cell
+MAX_SHARED_STRING_ELEMENTS = 5 * MAX_SHARED_STRINGS  # si, t, and a few rich-text runs
+MAX_STYLE_ELEMENTS = 20_000
+MAX_WORKBOOK_ELEMENTS = 5_000
+MAX_PACKAGE_ENTRIES = 1_000  # elements of [Content_Types].xml and of each .rels part
+MAX_PROPERTY_ELEMENTS = 1_000  # docProps/core.xml, docProps/custom.xml
+MAX_TOTAL_ELEMENTS = 250_000  # across every part scanned
+MAX_DEPTH = 64  # element nesting; OOXML needs < 20
+MAX_ATTRIBUTES = 64  # per element
+MAX_VALUE_CHARS = 65_536  # one text run, or one element's attribute values (Excel: 32,767/cell)
+MAX_PART_TEXT = 4 * 1024 * 1024  # characters of text in one part
 
 SHEET_AGENT = "Agente"
 SHEET_PORTFOLIO = "Portfolio"
@@ -150,7 +201,13 @@ def _write_sheet(ws: Any, columns: tuple[tuple[str, str], ...], rows: list[dict[
 
 
 def check_archive(data: bytes) -> None:
-    """Refuse oversized files and zip bombs from the central directory alone (nothing inflated)."""
+    """Refuse the file unless every part openpyxl will read is bounded in size and in entries.
+
+    The central directory is checked first (nothing inflated), then the parts are resolved through
+    the package's relationships and streamed once each with counted limits (``_check_parts``):
+    openpyxl builds whole trees of most parts (styles, workbook, shared strings) before any of our
+    own limits could apply, so the bounds must hold before ``load_workbook`` is called.
+    """
     if len(data) > MAX_XLSX_BYTES:
         raise ProtocolError(E_TOO_LARGE, f"XLSX file exceeds {MAX_XLSX_BYTES} bytes")
     try:
@@ -179,46 +236,323 @@ def check_archive(data: bytes) -> None:
             raise ProtocolError(
                 E_TOO_LARGE, f"XLSX archive declares more than {MAX_TOTAL_BYTES} uncompressed bytes"
             )
-        for info in members:
-            if info.filename.startswith("xl/worksheets/") and info.filename.endswith(".xml"):
-                _prescan_sheet(archive, info)
+        _check_parts(archive)
 
 
-def _prescan_sheet(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
-    """Count rows and cells by streaming the sheet XML, stopping at the limit.
+@dataclass(frozen=True)
+class _Role:
+    """What one kind of part may hold: its element cap and the per-tag caps (local names)."""
 
-    openpyxl (even read-only) parses a whole sheet that lacks a <dimension> element when it opens
-    the workbook, so a million-row sheet must be stopped here, before openpyxl sees it.
+    name: str
+    elements: int
+    counted: Mapping[str, tuple[int, str]] = field(default_factory=dict)  # tag -> (limit, what)
+    lists: Mapping[str, int] = field(default_factory=dict)  # list tag -> limit on its children
+    collect: frozenset[str] = frozenset()  # tags whose attributes the caller needs
+    outside: tuple[str, int] | None = None  # (tag, cap on the elements not inside that tag)
+
+
+_PACKAGE = _Role("package part", MAX_PACKAGE_ENTRIES, collect=frozenset({"Override", "Default"}))
+_RELS = _Role("relationships part", MAX_PACKAGE_ENTRIES, collect=frozenset({"Relationship"}))
+_PROPERTIES = _Role("properties part", MAX_PROPERTY_ELEMENTS)
+_WORKBOOK = _Role(
+    "workbook part",
+    MAX_WORKBOOK_ELEMENTS,
+    counted={"sheet": (MAX_SHEETS, "sheets"), "definedName": (MAX_DEFINED_NAMES, "defined names")},
+    collect=frozenset({"sheet"}),
+)
+_WORKSHEET = _Role(
+    "worksheet",
+    MAX_SHEET_ELEMENTS,
+    counted={
+        "row": (MAX_ROWS, "rows"),
+        "c": (MAX_CELLS, "cells"),
+        "col": (MAX_COL_ENTRIES, "<col> entries"),
+        "mergeCell": (MAX_MERGED_CELLS, "merged cells"),
+    },
+    outside=("sheetData", MAX_SHEET_EXTRA_ELEMENTS),
+)
+_SHARED_STRINGS = _Role(
+    "shared strings part",
+    MAX_SHARED_STRING_ELEMENTS,
+    counted={"si": (MAX_SHARED_STRINGS, "strings")},
+)
+_STYLES = _Role(
+    "styles part",
+    MAX_STYLE_ELEMENTS,
+    lists=dict.fromkeys(
+        (
+            "numFmts",
+            "fonts",
+            "fills",
+            "borders",
+            "cellStyleXfs",
+            "cellXfs",
+            "cellStyles",
+            "dxfs",
+            "tableStyles",
+            "indexedColors",
+            "mruColors",
+        ),
+        MAX_STYLE_ENTRIES,
+    ),
+)
+
+_WORKBOOK_TYPES = (XLTM, XLTX, XLSM, XLSX)  # openpyxl's order of preference
+_SHEET_RID = REL_NS + "}id"
+
+
+@dataclass(frozen=True)
+class _Rel:
+    id: str
+    type: str
+    target: str  # the archive member name, resolved the way openpyxl resolves it
+
+
+_Scan = Callable[[str, _Role], list[tuple[str, dict[str, str]]]]
+
+
+def _label(name: str) -> str:
+    """A part name fit for an error message (it comes from the archive: printable, short)."""
+    clean = "".join(c if c.isascii() and (c.isalnum() or c in "/._-[]") else "?" for c in name[:80])
+    return clean + ("..." if len(name) > 80 else "")
+
+
+def _check_parts(archive: zipfile.ZipFile) -> None:
+    """Resolve the parts openpyxl 3.1 reads (read-only, keep_links=False) and scan each of them.
+
+    openpyxl finds the workbook and the shared strings through ``[Content_Types].xml``, reads
+    ``xl/styles.xml``, ``docProps/core.xml`` and ``custom.xml`` at fixed names, and each sheet
+    through the workbook's relationships (and that sheet's own ``.rels``). Those are scanned, as are
+    the parts the relationships name for the same roles, so neither path can reach an unscanned
+    part. Worksheets under ``xl/worksheets/`` that no sheet references are scanned too (as before):
+    openpyxl ignores them, but refusing them would refuse files Excel writes after a sheet delete.
     """
-    rows = cells = 0
+    names = archive.namelist()
+    present = set(names)
+    if len(present) != len(names):
+        raise ProtocolError(E_XLSX, "XLSX archive has duplicate member names")
+    budget = [MAX_TOTAL_ELEMENTS]
+
+    def scan(name: str, role: _Role) -> list[tuple[str, dict[str, str]]]:
+        if name not in present:
+            raise ProtocolError(E_XLSX, f"XLSX {role.name} {_label(name)} is missing")
+        return _scan_part(archive, name, role, budget)
+
+    manifest = scan(ARC_CONTENT_TYPES, _PACKAGE)
+    overrides = [
+        (a.get("PartName", ""), a.get("ContentType", "")) for t, a in manifest if t == "Override"
+    ]
+    defaults = {a.get("ContentType", "") for t, a in manifest if t == "Default"}
+    workbook_part = next(
+        (part[1:] for kind in _WORKBOOK_TYPES for part, ct in overrides if ct == kind), None
+    )
+    if workbook_part is None and defaults & set(_WORKBOOK_TYPES):
+        workbook_part = ARC_WORKBOOK
+    if workbook_part is None:
+        raise ProtocolError(E_XLSX, "XLSX [Content_Types].xml names no workbook part")
+    office = [r for r in _read_rels(ARC_ROOT_RELS, scan) if r.type.endswith("/officeDocument")]
+    if len(office) != 1 or office[0].target != workbook_part:
+        raise ProtocolError(
+            E_XLSX, "XLSX _rels/.rels and [Content_Types].xml disagree on the workbook part"
+        )
+
+    workbook = scan(workbook_part, _WORKBOOK)
+    folder, base = posixpath.split(workbook_part)
+    workbook_rels_name = posixpath.join(folder, "_rels", f"{base}.rels")
+    workbook_rels: dict[str, _Rel] = {}  # by Id, the last one winning (openpyxl's to_dict)
+    if workbook_rels_name in present:
+        workbook_rels = {rel.id: rel for rel in _read_rels(workbook_rels_name, scan)}
+
+    sheets: dict[str, None] = {}  # ordered set: openpyxl's sheets first
+    for _, attrs in workbook:
+        rel = workbook_rels.get(attrs.get(_SHEET_RID) or "")
+        if rel is None:
+            raise ProtocolError(E_XLSX, "XLSX workbook has a sheet without a relationship")
+        if "chartsheet" in rel.type:
+            raise ProtocolError(E_XLSX, "XLSX chartsheets are not accepted")
+        if rel.target in sheets:
+            raise ProtocolError(E_XLSX, f"XLSX sheets share the part {_label(rel.target)}")
+        sheets[rel.target] = None
+    for rel in workbook_rels.values():
+        if rel.type.endswith("/worksheet"):
+            sheets[rel.target] = None
+    for name in names:
+        if name.startswith("xl/worksheets/") and name.endswith(".xml"):
+            sheets[name] = None
+
+    shared = {part[1:] for part, ct in overrides if ct == SHARED_STRINGS}
+    styles = {part[1:] for part, ct in overrides if ct == STYLES_TYPE}
+    for rel in workbook_rels.values():
+        if rel.type.endswith("/sharedStrings"):
+            shared.add(rel.target)
+        elif rel.type.endswith("/styles"):
+            styles.add(rel.target)
+    if ARC_STYLE in present:
+        styles.add(ARC_STYLE)
+
+    for name in sorted(styles):
+        scan(name, _STYLES)
+    for name in (ARC_CORE, ARC_CUSTOM):
+        if name in present:
+            scan(name, _PROPERTIES)
+    for name in sorted(shared):
+        scan(name, _SHARED_STRINGS)
+    for name in sheets:
+        scan(name, _WORKSHEET)
+        folder, base = posixpath.split(name)
+        rels_name = posixpath.join(folder, "_rels", f"{base}.rels")
+        if rels_name in present:
+            _read_rels(rels_name, scan)
+
+
+def _read_rels(name: str, scan: _Scan) -> list[_Rel]:
+    """The internal relationships of a .rels part, targets resolved as openpyxl resolves them.
+
+    Relative targets are relative to the folder the .rels part describes, absolute ones start at the
+    archive root. A target that leaves the archive is refused whatever its type; one that is not a
+    member is refused when the caller reads it (``scan`` of a missing part).
+    """
+    parent = posixpath.split(posixpath.dirname(name))[0]
+    rels: list[_Rel] = []
+    for _, attrs in scan(name, _RELS):
+        if attrs.get("TargetMode") == "External":
+            continue
+        target = attrs.get("Target", "")
+        if target.startswith("/"):
+            target = target[1:]
+        else:
+            target = posixpath.normpath(posixpath.join(parent, target))
+        normal = posixpath.normpath(target)
+        if not target or normal == ".." or normal.startswith(("../", "/")):
+            raise ProtocolError(
+                E_XLSX, f"XLSX relationship in {_label(name)} points outside the archive"
+            )
+        rels.append(_Rel(attrs.get("Id", ""), attrs.get("Type", ""), target))
+    return rels
+
+
+def _scan_part(
+    archive: zipfile.ZipFile, name: str, role: _Role, budget: list[int]
+) -> list[tuple[str, dict[str, str]]]:
+    """Stream one part through expat, counting against ``role``'s limits; stop at the first breach.
+
+    expat (with no tree built) costs far less than openpyxl's reading of the same part, and stops
+    at the limit, so a flood costs its first few thousand elements. A DOCTYPE is refused: the
+    stdlib parser openpyxl uses expands internal entities (expat's own amplification guard only
+    starts after 8 MiB of output). Returns the attributes of the elements ``role.collect`` names.
+    """
+    label = f"XLSX {role.name} {_label(name)}"
+    found: list[tuple[str, dict[str, str]]] = []
+    counts = dict.fromkeys(role.counted, 0)
+    lists: list[list[Any]] = []  # [depth, tag, children] of the open style lists
+    outside_tag, outside_cap = role.outside or ("", 0)
+    state = {"elements": 0, "depth": 0, "outside": 0, "inside": 0, "run": 0, "text": 0}
+
+    def too_large(what: str) -> ProtocolError:
+        return ProtocolError(E_TOO_LARGE, f"{label}: {what}")
+
+    def start(tag: str, attrs: dict[str, str]) -> None:
+        state["elements"] += 1
+        budget[0] -= 1
+        depth = state["depth"] = state["depth"] + 1
+        state["run"] = 0
+        if state["elements"] > role.elements:
+            raise too_large(f"more than {role.elements} XML elements")
+        if budget[0] < 0:
+            raise ProtocolError(
+                E_TOO_LARGE,
+                f"XLSX archive: more than {MAX_TOTAL_ELEMENTS} XML elements in its parts",
+            )
+        if depth > MAX_DEPTH:
+            raise too_large(f"XML nested deeper than {MAX_DEPTH}")
+        if len(attrs) > MAX_ATTRIBUTES:
+            raise too_large(f"an element has more than {MAX_ATTRIBUTES} attributes")
+        if attrs and sum(map(len, attrs.values())) > MAX_VALUE_CHARS:
+            raise too_large(f"an element's attributes exceed {MAX_VALUE_CHARS} characters")
+        local = tag.rpartition("}")[2]
+        if local in counts:
+            counts[local] += 1
+            limit, what = role.counted[local]
+            if counts[local] > limit:
+                raise too_large(f"more than {limit} {what} (limit {limit})")
+        if lists and lists[-1][0] == depth - 1:
+            lists[-1][2] += 1
+            if lists[-1][2] > MAX_STYLE_ENTRIES:
+                raise too_large(
+                    f"{lists[-1][1]} has more than {MAX_STYLE_ENTRIES} entries"
+                    f" (limit {MAX_STYLE_ENTRIES})"
+                )
+        if local in role.lists:
+            lists.append([depth, local, 0])
+        if outside_tag:
+            if state["inside"]:
+                pass
+            elif local == outside_tag:
+                state["inside"] = depth
+            else:
+                state["outside"] += 1
+                if state["outside"] > outside_cap:
+                    raise too_large(f"more than {outside_cap} XML elements outside <{outside_tag}>")
+        if local in role.collect:
+            found.append((local, attrs))
+        if local == "dimension" and role is _WORKSHEET:
+            _check_dimension(attrs.get("ref", ""), label)
+
+    def end(tag: str) -> None:
+        depth = state["depth"]
+        if lists and lists[-1][0] == depth:
+            lists.pop()
+        if state["inside"] == depth:
+            state["inside"] = 0
+        state["depth"] = depth - 1
+        state["run"] = 0
+
+    def text(data: str) -> None:
+        state["run"] += len(data)
+        state["text"] += len(data)
+        if state["run"] > MAX_VALUE_CHARS:
+            raise too_large(f"a text run exceeds {MAX_VALUE_CHARS} characters")
+        if state["text"] > MAX_PART_TEXT:
+            raise too_large(f"more than {MAX_PART_TEXT} characters of text")
+
+    def doctype(*_: Any) -> None:
+        raise ProtocolError(E_XLSX, f"{label}: a DOCTYPE is not accepted")
+
+    parser = expat.ParserCreate(None, "}")  # the namespace handling ElementTree uses
+    parser.buffer_text = True
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.CharacterDataHandler = text
+    parser.StartDoctypeDeclHandler = doctype
+    parser.EntityDeclHandler = doctype
     try:
-        with archive.open(info) as source:
-            for _, element in ElementTree.iterparse(source, events=("start",)):
-                tag = element.tag.rpartition("}")[2]
-                if tag == "row":
-                    rows += 1
-                    if rows > MAX_ROWS:
-                        raise ProtocolError(
-                            E_TOO_LARGE, f"a sheet has more than {MAX_ROWS} rows (limit {MAX_ROWS})"
-                        )
-                elif tag == "c":
-                    cells += 1
-                    if cells > MAX_CELLS:
-                        raise ProtocolError(E_TOO_LARGE, f"a sheet has more than {MAX_CELLS} cells")
-                elif tag == "dimension":
-                    _check_dimension(element.get("ref", ""))
+        with archive.open(name) as source:
+            while chunk := source.read(64 * 1024):
+                parser.Parse(chunk, False)
+            parser.Parse(b"", True)
     except ProtocolError:
         raise
-    except (ElementTree.ParseError, zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise ProtocolError(E_XLSX, "XLSX worksheet is not readable XML") from exc
+    except (
+        expat.ExpatError,
+        zipfile.BadZipFile,
+        zlib.error,
+        OSError,
+        EOFError,
+        RuntimeError,
+        NotImplementedError,
+        ValueError,
+        LookupError,
+    ) as exc:
+        raise ProtocolError(E_XLSX, f"{label} is not readable XML") from exc
+    return found
 
 
-def _check_dimension(ref: str) -> None:
+def _check_dimension(ref: str, label: str = "XLSX worksheet") -> None:
     last = ref.rpartition(":")[2]
     digits = "".join(c for c in last if c.isdigit())
-    if digits and int(digits) > MAX_ROWS:
+    if digits and (len(digits) > 7 or int(digits) > MAX_ROWS):
         raise ProtocolError(
-            E_TOO_LARGE, f"a sheet declares more than {MAX_ROWS} rows (limit {MAX_ROWS})"
+            E_TOO_LARGE, f"{label}: declares more than {MAX_ROWS} rows (limit {MAX_ROWS})"
         )
 
 

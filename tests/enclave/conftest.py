@@ -3,6 +3,8 @@ enclave's PCR0, and the enclave as a REAL separate process on a unix socket), st
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,12 +42,23 @@ class RunningEnclave:
     def log_text(self) -> str:
         return (self.stack.workdir / "enclave.log").read_text("utf-8", errors="replace")
 
+    @property
+    def pid(self) -> int:
+        return self.stack.processes[-1].pid
 
-@pytest.fixture(scope="session")
-def enclave(tmp_path_factory: pytest.TempPathFactory):
-    """The running enclave, unlocked (init), attested and checked; stopped at session end."""
+    def peak_rss_bytes(self) -> int:
+        """The enclave server process's peak resident set (VmHWM), from /proc."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError("VmHWM not found")
+
+
+@contextlib.contextmanager
+def running_enclave(workdir: Path, *extra_args: str) -> Iterator[RunningEnclave]:
+    """Start a local stack, unlock it (init), attest and check it; stop it on exit."""
     stack = LocalEnclaveStack(
-        tmp_path_factory.mktemp("enclave"),
+        workdir,
         enclave_args=[
             "--read-timeout",
             str(READ_TIMEOUT),
@@ -55,6 +68,7 @@ def enclave(tmp_path_factory: pytest.TempPathFactory):
             "2",
             "--log-level",
             "DEBUG",
+            *extra_args,
         ],
     )
     stack.start()
@@ -72,6 +86,13 @@ def enclave(tmp_path_factory: pytest.TempPathFactory):
         yield RunningEnclave(stack, pcrs, keys.sealed_keys, attestation.signing_jwk)
     finally:
         stack.stop()
+
+
+@pytest.fixture(scope="session")
+def enclave(tmp_path_factory: pytest.TempPathFactory):
+    """The running enclave, unlocked (init), attested and checked; stopped at session end."""
+    with running_enclave(tmp_path_factory.mktemp("enclave")) as running:
+        yield running
 
 
 @pytest.fixture
