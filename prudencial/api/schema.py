@@ -2,7 +2,8 @@
 
 A drf-spectacular postprocessing hook (SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"]) adds the
 ``Error`` schema (prudencial.api.errors' shape) and one response per status to every operation,
-without replacing a response a view documents itself.
+without replacing a response a view documents itself; and an operation that needs no
+credentials says so (``security: []``).
 """
 
 from __future__ import annotations
@@ -98,6 +99,9 @@ def add_error_responses(result, generator, request, public):
         for method, operation in item.items():
             if method not in _METHODS:
                 continue
+            # drf-spectacular omits "security" for an operation with auth=[] (the token
+            # endpoint); say it explicitly: no credentials needed.
+            operation.setdefault("security", [])
             documented = operation.setdefault("responses", {})
             for status, (_description, applies) in ERROR_RESPONSES.items():
                 if applies(method, operation):
