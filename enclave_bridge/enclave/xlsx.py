@@ -24,8 +24,8 @@ openpyxl will read BEFORE openpyxl opens the file:
   sheets and defined names (workbook); a DOCTYPE anywhere is refused (entity expansion).
 
 So a zip bomb, a million-row sheet, a million shared strings or styles, or a sheet relocated outside
-``xl/worksheets/`` is refused in milliseconds, without being inflated past the limit or loaded. The
-resolution mirrors openpyxl 3.1 (pinned): see ``_check_parts``.
+``xl/worksheets/`` is refused after streaming no more than the limit's worth of it, without being
+loaded. The resolution mirrors openpyxl 3.1 (pinned): see ``_check_parts``.
 """
 
 from __future__ import annotations
@@ -365,7 +365,8 @@ def _check_parts(archive: zipfile.ZipFile) -> None:
 
     sheets: dict[str, None] = {}  # ordered set: openpyxl's sheets first
     for _, attrs in workbook:
-        rel = workbook_rels.get(attrs.get(_SHEET_RID) or "")
+        rid = attrs.get(_SHEET_RID, attrs.get("id"))  # openpyxl falls back to a plain id
+        rel = workbook_rels.get(rid or "")
         if rel is None:
             raise ProtocolError(E_XLSX, "XLSX workbook has a sheet without a relationship")
         if "chartsheet" in rel.type:
@@ -477,11 +478,10 @@ def _scan_part(
                 raise too_large(f"more than {limit} {what} (limit {limit})")
         if lists and lists[-1][0] == depth - 1:
             lists[-1][2] += 1
-            if lists[-1][2] > MAX_STYLE_ENTRIES:
-                raise too_large(
-                    f"{lists[-1][1]} has more than {MAX_STYLE_ENTRIES} entries"
-                    f" (limit {MAX_STYLE_ENTRIES})"
-                )
+            _, list_tag, entries = lists[-1]
+            if entries > role.lists[list_tag]:
+                limit = role.lists[list_tag]
+                raise too_large(f"{list_tag} has more than {limit} entries (limit {limit})")
         if local in role.lists:
             lists.append([depth, local, 0])
         if outside_tag:
@@ -547,7 +547,7 @@ def _scan_part(
     return found
 
 
-def _check_dimension(ref: str, label: str = "XLSX worksheet") -> None:
+def _check_dimension(ref: str, label: str) -> None:
     last = ref.rpartition(":")[2]
     digits = "".join(c for c in last if c.isdigit())
     if digits and (len(digits) > 7 or int(digits) > MAX_ROWS):
