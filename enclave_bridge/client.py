@@ -310,7 +310,9 @@ class EnclaveClient:
                     body = read_frame_bytes(sock, max_frame=self.max_answer_frame)
                 if body is None:
                     raise ConnectionClosed("enclave closed the connection")
-                answer = decode_message(body)
+                # An answer is as large as the batch the host asked for: bounded by the answer
+                # frame limit, not by the enclave's per-request item budget.
+                answer = decode_message(body, max_items=max(len(body), 1))
                 if _refused_busy(answer) and attempt < self.retries:
                     # All connection slots were taken: the enclave closed without running the
                     # request, so it is retried like a connection failure.

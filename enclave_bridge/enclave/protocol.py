@@ -190,7 +190,7 @@ def read_frame_bytes(
 # bounded depth and item count, finite floats. What passes decodes to plain values about the size
 # of the frame, and every integer fits in 64 bits (each op bounds its own further).
 
-MAX_CBOR_ITEMS = 2_000_000
+MAX_CBOR_ITEMS = 1_000_000
 _ARG_BYTES = {24: 1, 25: 2, 26: 4, 27: 8}
 _SIMPLE_OK = frozenset({20, 21, 22, 25, 26, 27})  # false, true, null, half/single/double float
 # Exponent bits all ones: NaN or Infinity, in half, single and double precision.
@@ -201,7 +201,9 @@ def _malformed(message: str) -> ProtocolError:
     return ProtocolError(E_MALFORMED, message)
 
 
-def _skip_item(data: bytes, pos: int, depth: int, budget: int) -> tuple[int, int]:
+def _skip_item(
+    data: bytes, pos: int, depth: int, budget: int, limit: int = MAX_CBOR_ITEMS
+) -> tuple[int, int]:
     """Walk one CBOR data item from ``pos``; return (position after it, items left in budget).
 
     Iterative (a stack of pending counts), so nesting cannot exhaust the Python stack.
@@ -218,7 +220,7 @@ def _skip_item(data: bytes, pos: int, depth: int, budget: int) -> tuple[int, int
         pending -= 1
         budget -= 1
         if budget < 0:
-            raise _malformed(f"frame holds more than {MAX_CBOR_ITEMS} CBOR items")
+            raise _malformed(f"frame holds more than {limit} CBOR items")
         if pos >= size:
             raise _malformed("frame body ends inside a CBOR item")
         initial = data[pos]
@@ -261,11 +263,12 @@ def _skip_item(data: bytes, pos: int, depth: int, budget: int) -> tuple[int, int
             raise _malformed("CBOR floats must be finite (no NaN or Infinity)")
 
 
-def scan_frame(body: bytes) -> dict[str, tuple[int, int]]:
+def scan_frame(body: bytes, *, max_items: int = MAX_CBOR_ITEMS) -> dict[str, tuple[int, int]]:
     """Check a frame body before decoding; return each top-level key's value span (start, end).
 
     The spans let the receiver hash the args exactly as they arrived (``args_sha256`` of an
-    answer), rather than re-encoding what it decoded.
+    answer), rather than re-encoding what it decoded. ``max_items``: the enclave keeps the
+    default; the host reading a large batch answer it asked for may allow more.
     """
     data = bytes(body)
     if not data:
@@ -285,25 +288,27 @@ def scan_frame(body: bytes) -> dict[str, tuple[int, int]]:
         raise _malformed("frame body is not well-formed CBOR (reserved additional info)")
     if pairs > 16:
         raise _malformed("a frame map has at most 16 fields")
-    budget = MAX_CBOR_ITEMS - 1
+    budget = max_items - 1
     spans: dict[str, tuple[int, int]] = {}
     for _ in range(pairs):
         key_start = pos
-        pos, budget = _skip_item(data, pos, 1, budget)
+        pos, budget = _skip_item(data, pos, 1, budget, max_items)
         if not 0x60 <= data[key_start] <= 0x77:  # a short text string (< 24 bytes)
             raise _malformed("frame map keys must be short text strings")
         key = data[key_start + 1 : pos].decode("utf-8", "replace")
         start = pos
-        pos, budget = _skip_item(data, pos, 1, budget)
+        pos, budget = _skip_item(data, pos, 1, budget, max_items)
         spans[key] = (start, pos)
     if pos != len(data):
         raise _malformed("frame body has bytes after its CBOR map")
     return spans
 
 
-def decode_frame(body: bytes) -> tuple[dict[str, Any], dict[str, tuple[int, int]]]:
+def decode_frame(
+    body: bytes, *, max_items: int = MAX_CBOR_ITEMS
+) -> tuple[dict[str, Any], dict[str, tuple[int, int]]]:
     """Scan, then decode one frame body into a plain map; also return the top-level value spans."""
-    spans = scan_frame(body)
+    spans = scan_frame(body, max_items=max_items)
     try:
         message = cbor2.loads(
             body,
@@ -325,9 +330,9 @@ def decode_frame(body: bytes) -> tuple[dict[str, Any], dict[str, tuple[int, int]
     return message, spans
 
 
-def decode_message(body: bytes) -> dict[str, Any]:
+def decode_message(body: bytes, *, max_items: int = MAX_CBOR_ITEMS) -> dict[str, Any]:
     """Decode one frame body into a plain map (no tags, no duplicate keys, bounded depth)."""
-    return decode_frame(body)[0]
+    return decode_frame(body, max_items=max_items)[0]
 
 
 def _check_plain(value: Any) -> None:

@@ -202,3 +202,12 @@ def test_measure_pcrs_follows_the_enclave_sources(tmp_path: Path) -> None:
 def test_measure_pcrs_refuses_an_empty_tree(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no enclave source files"):
         measure_pcrs(tmp_path)
+
+
+def test_an_empty_pcr_expectation_is_an_error_not_no_check(dev_pki, nsm) -> None:
+    """``{}`` reads as "check the image" but would check nothing: refused. None stays the
+    explicit "no image check" (the simulated KMS checks PCRs by its own key policy)."""
+    document = nsm.attest(public_key=None, user_data=None, nonce=None)
+    with pytest.raises(AttestationError, match="expected_pcrs is empty"):
+        _verify(document, dev_pki.root, expected_pcrs={})
+    assert _verify(document, dev_pki.root, expected_pcrs=None).pcrs

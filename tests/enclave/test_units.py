@@ -456,3 +456,44 @@ print("\\n".join(sorted(sys.modules)))
         for m in project
         if m not in ("enclave_bridge", "prudencial") and not m.startswith(allowed)
     ] == []
+
+
+def test_no_exception_class_ends_a_request_thread_or_leaves_a_nonce_open(tmp_path):
+    """A handler that raises a BaseException (as a pyo3 PanicException is) gets an
+    ``internal_error`` answer; the nonce entry is finished, so the same frame retried is
+    answered at once (not after a 120 s wait); the server keeps serving."""
+    import socket
+    import threading
+    import time
+
+    from enclave_bridge.enclave.protocol import read_frame_bytes
+    from enclave_bridge.enclave.server import EnclaveServer
+    from enclave_bridge.enclave.service import Service
+    from enclave_bridge.enclave.transport import parse_address
+
+    class Panic(BaseException):  # pyo3_runtime.PanicException derives from BaseException
+        pass
+
+    def panics(req):
+        raise Panic("rust panicked")
+
+    service = Service(nsm=None, sealer_factory=lambda credentials: None, workers=1)
+    service._ops["describe"] = panics
+    address = parse_address(f"unix:{tmp_path / 'enclave.sock'}")
+    server = EnclaveServer(service, address)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    frame = encode_frame({"id": "p-1", "op": "describe", "nonce": os.urandom(16)})
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(5)
+            sock.connect(address.path)
+            for _attempt in range(2):
+                started = time.monotonic()
+                sock.sendall(frame)
+                answer = decode_message(read_frame_bytes(sock, max_frame=1 << 20))
+                assert answer["error"]["code"] == "internal_error"
+                assert time.monotonic() - started < 1.0
+            sock.sendall(encode_frame({"id": "p-2", "op": "health", "nonce": os.urandom(16)}))
+            assert decode_message(read_frame_bytes(sock, max_frame=1 << 20))["result"]["status"]
+    finally:
+        server.stop()
