@@ -4,7 +4,10 @@ import os
 
 from celery import Celery
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+# Fail closed: a deployment that forgets DJANGO_SETTINGS_MODULE gets production settings
+# (which refuse to start without their secrets), never DEBUG, SQLite and eager tasks.
+# manage.py alone defaults to local settings, for development.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
 
 app = Celery("prudencial")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -94,3 +94,27 @@ def test_production_refuses_to_start_without_its_services(tmp_path, env, missing
     )
     assert result.returncode != 0
     assert f"{missing} must point at" in result.stderr
+
+
+@pytest.mark.parametrize("entry", ["config.wsgi", "config.celery_app"])
+def test_deployment_entry_points_fail_closed_without_a_settings_module(tmp_path, entry):
+    """gunicorn and the Celery worker default to production settings: without
+    DJANGO_SETTINGS_MODULE and the production secrets they refuse to start, naming what is
+    missing, instead of running with DEBUG, a development key and SQLite."""
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE"}
+        and not k.startswith(("DJANGO_", "ENCLAVE_"))
+    }
+    code = f"import {entry}, django; from django.conf import settings; print(settings.DEBUG)"
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=PROJECT_DIR,
+        env={**clean, "PRUDENCIAL_VAR_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr and "DJANGO_SECRET_KEY" in result.stderr
