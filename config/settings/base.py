@@ -171,7 +171,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    # The error answers (400, 401, 403, 404, 409, 411, 413, 415, 429) on every operation.
+    # The error answers (400, 401, 403, 404, 409, 411, 413, 414, 415, 429) on every operation.
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "prudencial.api.schema.add_error_responses",

@@ -1,8 +1,8 @@
 """Limit/offset pagination with bounds: a page is 1–500 rows, an offset 0 to 2^31 − 1.
 
 DRF's LimitOffsetPagination passes any integer to the database (a limit of 2^63 is a 500 on SQLite
-and PostgreSQL) and silently ignores values that are not integers. Here a value out of range or
-not a decimal integer is a 400 that names the parameter and the rule.
+and PostgreSQL) and silently ignores values that are not integers. Here a value out of range, not a decimal
+integer, or given twice is a 400 that names the parameter and the rule.
 """
 
 from __future__ import annotations
@@ -19,11 +19,13 @@ _DECIMAL = re.compile(r"[0-9]{1,12}")
 
 
 def _bounded_int(request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
+    values = request.query_params.getlist(name)
+    if not values:
         return default
-    if _DECIMAL.fullmatch(raw) and low <= int(raw) <= high:
-        return int(raw)
+    if len(values) > 1:  # which one would count is a guess: say so instead
+        raise ValidationError({name: [gettext("informe este parâmetro uma vez só.")]})
+    if _DECIMAL.fullmatch(values[0]) and low <= int(values[0]) <= high:
+        return int(values[0])
     raise ValidationError(
         {name: [gettext("deve ser um inteiro de %(low)s a %(high)s.") % {"low": low, "high": high}]}
     )

@@ -43,6 +43,11 @@ ERROR_RESPONSES = {
         "The body is larger than the limit the message states.",
         lambda method, operation: True,
     ),
+    414: (
+        "URI too long: answered by the HTTP server in front of Django (gunicorn refuses a "
+        "request line over 4094 bytes), not in the API's JSON shape.",
+        lambda method, operation: True,
+    ),
     415: (
         "The body's Content-Type is not one this operation reads.",
         lambda method, operation: "requestBody" in operation,
@@ -74,6 +79,8 @@ ERROR_SCHEMA = {
     },
 }
 
+_NOT_JSON = {414}  # the server's own answer, before Django
+
 _HEADERS = {
     401: {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "`Token`"}},
     429: {
@@ -92,9 +99,12 @@ def add_error_responses(result, generator, request, public):
     for status, (description, _applies) in ERROR_RESPONSES.items():
         responses[f"Error{status}"] = {
             "description": description,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
             **({"headers": _HEADERS[status]} if status in _HEADERS else {}),
         }
+        if status not in _NOT_JSON:
+            responses[f"Error{status}"]["content"] = {
+                "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+            }
     for item in result.get("paths", {}).values():
         for method, operation in item.items():
             if method not in _METHODS:

@@ -32,6 +32,8 @@ def staff_api(client_for, ccee_staff):
         ("offset=-5", "offset", "deve ser um inteiro de 0 a 2147483647."),
         ("offset=2147483648", "offset", "deve ser um inteiro de 0 a 2147483647."),
         ("offset=%20", "offset", "deve ser um inteiro de 0 a 2147483647."),
+        ("limit=5&limit=abc", "limit", "informe este parâmetro uma vez só."),
+        ("offset=1&offset=2", "offset", "informe este parâmetro uma vez só."),
     ],
 )
 def test_out_of_range_or_non_integer_page_parameters_are_a_400_naming_them(
@@ -74,3 +76,9 @@ def test_schema_states_the_bounds(api_client):
     }
     assert parameters["limit"] == {"type": "integer", "minimum": 1, "maximum": 500}
     assert parameters["offset"] == {"type": "integer", "minimum": 0, "maximum": 2147483647}
+
+
+def test_the_rule_in_english_when_chosen(staff_api):
+    staff_api.cookies["django_language"] = "en"
+    response = staff_api.get("/api/v1/agents/?limit=0&offset=1")
+    assert response.json()["error"]["fields"] == {"limit": ["must be an integer from 1 to 500."]}
