@@ -60,6 +60,7 @@ __all__ = [
     "EnclaveConnectionError",
     "EnclaveError",
     "KeySet",
+    "SignedAnswer",
     "check_attestation",
 ]
 
@@ -183,6 +184,18 @@ def check_attestation(
     ) != (attestation.kid, digest, attestation.signing_kid, sig_spki):
         raise AnswerVerificationError("attested user_data does not bind this JWKS and signing key")
     return doc
+
+
+@dataclass(frozen=True)
+class SignedAnswer:
+    """A verified result with what binds it: the JWS (None only for a locked enclave's health or
+    describe), the SHA-256 of the args it answers, and the request id and nonce it echoes."""
+
+    result: Any
+    token: str | None
+    args_sha256: str
+    request_id: str
+    nonce: bytes
 
 
 class EnclaveClient:
@@ -351,6 +364,21 @@ class EnclaveClient:
         nonce: bytes | None = None,
     ) -> Any:
         """Send one request and return its verified result (raise EnclaveError on an error)."""
+        return self.call_signed(
+            op, args, timeout=timeout, request_id=request_id, nonce=nonce
+        ).result
+
+    def call_signed(
+        self,
+        op: str,
+        args: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+        request_id: str | None = None,
+        nonce: bytes | None = None,
+    ) -> SignedAnswer:
+        """Like ``call``, and also return the JWS and the digest of the args it is bound to, so a
+        stored verdict can be verified again later (``verify_answer`` with the signing key)."""
         req_id = request_id or uuid.uuid4().hex
         nonce = nonce or os.urandom(32)
         # The signed answer must be about exactly these args: the digest of the bytes sent.
@@ -386,14 +414,17 @@ class EnclaveClient:
                     raise AnswerVerificationError("error answer is not signed")
             raise EnclaveError(str(err.get("code")), str(err.get("message")), signed=signed)
         if "answer" in answer:
-            return self._verified(answer["answer"], req_id, nonce, op, digest)
+            token = answer["answer"]
+            result = self._verified(token, req_id, nonce, op, digest)
+            return SignedAnswer(result, token, digest, req_id, nonce)
         result = answer.get("result")
         if (
             op in ("health", "describe")
             and isinstance(result, dict)
             and result.get("state") == "locked"
         ):
-            return result  # a locked enclave holds no signing key yet
+            # A locked enclave holds no signing key yet.
+            return SignedAnswer(result, None, digest, req_id, nonce)
         raise AnswerVerificationError("answer is not signed")
 
     def _verified(
@@ -488,7 +519,13 @@ class EnclaveClient:
         self, envelope: str, *, kind: str, agent: Mapping[str, str], week: str
     ) -> dict[str, Any]:
         """Signed verdict: {status, errors[{field,row,rule}], digest, summary}."""
-        return self.call(
+        return self.validate_signed(envelope, kind=kind, agent=agent, week=week).result
+
+    def validate_signed(
+        self, envelope: str, *, kind: str, agent: Mapping[str, str], week: str
+    ) -> SignedAnswer:
+        """The verdict with its JWS and args digest, for storing and verifying again later."""
+        return self.call_signed(
             "validate",
             {
                 "envelope": envelope,

@@ -511,3 +511,35 @@ def test_implausible_or_changed_week_parameters_are_refused(client, current_key)
     other["buckets"][3]["volatility"] = 0.2
     with pytest.raises(EnclaveError, match="already computed with other parameters"):
         client.compute(other, [])
+
+
+def test_signed_verdict_can_be_verified_again_from_what_is_stored(client, current_key, enclave):
+    """validate_signed gives the JWS and the args digest: with the envelope, agent and week
+    a third party recomputes the digest and verifies the verdict later; altered, it fails."""
+    from enclave_bridge.enclave.protocol import args_sha256, verify_answer
+
+    who = agent(62)
+    envelope = encrypt(portfolio(who), current_key)
+    signed = client.validate_signed(envelope, kind="portfolio", agent=who, week=WEEK)
+    args = {"envelope": envelope, "kind": "portfolio", "expected": {"agent": who, "week": WEEK}}
+    assert signed.args_sha256 == args_sha256(args)
+    key = jwk.JWK(**enclave.signing_jwk)
+    body = verify_answer(
+        signed.token,
+        key,
+        req_id=signed.request_id,
+        nonce=signed.nonce,
+        op="validate",
+        args_digest=args_sha256(args),
+    )
+    assert body["result"] == signed.result and signed.result["status"] == "accepted"
+    other = dict(args, kind="counterparties")
+    with pytest.raises(AnswerVerificationError):
+        verify_answer(
+            signed.token,
+            key,
+            req_id=signed.request_id,
+            nonce=signed.nonce,
+            op="validate",
+            args_digest=args_sha256(other),
+        )
