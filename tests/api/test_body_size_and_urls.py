@@ -109,3 +109,16 @@ def test_a_bad_host_header_under_the_api_is_a_json_400(client, settings, debug):
     response = client.get("/api/v1/agents/", HTTP_HOST="attacker.example")
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "bad_request"
+
+
+def test_an_error_a_view_renders_otherwise_is_json_under_the_api(client_for, agent_user):
+    """The schema view renders OpenAPI YAML; its 401 (an inactive user's token) arrives as the
+    API's JSON error, with its WWW-Authenticate."""
+    client = client_for(agent_user)
+    agent_user.is_active = False
+    agent_user.save()
+    response = client.get("/api/v1/schema/")
+    assert response.status_code == 401
+    assert response["Content-Type"] == "application/json"
+    assert response["WWW-Authenticate"] == "Token"
+    assert response.json()["error"]["code"] == "authentication_failed"

@@ -212,3 +212,13 @@ def test_axes_and_the_throttle_use_the_same_function(settings):
     )
     assert get_client_ip_address(request) == "203.0.113.8"
     assert ScopedRateThrottle().get_ident(request) == "203.0.113.8"
+
+
+def test_the_lockout_answer_under_the_api_is_json_when_axes_middleware_gives_it(rf):
+    """AXES_LOCKOUT_CALLABLE serves the admin's page; under /api/ (any login that marks the plain
+    request) it answers the API's shape."""
+    from prudencial.api.lockout import lockout_response
+
+    response = lockout_response(rf.post(TOKEN))
+    assert response.status_code == 429 and response["Retry-After"] == "900"
+    assert response["Content-Type"] == "application/json"
