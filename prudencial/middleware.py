@@ -13,6 +13,7 @@ from django.middleware.common import CommonMiddleware as DjangoCommonMiddleware
 from django.middleware.locale import LocaleMiddleware
 from django.utils import translation
 from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from prudencial.api.errors import api_not_found, error_response, too_large_message
 
@@ -20,7 +21,7 @@ from prudencial.api.errors import api_not_found, error_response, too_large_messa
 class DefaultLanguageMiddleware(LocaleMiddleware):
     def process_request(self, request) -> None:
         chosen = request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME)
-        supported = {code for code, _ in settings.LANGUAGES}
+        supported = {code for code, _label in settings.LANGUAGES}
         language = chosen if chosen in supported else settings.LANGUAGE_CODE
         translation.activate(language)
         request.LANGUAGE_CODE = translation.get_language()
@@ -62,7 +63,7 @@ class APIBoundaryMiddleware:
                     gettext("Envie o corpo com Content-Length (corpo em partes não é aceito)."),
                 )
             return None
-        if not declared.isdigit():
+        if not (declared.isascii() and declared.isdigit()):
             return error_response(
                 400,
                 "invalid_content_length",
@@ -82,18 +83,20 @@ class APIBoundaryMiddleware:
         elif isinstance(getattr(response, "data", None), dict) and "error" in response.data:
             converted = JsonResponse(response.data, status=response.status_code)
         else:
-            converted = error_response(
-                response.status_code,
-                _GENERIC_CODES.get(response.status_code, "error"),
-                response.reason_phrase,
-            )
+            code, message = _GENERIC.get(response.status_code, ("error", response.reason_phrase))
+            converted = error_response(response.status_code, code, message)
         for header in ("WWW-Authenticate", "Retry-After", "Allow"):
             if header in response:
                 converted[header] = response[header]
         return converted
 
 
-_GENERIC_CODES = {400: "bad_request", 403: "forbidden", 405: "method_not_allowed"}
+# Answers Django gives before or around the views (a bad Host header, a CSRF page...).
+_GENERIC = {
+    400: ("bad_request", _("Requisição recusada: cabeçalhos ou formato inválidos.")),
+    403: ("forbidden", _("Você não tem permissão para esta operação.")),
+    405: ("method_not_allowed", _("Método não aceito neste endereço.")),
+}
 
 
 def _is_json(content_type: str) -> bool:

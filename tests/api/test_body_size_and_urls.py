@@ -53,8 +53,9 @@ def test_a_chunked_body_without_content_length_is_a_411(client):
     assert response.json()["error"]["code"] == "length_required"
 
 
-def test_a_content_length_that_is_not_a_number_is_a_400(client):
-    response = client.generic("POST", TOKEN, b"{}", CONTENT_LENGTH="12x")
+@pytest.mark.parametrize("content_length", ["12x", "-1", "²"])
+def test_a_content_length_that_is_not_a_number_is_a_400(client, content_length):
+    response = client.generic("POST", TOKEN, b"{}", CONTENT_LENGTH=content_length)
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_content_length"
 
@@ -109,6 +110,9 @@ def test_a_bad_host_header_under_the_api_is_a_json_400(client, settings, debug):
     response = client.get("/api/v1/agents/", HTTP_HOST="attacker.example")
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "bad_request"
+    assert response.json()["error"]["message"] == (
+        "Requisição recusada: cabeçalhos ou formato inválidos."
+    )
 
 
 def test_an_error_a_view_renders_otherwise_is_json_under_the_api(client_for, agent_user):
