@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 DEMO_VAR := var/demo
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint format venv system-deps migrate demo-data clean bench messages
+.PHONY: demo test lint format venv system-deps migrate demo-data clean bench messages fuzz
 
 system-deps:
 	@# A fresh Debian has python3.11 but may lack venv/pip; install them when we can (root).
@@ -55,6 +55,24 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/risk_bench.py
 	$(PY) bench/enclave_bench.py
+
+# Fuzz the enclave's request decoder and dispatcher (atheris; not part of `make test`, not in CI).
+# New inputs go to a temporary directory; only those adding coverage are merged into the corpus.
+FUZZ_SECONDS ?= 600
+FUZZ_CPU ?= 0
+FUZZ_FLAGS := -timeout=1 -rss_limit_mb=1024 -max_len=32768 -dict=tests/fuzz/enclave.dict
+fuzz: $(STAMP)
+	@$(PY) -c "import atheris" 2>/dev/null || $(PIP) install --quiet -r requirements-fuzz.txt
+	@mkdir -p tests/fuzz/crashes
+	@work=$$(mktemp -d) && trap 'rm -rf "$$work"' EXIT && status=0 && \
+	export PATH="$(CURDIR)/$(VENV)/bin:$$PATH" FUZZ_KEEP_GOING=1 OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 \
+		MKL_NUM_THREADS=1 && \
+	taskset -c $(FUZZ_CPU) $(PY) tests/fuzz/fuzz_enclave_request.py $(FUZZ_FLAGS) \
+		-max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=tests/fuzz/crashes/ \
+		"$$work" tests/fuzz/corpus || status=$$?; \
+	taskset -c $(FUZZ_CPU) $(PY) tests/fuzz/fuzz_enclave_request.py $(FUZZ_FLAGS) -merge=1 \
+		-artifact_prefix=tests/fuzz/crashes/ tests/fuzz/corpus "$$work"; \
+	ls tests/fuzz/crashes; exit $$status
 
 messages: $(STAMP)
 	@# Translators' loop: extract, edit locale/en/LC_MESSAGES/django.po, compile (.mo is committed).
