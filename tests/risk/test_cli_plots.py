@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from prudencial.risk import bootstrap_pld, network_risk, pld_history_2017, synthetic_market
-from prudencial.risk.cli import main
+from prudencial.risk_tools.cli import main
 from tests.risk.conftest import EXAMPLES
 
 
@@ -61,7 +61,7 @@ def test_simulate_writes_tables_and_pictures(tmp_path):
 
 
 def test_plot_labels_follow_language():
-    from prudencial.risk import plots
+    from prudencial.risk_tools import plots
 
     market = synthetic_market(20, 10, 4, seed=1)
     result = network_risk(market, bootstrap_pld(pld_history_2017(), 100, seed=1))
@@ -78,7 +78,7 @@ def test_plot_labels_follow_language():
 def test_loss_distribution_picture_uses_the_runs_failure_model(tmp_path):
     """With --failure-probability (and --cascade) the picture must show the Monte Carlo losses
     the table was computed from, not the worst case in which every short seller fails."""
-    from prudencial.risk.cli import _agent_losses, _parser
+    from prudencial.risk_tools.cli import _agent_losses, _parser
 
     market = synthetic_market(40, 20, 6, seed=4)
     prices = bootstrap_pld(pld_history_2017(), 300, seed=4)
@@ -97,7 +97,7 @@ def test_loss_distribution_picture_uses_the_runs_failure_model(tmp_path):
 
 
 def test_numbers_follow_the_language():
-    from prudencial.risk.plots import _number, _percent
+    from prudencial.risk_tools.plots import _number, _percent
 
     assert _number(-1163.4, 0, "pt") == "\u22121.163"
     assert _number(-1163.4, 0, "en") == "\u22121,163"
@@ -114,7 +114,7 @@ def _panel_texts(fig):
 
 
 def test_panel_in_portuguese_and_headers_fit():
-    from prudencial.risk import plots
+    from prudencial.risk_tools import plots
 
     market = synthetic_market(60, 30, 10, seed=6)
     result = network_risk(market, bootstrap_pld(pld_history_2017(), 400, seed=6))
@@ -142,7 +142,7 @@ def test_panel_in_portuguese_and_headers_fit():
 
 
 def test_network_picture_groups_communities(tmp_path):
-    from prudencial.risk import plots
+    from prudencial.risk_tools import plots
 
     market = synthetic_market(seed=1)
     result = network_risk(market, bootstrap_pld(pld_history_2017(), 500, seed=1))
@@ -170,7 +170,7 @@ def test_network_picture_groups_communities(tmp_path):
 def test_simulate_agents_splits_as_table_1_with_class_failures_and_shifts(tmp_path):
     import json as _json
 
-    from prudencial.risk.cli import main as cli_main
+    from prudencial.risk_tools.cli import main as cli_main
 
     out = tmp_path / "sim"
     code = cli_main(
@@ -194,7 +194,7 @@ def test_simulate_agents_splits_as_table_1_with_class_failures_and_shifts(tmp_pa
 def test_simulate_refuses_a_bad_failure_probability(tmp_path, capsys):
     import pytest as _pytest
 
-    from prudencial.risk.cli import main as cli_main
+    from prudencial.risk_tools.cli import main as cli_main
 
     with _pytest.raises(SystemExit):
         cli_main(["simulate", "--failure-probability", "CS=high", "--out", str(tmp_path)])
@@ -302,7 +302,7 @@ def test_pld_bounds_bound_the_scenarios_and_the_stress(tmp_path, capsys):
 
 def test_loss_picture_of_a_large_market_reruns_the_chunked_engine(tmp_path, monkeypatch):
     """Past FULL_MATRIX_CELLS the picture's losses come from the chunked engine, not skipped."""
-    from prudencial.risk import cli
+    from prudencial.risk_tools import cli
 
     market = synthetic_market(40, 20, 6, seed=4)
     prices = bootstrap_pld(pld_history_2017(), 300, seed=4)

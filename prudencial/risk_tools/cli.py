@@ -1,4 +1,4 @@
-"""Command line: `python -m prudencial.risk simulate …` and `python -m prudencial.risk leverage …`."""
+"""Command line: `python -m prudencial.risk_tools simulate …` and `python -m prudencial.risk_tools leverage …`."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ FULL_MATRIX_CELLS = 20_000_000
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m prudencial.risk", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m prudencial.risk_tools", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     sim = sub.add_parser("simulate", help="run the network model on a synthetic market")
@@ -392,7 +392,7 @@ def _agent_losses(
 
 
 def _pictures(market, result, prices, args: argparse.Namespace) -> None:
-    from prudencial.risk import plots
+    from prudencial.risk_tools import plots
 
     worst = int(np.argmax(result.cvar_total))
     plots.save_figure(
