@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 DEMO_VAR := var/demo
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint format venv system-deps migrate demo-data clean bench messages fuzz
+.PHONY: enclave-context demo test lint format venv system-deps migrate demo-data clean bench messages fuzz
 
 system-deps:
 	@# A fresh Debian has python3.11 but may lack venv/pip; install them when we can (root).
@@ -82,3 +82,8 @@ messages: $(STAMP)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
+
+enclave-context: $(STAMP)
+	@# The enclave image's build context: exactly the files of enclave_bridge/enclave-image.txt.
+	$(PY) -m enclave_bridge.attestation image stage build/enclave-app
+	$(PY) -m enclave_bridge.attestation image measure

@@ -39,7 +39,7 @@ from enclave_bridge.devstack import LocalEnclaveStack  # noqa: E402
 from enclave_bridge.enclave import APP_DIR  # noqa: E402
 from enclave_bridge.enclave.checks import check_envelope  # noqa: E402
 from enclave_bridge.enclave.keys import KeyRing  # noqa: E402
-from enclave_bridge.enclave.protocol import answer_body, encode_frame  # noqa: E402
+from enclave_bridge.wire.protocol import answer_body, encode_frame  # noqa: E402
 
 WEEK = "202303001"
 W1 = (5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2)

@@ -31,7 +31,7 @@ from enclave_bridge.attestation.nsm import measure_pcrs  # noqa: E402
 from enclave_bridge.client import EnclaveClient, check_attestation  # noqa: E402
 from enclave_bridge.devstack import LocalEnclaveStack  # noqa: E402
 from enclave_bridge.enclave import APP_DIR  # noqa: E402
-from enclave_bridge.enclave.protocol import decode_message, read_frame_bytes  # noqa: E402
+from enclave_bridge.wire.protocol import decode_message, read_frame_bytes  # noqa: E402
 from tests.enclave.payloads import WEEK, agent, encrypt, portfolio  # noqa: E402
 from tests.enclave.test_hostile import (  # noqa: E402
     INTEGER_CASES,

@@ -21,10 +21,10 @@ from rest_framework.views import APIView
 
 from enclave_bridge.attestation.verify import AttestationError
 from enclave_bridge.client import AnswerVerificationError, EnclaveConnectionError, EnclaveError
-from enclave_bridge.enclave.protocol import NONCE_MAX_BYTES, NONCE_MIN_BYTES, b64url, b64url_decode
 from enclave_bridge.models import EnclaveKey
 from enclave_bridge.selectors import enclave_key_list
 from enclave_bridge.services import enclave_client, verify_attestation_of
+from enclave_bridge.wire.protocol import NONCE_MAX_BYTES, NONCE_MIN_BYTES, b64url, b64url_decode
 
 logger = logging.getLogger(__name__)
 

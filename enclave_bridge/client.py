@@ -36,7 +36,7 @@ from typing import Any
 import cbor2
 from jwcrypto import jwk
 
-from enclave_bridge.enclave.protocol import (
+from enclave_bridge.wire.protocol import (
     DEFAULT_MAX_FRAME,
     E_BUSY,
     E_FRAME_TOO_LARGE,
@@ -51,7 +51,7 @@ from enclave_bridge.enclave.protocol import (
     read_frame_bytes,
     verify_answer,
 )
-from enclave_bridge.enclave.transport import Address, connect, parse_address
+from enclave_bridge.wire.transport import Address, connect, parse_address
 
 __all__ = [
     "AnswerVerificationError",

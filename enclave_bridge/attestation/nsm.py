@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from .cose import encode_sign1
 from .devpki import LEAF_VALIDITY, DevPki
+from .image import MANIFEST, image_files
 
 logger = logging.getLogger(__name__)
 
@@ -36,9 +37,6 @@ MAX_PUBLIC_KEY = 1024
 # A cached leaf is replaced once less than this remains, so a document never carries a leaf that
 # is about to expire (the verifier, in production mode, wants the leaf still valid when checked).
 _LEAF_RENEW_MARGIN = dt.timedelta(hours=1)
-
-# Source trees that make up the enclave application (relative to the project root).
-ENCLAVE_SOURCE_GLOBS = ("enclave_bridge/enclave/**/*.py", "prudencial/risk/**/*.py")
 
 
 @runtime_checkable
@@ -136,29 +134,21 @@ class SimulatedNsm:
         return encode_sign1(cbor2.dumps(payload), leaf_key)
 
 
-def _enclave_sources(app_dir: Path) -> list[Path]:
-    files: set[Path] = set()
-    for pattern in ENCLAVE_SOURCE_GLOBS:
-        files.update(p for p in app_dir.glob(pattern) if p.is_file())
-    return sorted(files, key=lambda p: p.relative_to(app_dir).as_posix())
-
-
 def measure_pcrs(app_dir: str | Path) -> dict[int, bytes]:
     """DEVELOPMENT stand-in for `nitro-cli build-enclave` measurements (PCR0, PCR1, PCR2).
 
-    - PCR2 ("application"): SHA-384 over the sorted relative paths and contents of
-      enclave_bridge/enclave/**/*.py and prudencial/risk/**/*.py, each length-prefixed.
+    - PCR2 ("application"): SHA-384 over the sorted relative paths and contents of exactly the
+      files the image manifest lists (enclave_bridge/enclave-image.txt, the list the image build
+      copies), each length-prefixed.
     - PCR1 ("kernel and boot"): SHA-384 of the Python runtime's major.minor version.
     - PCR0 ("image"): SHA-384 over PCR1 and PCR2, so any change in the enclave code changes
       PCR0, as on Nitro where PCR0 measures the whole image.
     These are not the values a real enclave image file (EIF) would have.
     """
     root = Path(app_dir).resolve()
-    sources = _enclave_sources(root)
+    sources = image_files(root)
     if not sources:
-        raise ValueError(
-            f"no enclave source files under {root} ({', '.join(ENCLAVE_SOURCE_GLOBS)})"
-        )
+        raise ValueError(f"no enclave source files under {root} (see {MANIFEST})")
     app = hashlib.sha384(b"enclave_bridge development PCR2 v1\0")
     for path in sources:
         rel = path.relative_to(root).as_posix().encode()

@@ -15,11 +15,12 @@ import sys
 import threading
 from typing import Any
 
+from enclave_bridge.wire.protocol import DEFAULT_MAX_FRAME
+from enclave_bridge.wire.transport import parse_address
+
 from . import APP_DIR
-from .protocol import DEFAULT_MAX_FRAME
 from .server import EnclaveServer
 from .service import Service
-from .transport import parse_address
 
 logger = logging.getLogger("enclave_bridge.enclave")
 NSM_DEVICE = "/dev/nsm"

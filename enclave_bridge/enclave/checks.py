@@ -12,13 +12,13 @@ import threading
 import time
 from typing import Any
 
+from enclave_bridge.wire.protocol import E_INTERNAL, E_PAYLOAD, JsonRefused, ProtocolError
 from prudencial.risk.concentration import counterparty_concentration
 from prudencial.risk.leverage import leverage_factor
 
 from .disclosure import published_concentration, published_leverage
 from .envelope import open_envelope
 from .keys import KeyRing
-from .protocol import E_INTERNAL, E_PAYLOAD, JsonRefused, ProtocolError
 from .validation import (
     KINDS,
     Outcome,

@@ -33,10 +33,11 @@ from typing import Any
 
 import numpy as np
 
+from enclave_bridge.wire.protocol import E_BAD_REQUEST, ProtocolError
+
 from .checks import check_agents, check_chunk, init_worker
 from .disclosure import published_network
 from .keys import KeyRing
-from .protocol import E_BAD_REQUEST, ProtocolError
 
 logger = logging.getLogger(__name__)
 

@@ -12,8 +12,7 @@ from typing import Any
 
 from jwcrypto import jwe
 
-from .keys import CONTENT_ENC, ENVELOPE_ALG, KeyRing
-from .protocol import (
+from enclave_bridge.wire.protocol import (
     E_ALGORITHM,
     E_DECRYPT,
     E_ENVELOPE,
@@ -24,6 +23,8 @@ from .protocol import (
     b64url_decode,
     strict_json_loads,
 )
+
+from .keys import CONTENT_ENC, ENVELOPE_ALG, KeyRing
 
 MAX_ENVELOPE_CHARS = 8 * 1024 * 1024
 MAX_PLAINTEXT_BYTES = 6 * 1024 * 1024

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwcrypto import jwk
 
-from .protocol import canonical_json, sign_answer
+from enclave_bridge.wire.protocol import canonical_json, sign_answer
 
 ENVELOPE_KEY_BITS = 3072
 ENVELOPE_ALG = "RSA-OAEP-256"

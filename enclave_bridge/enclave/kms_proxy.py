@@ -33,7 +33,7 @@ import threading
 import time
 from collections.abc import Callable, Collection
 
-from .transport import Address, bound_address, connect, listen
+from enclave_bridge.wire.transport import Address, bound_address, connect, listen
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def parse_upstream(text: str) -> Address:
     cid, sep, port = text.partition(":")
     if sep and cid.isdigit() and port.isdigit():
         return Address("vsock", cid=int(cid), port=int(port))
-    from .transport import parse_address
+    from enclave_bridge.wire.transport import parse_address
 
     return parse_address(text)
 

@@ -13,7 +13,7 @@ import threading
 import time
 from typing import Any
 
-from .protocol import (
+from enclave_bridge.wire.protocol import (
     DEFAULT_MAX_FRAME,
     E_BUSY,
     E_INTERNAL,
@@ -28,8 +28,9 @@ from .protocol import (
     read_frame_bytes,
     request_args_digest,
 )
+from enclave_bridge.wire.transport import Address, bound_address, listen
+
 from .service import Service
-from .transport import Address, bound_address, listen
 
 logger = logging.getLogger(__name__)
 DRAIN_SECONDS = 2.0

@@ -19,19 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .checks import check_envelope, check_kind
-from .compute import (
-    CheckPool,
-    check_batch,
-    mark_duplicates,
-    parse_items,
-    parse_network,
-    parse_parameters,
-    public_entries,
-    run_network,
-)
-from .keys import KeyRing, Sealer
-from .protocol import (
+from enclave_bridge.wire.protocol import (
     E_ALREADY_UNLOCKED,
     E_BAD_REQUEST,
     E_BUSY,
@@ -49,6 +37,19 @@ from .protocol import (
     canonical_json,
     describe_failure,
 )
+
+from .checks import check_envelope, check_kind
+from .compute import (
+    CheckPool,
+    check_batch,
+    mark_duplicates,
+    parse_items,
+    parse_network,
+    parse_parameters,
+    public_entries,
+    run_network,
+)
+from .keys import KeyRing, Sealer
 from .validation import check_expected
 
 logger = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from .protocol import E_BAD_REQUEST, ProtocolError, strict_json_loads
+from enclave_bridge.wire.protocol import E_BAD_REQUEST, ProtocolError, strict_json_loads
 
 KINDS = ("portfolio", "counterparties")
 SCHEMA_IDS = {

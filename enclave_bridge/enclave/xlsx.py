@@ -58,7 +58,7 @@ from openpyxl.xml.constants import (
     XLTX,
 )
 
-from .protocol import E_TOO_LARGE, E_XLSX, ProtocolError
+from enclave_bridge.wire.protocol import E_TOO_LARGE, E_XLSX, ProtocolError
 
 XLSX_MAGIC = b"PK\x03\x04"
 MAX_XLSX_BYTES = 4 * 1024 * 1024

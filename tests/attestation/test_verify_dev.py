@@ -182,25 +182,45 @@ def test_devpki_cli_is_idempotent(tmp_path: Path, capsys) -> None:
     assert (out / "root.pem").read_bytes() != first
 
 
-def test_measure_pcrs_follows_the_enclave_sources(tmp_path: Path) -> None:
+def test_measure_pcrs_hashes_exactly_the_image_manifest(tmp_path: Path) -> None:
+    """The development PCRs hash exactly the files the image build copies: the same tree twice
+    gives the same PCRs; a plot label (host-only, not in the image) changes nothing; a change
+    to enclave code, the wire protocol or the risk engine changes PCR2 and PCR0."""
+    import shutil
+
+    from enclave_bridge.attestation.image import image_files, stage
+    from enclave_bridge.enclave import APP_DIR
+
     app = tmp_path / "app"
-    (app / "enclave_bridge" / "enclave").mkdir(parents=True)
-    (app / "prudencial" / "risk").mkdir(parents=True)
-    server = app / "enclave_bridge" / "enclave" / "server.py"
-    server.write_text("print('v1')\n")
-    (app / "prudencial" / "risk" / "fa.py").write_text("X = 1\n")
-    (app / "elsewhere.py").write_text("ignored\n")
+    stage(APP_DIR, app)
+    for host_only in ("prudencial/risk_tools/plots.py", "prudencial/api/views.py"):
+        (app / host_only).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(APP_DIR / host_only, app / host_only)
+    measured = [p.relative_to(app).as_posix() for p in image_files(app)]
+    assert measured == [p.relative_to(APP_DIR).as_posix() for p in image_files(APP_DIR)]
     first = measure_pcrs(app)
     assert set(first) == {0, 1, 2} and all(len(v) == 48 for v in first.values())
-    (app / "elsewhere.py").write_text("still ignored\n")
     assert measure_pcrs(app) == first
-    server.write_text("print('v2')\n")
-    second = measure_pcrs(app)
-    assert second[0] != first[0] and second[2] != first[2] and second[1] == first[1]
+    assert measure_pcrs(APP_DIR) == first  # the checkout measures as its staged image does
+    plots = app / "prudencial/risk_tools/plots.py"
+    plots.write_text(plots.read_text() + "\nLABEL = 'Perda propagada (R$)'\n")
+    assert measure_pcrs(app) == first
+    for enclave_code in (
+        "enclave_bridge/enclave/server.py",
+        "enclave_bridge/wire/protocol.py",
+        "prudencial/risk/leverage.py",
+    ):
+        source = app / enclave_code
+        original = source.read_text()
+        source.write_text(original + "\n# changed\n")
+        changed = measure_pcrs(app)
+        assert changed[0] != first[0] and changed[2] != first[2] and changed[1] == first[1]
+        source.write_text(original)
+    assert measure_pcrs(app) == first
 
 
 def test_measure_pcrs_refuses_an_empty_tree(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="no enclave source files"):
+    with pytest.raises(ValueError, match="no enclave image manifest"):
         measure_pcrs(tmp_path)
 
 

@@ -20,8 +20,8 @@ from jwcrypto import jwk
 from enclave_bridge.attestation.nsm import measure_pcrs
 from enclave_bridge.client import AnswerVerificationError, EnclaveClient, EnclaveError
 from enclave_bridge.enclave import APP_DIR
-from enclave_bridge.enclave.protocol import decode_message, encode_frame, read_frame_bytes
 from enclave_bridge.enclave.xlsx import build_template
+from enclave_bridge.wire.protocol import decode_message, encode_frame, read_frame_bytes
 from prudencial.risk.leverage import leverage_factor
 
 from .payloads import WEEK, agent, counterparties, encrypt, parameters, portfolio
@@ -516,7 +516,7 @@ def test_implausible_or_changed_week_parameters_are_refused(client, current_key)
 def test_signed_verdict_can_be_verified_again_from_what_is_stored(client, current_key, enclave):
     """validate_signed gives the JWS and the args digest: with the envelope, agent and week
     a third party recomputes the digest and verifies the verdict later; altered, it fails."""
-    from enclave_bridge.enclave.protocol import args_sha256, verify_answer
+    from enclave_bridge.wire.protocol import args_sha256, verify_answer
 
     who = agent(62)
     envelope = encrypt(portfolio(who), current_key)

@@ -20,7 +20,7 @@ import cbor2
 import pytest
 
 from enclave_bridge.client import EnclaveClient, EnclaveError
-from enclave_bridge.enclave.protocol import (
+from enclave_bridge.wire.protocol import (
     DEFAULT_MAX_FRAME,
     b64url,
     decode_message,

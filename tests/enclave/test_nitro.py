@@ -49,7 +49,7 @@ from enclave_bridge.enclave.kms_proxy import (
     ensure_loopback_up,
     parse_upstream,
 )
-from enclave_bridge.enclave.transport import Address
+from enclave_bridge.wire.transport import Address
 
 AWS_DOC_HEX = Path("/work/shared/testdata/nitro/aws-attestation-debug-2024-11-14.hex")
 TIMEOUT = 10.0

@@ -9,7 +9,9 @@ import pytest
 from jwcrypto import jwk, jws
 
 from enclave_bridge.enclave.keys import KeyRing
-from enclave_bridge.enclave.protocol import (
+from enclave_bridge.enclave.validation import cnpj_is_valid, fast_validator, validator
+from enclave_bridge.enclave.xlsx import build_template, parse_workbook
+from enclave_bridge.wire.protocol import (
     AnswerVerificationError,
     ProtocolError,
     answer_body,
@@ -20,8 +22,6 @@ from enclave_bridge.enclave.protocol import (
     sign_answer,
     verify_answer,
 )
-from enclave_bridge.enclave.validation import cnpj_is_valid, fast_validator, validator
-from enclave_bridge.enclave.xlsx import build_template, parse_workbook
 
 from .payloads import WEEK, agent, counterparties, portfolio
 
@@ -215,8 +215,8 @@ def test_rejected_payload_summary_echoes_no_value():
 
 
 def test_replay_cache_refuses_when_full_instead_of_forgetting_live_nonces():
-    from enclave_bridge.enclave.protocol import Request
     from enclave_bridge.enclave.service import NonceCache
+    from enclave_bridge.wire.protocol import Request
 
     cache = NonceCache(window=900, max_entries=2)
     first = Request(id="a", op="health", nonce=os.urandom(16), args={})
@@ -237,7 +237,7 @@ def test_a_trickled_frame_is_cut_at_the_read_deadline():
     import threading
     import time
 
-    from enclave_bridge.enclave.protocol import HEADER, read_frame_bytes
+    from enclave_bridge.wire.protocol import HEADER, read_frame_bytes
 
     ours, theirs = socket.socketpair()
     stop = threading.Event()
@@ -280,7 +280,7 @@ def test_client_refuses_an_unsigned_error_once_it_trusts_a_key(tmp_path, signer,
     import threading
 
     from enclave_bridge.client import EnclaveClient, EnclaveError
-    from enclave_bridge.enclave.protocol import read_frame_bytes
+    from enclave_bridge.wire.protocol import read_frame_bytes
 
     path = str(tmp_path / "fake.sock")
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -326,10 +326,10 @@ def test_server_idle_timeout_connection_limit_and_shedding(tmp_path):
     import time
 
     from enclave_bridge.client import EnclaveClient, EnclaveConnectionError, EnclaveError
-    from enclave_bridge.enclave.protocol import read_frame_bytes
     from enclave_bridge.enclave.server import EnclaveServer
     from enclave_bridge.enclave.service import Service
-    from enclave_bridge.enclave.transport import parse_address
+    from enclave_bridge.wire.protocol import read_frame_bytes
+    from enclave_bridge.wire.transport import parse_address
 
     service = Service(nsm=None, sealer_factory=lambda credentials: None, workers=1)
     release = threading.Event()
@@ -401,7 +401,7 @@ def test_client_drops_pooled_connections_idle_past_max_idle(tmp_path):
     from enclave_bridge.client import EnclaveClient
     from enclave_bridge.enclave.server import EnclaveServer
     from enclave_bridge.enclave.service import Service
-    from enclave_bridge.enclave.transport import parse_address
+    from enclave_bridge.wire.transport import parse_address
 
     service = Service(nsm=None, sealer_factory=lambda credentials: None, workers=1)
     address = parse_address(f"unix:{tmp_path / 'enclave.sock'}")
@@ -422,40 +422,64 @@ def test_client_drops_pooled_connections_idle_past_max_idle(tmp_path):
         server.stop()
 
 
-def test_enclave_image_trees_import_no_django_nor_host_code():
-    """Everything the enclave image holds (docs/enclave.md §1) imports in a fresh interpreter
-    without Django and without host-side modules (client, kms_sim, the Django app)."""
+def test_enclave_image_imports_only_what_it_holds(tmp_path):
+    """The image's files (enclave_bridge/enclave-image.txt), staged alone as the image build
+    stages them, import in a fresh interpreter: every module of the image, with no Django, no
+    host-side module (client, kms_sim, the Django app, risk_tools) and no plotting library."""
     import subprocess
     import sys
 
+    from enclave_bridge.attestation.image import stage
     from enclave_bridge.enclave import APP_DIR
 
+    staged = tmp_path / "app"
+    files = stage(APP_DIR, staged)
+    assert (
+        "enclave_bridge/enclave/server.py" in files and "enclave_bridge/wire/protocol.py" in files
+    )
+    assert not [
+        f for f in files if f.startswith(("prudencial/risk_tools", "enclave_bridge/kms_sim"))
+    ]
+    # Host-only packages are made unimportable, as they are in the image (requirements-enclave.txt
+    # has none of them): optional imports (openpyxl tries PIL) must then fall back, not fail.
     code = """
-import importlib, pkgutil, sys
-import enclave_bridge.enclave, enclave_bridge.attestation, prudencial.risk
-import enclave_bridge.enclave.__main__
-for pkg in (enclave_bridge.enclave, enclave_bridge.attestation, prudencial.risk):
-    for info in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + "."):
-        if not info.name.endswith("__main__"):
-            importlib.import_module(info.name)
+import importlib, importlib.abc, sys
+from pathlib import Path
+HOST_ONLY = {"django", "rest_framework", "guardian", "celery", "redis", "psycopg", "moto",
+             "matplotlib", "PIL", "tqdm", "flask", "werkzeug"}
+class Blocker(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in HOST_ONLY:
+            raise ModuleNotFoundError(f"{name} is not in the enclave image", name=name)
+        return None
+sys.meta_path.insert(0, Blocker())
+root = Path.cwd()
+for path in sorted(root.rglob("*.py")):
+    rel = path.relative_to(root).with_suffix("")
+    if rel.name != "__main__":
+        importlib.import_module(".".join(p for p in rel.parts if p != "__init__"))
 print("\\n".join(sorted(sys.modules)))
 """
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-    env["PYTHONPATH"] = str(APP_DIR)
+    env["PYTHONPATH"] = str(staged)
     done = subprocess.run(
-        [sys.executable, "-c", code], cwd=APP_DIR, env=env, capture_output=True, text=True
+        [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(staged)!r}); " + code],
+        cwd=staged,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 0, done.stderr
     modules = done.stdout.split()
     assert "enclave_bridge.enclave.service" in modules and "prudencial.risk.leverage" in modules
     assert not [m for m in modules if m == "django" or m.startswith(("django.", "rest_framework"))]
-    allowed = ("enclave_bridge.enclave", "enclave_bridge.attestation", "prudencial.risk")
     project = [m for m in modules if m.split(".")[0] in ("enclave_bridge", "prudencial", "config")]
-    assert [
-        m
-        for m in project
-        if m not in ("enclave_bridge", "prudencial") and not m.startswith(allowed)
-    ] == []
+    for module in project:
+        if module in ("enclave_bridge", "prudencial"):
+            continue
+        assert (staged / module.replace(".", "/")).with_suffix(".py").exists() or (
+            staged / module.replace(".", "/") / "__init__.py"
+        ).exists(), f"{module} was imported from outside the staged image"
 
 
 def test_no_exception_class_ends_a_request_thread_or_leaves_a_nonce_open(tmp_path):
@@ -466,10 +490,10 @@ def test_no_exception_class_ends_a_request_thread_or_leaves_a_nonce_open(tmp_pat
     import threading
     import time
 
-    from enclave_bridge.enclave.protocol import read_frame_bytes
     from enclave_bridge.enclave.server import EnclaveServer
     from enclave_bridge.enclave.service import Service
-    from enclave_bridge.enclave.transport import parse_address
+    from enclave_bridge.wire.protocol import read_frame_bytes
+    from enclave_bridge.wire.transport import parse_address
 
     class Panic(BaseException):  # pyo3_runtime.PanicException derives from BaseException
         pass

@@ -15,7 +15,6 @@ from collections.abc import Callable
 
 import pytest
 
-from enclave_bridge.enclave.protocol import E_TOO_LARGE, E_XLSX, ProtocolError
 from enclave_bridge.enclave.xlsx import (
     MAX_RATIO,
     MAX_XLSX_BYTES,
@@ -24,6 +23,7 @@ from enclave_bridge.enclave.xlsx import (
     check_archive,
     parse_workbook,
 )
+from enclave_bridge.wire.protocol import E_TOO_LARGE, E_XLSX, ProtocolError
 
 from .payloads import WEEK, agent
 

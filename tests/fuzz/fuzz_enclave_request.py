@@ -62,11 +62,12 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 with atheris.instrument_imports(include=["enclave_bridge.enclave", "prudencial.risk"]):
-    from enclave_bridge.enclave import checks, compute, keys, protocol
+    from enclave_bridge.enclave import checks, compute, keys
     from enclave_bridge.enclave import server as server_module
     from enclave_bridge.enclave import service as service_module
     from enclave_bridge.enclave import validation as _validation  # noqa: F401 (instrumented)
     from enclave_bridge.enclave import xlsx as _xlsx  # noqa: F401 (instrumented)
+    from enclave_bridge.wire import protocol
 
 import cbor2  # noqa: E402
 from cryptography.exceptions import InvalidSignature  # noqa: E402

@@ -29,8 +29,8 @@ from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
 
 from enclave_bridge.enclave.keys import KeyRing  # noqa: E402
-from enclave_bridge.enclave.protocol import encode_request  # noqa: E402
 from enclave_bridge.enclave.xlsx import build_template  # noqa: E402
+from enclave_bridge.wire.protocol import encode_request  # noqa: E402
 from tests.enclave.payloads import (  # noqa: E402
     WEEK,
     agent,
