@@ -17,6 +17,7 @@ from enclave_bridge.wire.protocol import (
     DEFAULT_MAX_FRAME,
     E_BUSY,
     E_INTERNAL,
+    OP_NAME,
     ConnectionClosed,
     FrameTooLarge,
     ProtocolError,
@@ -210,7 +211,7 @@ class EnclaveServer:
             request = parse_request(message, request_args_digest(body, spans))
             answer = self.service.handle(request)
         except ProtocolError as exc:
-            answer = self.service.refusal(_safe(req_id), _nonce_of(message), _safe(op), exc)
+            answer = self.service.refusal(_safe(req_id), _nonce_of(message), _safe_op(op), exc)
         except BaseException as exc:
             # Type and place only: a message or traceback could quote payload values.
             logger.error("request failed unexpectedly: %s", describe_failure(exc))
@@ -221,7 +222,7 @@ class EnclaveServer:
         outcome = answer["error"]["code"] if "error" in answer else "ok"
         logger.info(
             "op=%s id=%s in=%dB out=%dB %.1fms outcome=%s",
-            _safe(op),
+            _safe_op(op),
             _safe(req_id),
             len(body),
             len(frame),
@@ -261,11 +262,16 @@ class EnclaveServer:
 
 
 def _safe(value: Any) -> Any:
-    """Echo ids/ops only when they are valid ids (they end up in logs and signed answers)."""
+    """Echo an id only when it is a valid id (it ends up in logs and signed answers)."""
     try:
         return check_request_id(value)
     except ProtocolError:
         return None
+
+
+def _safe_op(value: Any) -> str | None:
+    """Echo an op only when it is a well-formed op name."""
+    return value if isinstance(value, str) and OP_NAME.fullmatch(value) else None
 
 
 def _nonce_of(message: dict[str, Any] | None) -> bytes | None:

@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import cbor2
+
 from enclave_bridge.wire.protocol import (
     E_ALREADY_UNLOCKED,
     E_BAD_REQUEST,
@@ -34,7 +36,6 @@ from enclave_bridge.wire.protocol import (
     Request,
     answer_body,
     b64url,
-    canonical_json,
     describe_failure,
 )
 
@@ -444,7 +445,8 @@ class Service:
         computed with one parameter set only, so the host cannot query the same envelopes
         under many crafted parameter sets and difference the published figures."""
         parameters = parse_parameters(raw)
-        digest = hashlib.sha256(canonical_json(raw)).hexdigest()
+        # Canonical CBOR, not JSON: the raw map may hold byte strings (ignored by the parser).
+        digest = hashlib.sha256(cbor2.dumps(raw, canonical=True)).hexdigest()
         with self._state_lock:
             pinned = self._week_parameters.setdefault(parameters.week, digest)
         if pinned != digest:

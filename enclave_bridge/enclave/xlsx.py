@@ -212,7 +212,8 @@ def check_archive(data: bytes) -> None:
         raise ProtocolError(E_TOO_LARGE, f"XLSX file exceeds {MAX_XLSX_BYTES} bytes")
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, ValueError) as exc:
+    except (zipfile.BadZipFile, ValueError, NotImplementedError, EOFError) as exc:
+        # NotImplementedError: a "version needed to extract" or method zipfile does not know.
         raise ProtocolError(E_XLSX, "XLSX file is not a valid zip archive") from exc
     with archive:
         members = archive.infolist()

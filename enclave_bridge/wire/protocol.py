@@ -41,7 +41,7 @@ NONCE_MAX_BYTES = 64
 MAX_ID_LENGTH = 128
 MAX_ID_INT = 1 << 53
 _ID_CHARS = re.compile(r"[A-Za-z0-9._:-]+")
-_OP_CHARS = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+OP_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 MAX_CBOR_DEPTH = 32
 SIGNING_ALG = "ES384"
 # The ops a locked enclave (no keys yet, so nothing to sign with) runs; their errors and locked
@@ -382,7 +382,7 @@ def parse_request(message: dict[str, Any], args_digest: str = "") -> Request:
     if missing:
         raise ProtocolError(E_BAD_REQUEST, f"request is missing field(s): {', '.join(missing)}")
     req_id, op, nonce = check_request_id(message["id"]), message["op"], message["nonce"]
-    if not isinstance(op, str) or not _OP_CHARS.fullmatch(op):
+    if not isinstance(op, str) or not OP_NAME.fullmatch(op):
         raise ProtocolError(E_BAD_REQUEST, "op must be 1 to 32 characters of a-z, 0-9, '_', '-'")
     if not isinstance(nonce, bytes) or not NONCE_MIN_BYTES <= len(nonce) <= NONCE_MAX_BYTES:
         raise ProtocolError(
