@@ -377,7 +377,7 @@ def test_server_idle_timeout_connection_limit_and_shedding(tmp_path):
         impatient = EnclaveClient(str(address), retries=0)
         with pytest.raises((EnclaveError, EnclaveConnectionError)):
             impatient.health()
-        assert not impatient._idle  # the refused connection, closed by the enclave, is not pooled
+        assert not impatient.pool.idle  # the refused connection, closed by the enclave, is not pooled
         impatient.close()
         # The client retries a busy refusal with backoff until the slot frees.
         with EnclaveClient(str(address), retries=6, backoff=0.2) as patient:
@@ -410,13 +410,13 @@ def test_client_drops_pooled_connections_idle_past_max_idle(tmp_path):
     try:
         with EnclaveClient(str(address), max_idle=0.3) as client:
             client.health()
-            ((first, _),) = client._idle
+            ((first, _),) = client.pool.idle
             client.health()
-            assert client._idle[0][0] is first  # fresh: reused
+            assert client.pool.idle[0][0] is first  # fresh: reused
             time.sleep(0.6)  # the sweep (every max_idle / 2) closes it while the client is quiet
-            assert first.fileno() == -1 and not client._idle
+            assert first.fileno() == -1 and not client.pool.idle
             client.health()
-            ((second, _),) = client._idle
+            ((second, _),) = client.pool.idle
             assert second is not first
     finally:
         server.stop()
