@@ -9,8 +9,9 @@ import pytest
 from jwcrypto import jwk, jws
 
 from enclave_bridge.enclave.keys import KeyRing
-from enclave_bridge.enclave.validation import cnpj_is_valid, fast_validator, validator
+from enclave_bridge.enclave.validation import fast_validator, validator
 from enclave_bridge.enclave.xlsx import build_template, parse_workbook
+from prudencial.domain.identifiers import cnpj_is_valid
 from enclave_bridge.wire.protocol import (
     AnswerVerificationError,
     ProtocolError,
@@ -215,7 +216,7 @@ def test_rejected_payload_summary_echoes_no_value():
 
 
 def test_replay_cache_refuses_when_full_instead_of_forgetting_live_nonces():
-    from enclave_bridge.enclave.service import NonceCache
+    from enclave_bridge.enclave.replay import NonceCache
     from enclave_bridge.wire.protocol import Request
 
     cache = NonceCache(window=900, max_entries=2)
