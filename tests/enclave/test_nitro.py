@@ -826,6 +826,14 @@ def test_dockerfile_runs_nitro_with_the_shim_and_pins_what_the_enclave_imports()
     assert "--pki" not in cmd and cmd.startswith('CMD ["/usr/local/bin/python"')
     assert "PYTHONPATH=/app" in dockerfile  # the enclave init ignores WORKDIR
     assert "--require-hashes" in dockerfile
+    # The sources come only from the staged manifest (enclave_bridge/enclave-image.txt).
+    copies = [line.split() for line in dockerfile.splitlines() if line.startswith("COPY ")]
+    assert copies == [
+        ["COPY", "requirements-enclave.txt", "."],
+        ["COPY", "build/enclave-app/", "/app/"],
+    ]
+    for plotting in ("matplotlib", "pillow"):
+        assert f"\n{plotting}==" not in (APP_DIR / "requirements-enclave.txt").read_text()
     pins = {}
     for line in (APP_DIR / "requirements-enclave.txt").read_text().splitlines():
         line = line.split("#")[0].strip().rstrip("\\").strip()
