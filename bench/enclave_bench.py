@@ -40,6 +40,7 @@ from enclave_bridge.enclave import APP_DIR  # noqa: E402
 from enclave_bridge.enclave.checks import check_envelope  # noqa: E402
 from enclave_bridge.enclave.keys import KeyRing  # noqa: E402
 from enclave_bridge.wire.protocol import answer_body, encode_frame  # noqa: E402
+from prudencial.risk.pld import pld_history_2017  # noqa: E402
 
 WEEK = "202303001"
 W1 = (5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2)
@@ -153,7 +154,7 @@ def _make_items(spec: tuple[int, int, int, bool]) -> list[dict[str, Any]]:
     start, end, total, with_counterparties = spec
     return [
         {
-            "agent": agent(n),
+            "agent": dict(agent(n), **{"class": ("free_consumer", "generator", "trader")[n % 3]}),
             "portfolio": _encrypt(portfolio(n)),
             "counterparties": _encrypt(counterparties(n, total)) if with_counterparties else None,
         }
@@ -272,7 +273,10 @@ def batch(
         batch_id = c.stage_batch(parameters(), items)
         checked = time.perf_counter() - t1
         t2 = time.perf_counter()
-        result = c.compute_batch(batch_id, network={"scenarios": 500, "seed": 1})
+        history = pld_history_2017().tolist()  # the demo's series, passed explicitly
+        result = c.compute_batch(
+            batch_id, network={"scenarios": 500, "seed": 1, "pld_history": history}
+        )
         computed = time.perf_counter() - t2
     accepted = result["counts"]["accepted"]
     return {

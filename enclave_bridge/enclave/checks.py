@@ -7,12 +7,19 @@ the key set once, at start, through their initializer (a pipe inside the enclave
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
 from typing import Any
 
-from enclave_bridge.wire.protocol import E_INTERNAL, E_PAYLOAD, JsonRefused, ProtocolError
+from enclave_bridge.wire.protocol import (
+    E_INTERNAL,
+    E_PAYLOAD,
+    JsonRefused,
+    ProtocolError,
+    describe_failure,
+)
 from prudencial.risk.concentration import counterparty_concentration
 from prudencial.risk.leverage import leverage_factor
 
@@ -29,6 +36,8 @@ from .validation import (
     validator,
 )
 from .xlsx import is_xlsx, parse_workbook
+
+logger = logging.getLogger(__name__)
 
 
 def check_kind(kind: Any) -> str:
@@ -108,15 +117,32 @@ def _exit_with(server_pid: int) -> None:
 
 
 def check_chunk(
-    items: list[tuple[int, dict[str, Any], Any, Any]], parameters: Any
+    items: list[tuple[int, dict[str, Any], Any, Any]],
+    parameters: Any,
+    request_id: Any = None,
 ) -> list[dict[str, Any]]:
     """Pool task: check_agents with the worker's key ring."""
     assert _WORKER_KEYS is not None, "pool worker started without keys"
-    return check_agents(_WORKER_KEYS, items, parameters)
+    return check_agents(_WORKER_KEYS, items, parameters, request_id=request_id)
+
+
+def _log_failure(what: str, index: int, kind: str, exc: BaseException, request_id: Any) -> None:
+    """Type and place of a caught failure (describe_failure: never its message, which may quote
+    a declared value), with the item and the request it belongs to."""
+    logger.warning(
+        "request=%s item=%s %s: %s failed: %s", request_id, index, kind, what, describe_failure(exc)
+    )
 
 
 def _verdict(
-    keys: KeyRing, token: Any, kind: str, agent: dict[str, Any], week: str
+    keys: KeyRing,
+    token: Any,
+    kind: str,
+    agent: dict[str, Any],
+    week: str,
+    *,
+    index: int = -1,
+    request_id: Any = None,
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """(public verdict, payload if accepted); a fault is ``{"status": "error", "error": ...}``."""
     try:
@@ -125,7 +151,8 @@ def _verdict(
         return outcome.public(), outcome.payload
     except ProtocolError as exc:
         return {"status": "error", "error": exc.to_dict()}, None
-    except Exception:  # never let one item break the batch; say nothing about its content
+    except Exception as exc:  # never let one item break the batch; say nothing about its content
+        _log_failure("check", index, kind, exc, request_id)
         return {
             "status": "error",
             "error": {"code": E_INTERNAL, "message": "item could not be checked"},
@@ -133,7 +160,11 @@ def _verdict(
 
 
 def check_agents(
-    keys: KeyRing, items: list[tuple[int, dict[str, Any], Any, Any]], parameters: Any
+    keys: KeyRing,
+    items: list[tuple[int, dict[str, Any], Any, Any]],
+    parameters: Any,
+    *,
+    request_id: Any = None,
 ) -> list[dict[str, Any]]:
     """Per agent (index, agent, portfolio JWE, counterparties JWE or None): verdicts, payloads,
     and — for an accepted portfolio — the leverage factor and concentration (RiskParameters).
@@ -152,19 +183,20 @@ def check_agents(
             "leverage": None,
             "concentration": None,
         }
-        verdict, portfolio = _verdict(keys, portfolio_token, "portfolio", ref, week)
+        where = {"index": index, "request_id": request_id}
+        verdict, portfolio = _verdict(keys, portfolio_token, "portfolio", ref, week, **where)
         entry["verdicts"]["portfolio"] = verdict
         cps = None
         if cps_token is not None:
-            verdict, cps = _verdict(keys, cps_token, "counterparties", ref, week)
+            verdict, cps = _verdict(keys, cps_token, "counterparties", ref, week, **where)
             entry["verdicts"]["counterparties"] = verdict
         if portfolio is not None:
             entry["payloads"]["portfolio"] = portfolio
-            entry["leverage"] = _leverage(leverage_factor, portfolio, parameters)
+            entry["leverage"] = _leverage(leverage_factor, portfolio, parameters, where)
             if cps is not None:
                 entry["payloads"]["counterparties"] = cps
                 entry["concentration"] = _concentration(
-                    counterparty_concentration, cps, portfolio["adjusted_equity"]
+                    counterparty_concentration, cps, portfolio["adjusted_equity"], where
                 )
         elif cps is not None:
             entry["payloads"]["counterparties"] = cps
@@ -172,19 +204,25 @@ def check_agents(
     return out
 
 
-def _leverage(leverage_factor: Any, portfolio: dict[str, Any], parameters: Any) -> dict[str, Any]:
+def _leverage(
+    leverage_factor: Any, portfolio: dict[str, Any], parameters: Any, where: dict[str, Any]
+) -> dict[str, Any]:
     """The published figures only (disclosure.py); the detail stays inside."""
     try:
         result = leverage_factor(portfolio, parameters)
-    except Exception:
+    except Exception as exc:
+        _log_failure("leverage factor", where["index"], "portfolio", exc, where["request_id"])
         # Any failure stays this agent's; the risk engine's messages may quote values: keep them in.
         return {"error": "leverage factor could not be computed for this portfolio"}
     return published_leverage(result)
 
 
-def _concentration(concentration: Any, cps: dict[str, Any], pla: float) -> dict[str, Any]:
+def _concentration(
+    concentration: Any, cps: dict[str, Any], pla: float, where: dict[str, Any]
+) -> dict[str, Any]:
     try:
         result = concentration(cps, pla)
-    except Exception:
+    except Exception as exc:
+        _log_failure("concentration", where["index"], "counterparties", exc, where["request_id"])
         return {"error": "concentration could not be computed"}
     return published_concentration(result)

@@ -3,9 +3,10 @@ and the network model over a market built from the batch.
 
 Market built from a batch (documented in docs/enclave.md):
 
-- nodes: the agents whose portfolio was accepted, identified by acronym; class from the item's
-  ``agent.class`` (CS/GE/CM) if the host sends it, else the acronym's first two letters when they
-  are a class, else CM;
+- nodes: the agents whose portfolio was accepted, identified by acronym; network class (CS/GE/CM)
+  from the registry class the host sends in ``agent.class``, through
+  ``prudencial.domain.market.network_class`` (an item without a class, with an unknown one or
+  with a distributor's is refused whole, naming the item and the agent);
 - horizon: buckets M+0..M+(H−1) (H = ``network.horizon_buckets``, default 3 — the months the
   counterparty declarations cover); energy = MWm × the bucket's hours;
 - edges: each declared counterparty volume (``volume_mwm``: + bought from, − sold to) whose
@@ -17,8 +18,8 @@ Market built from a batch (documented in docs/enclave.md):
   consumption = max(−r, 0), so every agent keeps exactly its declared net position;
 - price of an edge: the seller's volume-weighted average sale price over the horizon, else the
   buyer's average purchase price, else the mean SE forward price of the horizon;
-- PLD scenarios: ``bootstrap_pld`` over ``network.pld_history`` (host-supplied weekly prices) or
-  the packaged SE/CO 2017 series, clipped to the week's PLD floor and cap.
+- PLD scenarios: ``bootstrap_pld`` over ``network.pld_history``, the weekly prices the host sends
+  (required: never a packaged series in its place), clipped to the week's PLD floor and cap.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ from typing import Any
 import numpy as np
 
 from enclave_bridge.wire.protocol import E_BAD_REQUEST, ProtocolError
+from prudencial.domain.errors import DomainError
+from prudencial.domain.parameters import check_week_parameters
+from prudencial.domain.payloads import BatchAgent
 
 from .checks import check_agents, check_chunk, init_worker
 from .disclosure import published_network
@@ -41,7 +45,6 @@ from .keys import KeyRing
 
 logger = logging.getLogger(__name__)
 
-CLASSES = ("CS", "GE", "CM")
 INLINE_LIMIT = 32  # below this many envelopes the pool's IPC costs more than it saves
 MAX_SCENARIOS = 20_000
 MAX_PLD_HISTORY = 10_000  # weekly prices: two centuries
@@ -89,16 +92,21 @@ class CheckPool:
         list(pool.map(_noop, range(self.workers)))
 
     def check(
-        self, keys: KeyRing, items: list[tuple[int, dict[str, Any], Any, Any]], parameters: Any
+        self,
+        keys: KeyRing,
+        items: list[tuple[int, dict[str, Any], Any, Any]],
+        parameters: Any,
+        request_id: Any = None,
     ) -> list[dict[str, Any]]:
         """check_agents over the pool (inline for small batches), results in input order."""
         if len(items) < INLINE_LIMIT:
-            return check_agents(keys, items, parameters)
+            return check_agents(keys, items, parameters, request_id=request_id)
         pool = self._executor(keys)
         size = max(8, min(128, len(items) // (self.workers * 8) or 1))
         chunks = [items[i : i + size] for i in range(0, len(items), size)]
         out: list[dict[str, Any]] = []
-        for part in pool.map(check_chunk, chunks, [parameters] * len(chunks)):
+        n = len(chunks)
+        for part in pool.map(check_chunk, chunks, [parameters] * n, [request_id] * n):
             out.extend(part)
         return out
 
@@ -114,46 +122,12 @@ def _noop(_: int) -> None:
 
 
 def parse_parameters(parameters: Any) -> Any:
-    """Week parameters (public) through the risk engine's own parser; errors name the field."""
-    from prudencial.risk.leverage import RiskParameters
-
+    """Week parameters (public) through the domain's check, the one the host runs when it saves
+    them and opens the week (prudencial.domain.parameters); errors name the field."""
     try:
-        parsed = RiskParameters.from_dict(parameters)
-    except (ValueError, TypeError, KeyError) as exc:
+        return check_week_parameters(parameters)
+    except DomainError as exc:
         raise ProtocolError(E_BAD_REQUEST, f"week parameters: {exc}") from exc
-    _check_plausible(parsed)
-    return parsed
-
-
-MONTH_HOURS = frozenset({672, 696, 720, 744})  # 28 to 31 days
-MAX_K_THETA = 10.0
-
-
-def _check_plausible(parameters: Any) -> None:
-    """Refuse parameters no CCEE week could have. The host supplies them, and crafted ones
-    (a one-hour month, a R$ 1 price in one submarket, zero volatility elsewhere) would turn a
-    published FA into a readout of one hidden position."""
-    for b in parameters.buckets:
-        if b.hours not in MONTH_HOURS:
-            raise ProtocolError(
-                E_BAD_REQUEST,
-                f"week parameters: buckets[{b.index}].hours must be the hours of a month",
-            )
-        if not 0 < b.volatility <= 1:
-            raise ProtocolError(
-                E_BAD_REQUEST, f"week parameters: buckets[{b.index}].volatility must be in (0, 1]"
-            )
-    for submarket, prices in parameters.forward_prices.items():
-        for i, price in enumerate(prices):
-            if not parameters.pld_floor <= price <= parameters.pld_cap:
-                raise ProtocolError(
-                    E_BAD_REQUEST,
-                    f"week parameters: forward_prices.{submarket}[{i}] must lie between the PLD floor and cap",
-                )
-    if parameters.k > MAX_K_THETA or parameters.theta > MAX_K_THETA:
-        raise ProtocolError(
-            E_BAD_REQUEST, f"week parameters: k and theta must be at most {MAX_K_THETA}"
-        )
 
 
 def parse_items(raw: Any) -> list[dict[str, Any]]:
@@ -169,9 +143,10 @@ def parse_items(raw: Any) -> list[dict[str, Any]]:
             and isinstance(agent.get("cnpj"), str)
         ):
             raise ProtocolError(E_BAD_REQUEST, f"items[{n}].agent must have acronym and cnpj")
-        klass = agent.get("class")
-        if klass is not None and klass not in CLASSES:
-            raise ProtocolError(E_BAD_REQUEST, f"items[{n}].agent.class must be CS, GE or CM")
+        try:
+            who = BatchAgent.from_dict(agent, f"items[{n}].agent")
+        except DomainError as exc:
+            raise ProtocolError(E_BAD_REQUEST, str(exc)) from exc
         if not isinstance(item.get("portfolio"), str):
             raise ProtocolError(E_BAD_REQUEST, f"items[{n}].portfolio must be a JWE (text)")
         cps = item.get("counterparties")
@@ -179,7 +154,12 @@ def parse_items(raw: Any) -> list[dict[str, Any]]:
             raise ProtocolError(E_BAD_REQUEST, f"items[{n}].counterparties must be a JWE or null")
         items.append(
             {
-                "agent": {"acronym": agent["acronym"], "cnpj": agent["cnpj"], "class": klass},
+                "agent": {
+                    "acronym": agent["acronym"],
+                    "cnpj": agent["cnpj"],
+                    "class": who.agent_class,
+                    "network_class": who.network_class,
+                },
                 "portfolio": item["portfolio"],
                 "counterparties": cps,
             }
@@ -188,14 +168,19 @@ def parse_items(raw: Any) -> list[dict[str, Any]]:
 
 
 def check_batch(
-    pool: CheckPool, keys: KeyRing, items: list[dict[str, Any]], parameters: Any
+    pool: CheckPool,
+    keys: KeyRing,
+    items: list[dict[str, Any]],
+    parameters: Any,
+    request_id: Any = None,
 ) -> list[dict[str, Any]]:
-    """Decrypt, validate and compute FA + concentration for each item (enclave memory only)."""
+    """Decrypt, validate and compute FA + concentration for each item (enclave memory only);
+    `request_id` goes into the log line of any failure caught on the way."""
     work = [
         (n, item["agent"], item["portfolio"], item["counterparties"])
         for n, item in enumerate(items)
     ]
-    entries = pool.check(keys, work, parameters)
+    entries = pool.check(keys, work, parameters, request_id)
     for item, entry in zip(items, entries, strict=True):
         entry["agent"] = item["agent"]
     return entries
@@ -230,13 +215,6 @@ def public_entries(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
             item["error"] = entry["error"]
         out.append(item)
     return out
-
-
-def _agent_class(agent: dict[str, Any]) -> str:
-    if agent.get("class") in CLASSES:
-        return agent["class"]
-    prefix = agent["acronym"][:2].upper()
-    return prefix if prefix in CLASSES else "CM"
 
 
 def _weighted_price(
@@ -313,7 +291,7 @@ def build_market(
     residual = net - (purchases - sales)
     market = Market(
         agent_ids=[e["agent"]["acronym"] for e in nodes],
-        classes=np.array([_agent_class(e["agent"]) for e in nodes]),
+        classes=np.array([e["agent"]["network_class"] for e in nodes]),
         generation=np.maximum(residual, 0.0),
         consumption=np.maximum(-residual, 0.0),
         seller=seller,
@@ -345,7 +323,11 @@ def parse_network(args: Any) -> dict[str, Any]:
     if isinstance(horizon, bool) or not isinstance(horizon, int) or not 1 <= horizon <= 7:
         raise ProtocolError(E_BAD_REQUEST, "network.horizon_buckets must be an integer in 1..7")
     history = args.get("pld_history")
-    if history is not None and (
+    if history is None:
+        # The week's price history is the host's to send; a packaged series in its place would
+        # give figures of another market without saying so.
+        raise ProtocolError(E_BAD_REQUEST, "network.pld_history is required (weekly PLD prices)")
+    if (
         not isinstance(history, list)
         or not 0 < len(history) <= MAX_PLD_HISTORY
         or not all(
@@ -366,18 +348,17 @@ def run_network(
 ) -> dict[str, Any]:
     """Network risk over the batch's market; returns the engine's summary plus market counts."""
     from prudencial.risk.network import network_risk
-    from prudencial.risk.pld import bootstrap_pld, pld_history_2017
+    from prudencial.risk.pld import bootstrap_pld
 
     started = time.perf_counter()
     market, counts = build_market(entries, parameters, options["horizon_buckets"])
     if counts["agents"] < 2:
         return {"market": counts, "skipped": "fewer than two accepted portfolios in the batch"}
-    history = options.get("pld_history")
-    source = "host" if history is not None else "packaged SE/CO 2017"
+    history = options["pld_history"]  # parse_network requires it
     seed = options.get("seed")
     try:
         scenarios = bootstrap_pld(
-            np.asarray(history, dtype=float) if history is not None else pld_history_2017(),
+            np.asarray(history, dtype=float),
             options["scenarios"],
             seed,
             weeks_per_scenario=options.get("weeks_per_scenario", 1),
@@ -398,7 +379,7 @@ def run_network(
         ) from exc
     summary = published_network(result)
     summary["market"] = counts
-    summary["pld_source"] = source
+    summary["pld_source"] = "host"
     logger.info(
         "network model: %d agents, %d contracts, %d scenarios in %.2fs",
         counts["agents"],

@@ -21,6 +21,8 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from enclave_bridge.wire.protocol import E_BAD_REQUEST, ProtocolError, strict_json_loads
+from prudencial.domain.identifiers import cnpj_is_valid
+from prudencial.domain.market import BUCKETS
 
 KINDS = ("portfolio", "counterparties")
 SCHEMA_IDS = {
@@ -29,10 +31,6 @@ SCHEMA_IDS = {
 }
 ROW_LISTS = {"portfolio": "positions", "counterparties": "counterparties"}
 MAX_ERRORS = 200
-N_BUCKETS = 7  # M+0 … M+6
-
-_CNPJ_WEIGHTS_1 = (5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2)
-_CNPJ_WEIGHTS_2 = (6, 5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2)
 
 
 @dataclass
@@ -53,21 +51,6 @@ class Outcome:
             "digest": self.digest,
             "summary": self.summary,
         }
-
-
-def cnpj_is_valid(value: str) -> bool:
-    """Receita Federal modulo-11 check digits; alphanumeric CNPJ counts each char as ord − 48."""
-    if len(value) != 14 or not value[12:].isdigit() or len(set(value)) == 1:
-        return False
-    if not all(c.isdigit() or "A" <= c <= "Z" for c in value[:12]):
-        return False
-    values = [ord(c) - 48 for c in value]
-
-    def digit(weights: tuple[int, ...]) -> int:
-        remainder = sum(v * w for v, w in zip(values, weights, strict=False)) % 11
-        return 0 if remainder < 2 else 11 - remainder
-
-    return digit(_CNPJ_WEIGHTS_1) == values[12] and digit(_CNPJ_WEIGHTS_2) == values[13]
 
 
 @cache
@@ -359,9 +342,7 @@ def _summary(kind: str, payload: Any, *, accepted: bool) -> dict[str, Any]:
     if kind == "portfolio":
         summary = {"kind": kind, "positions": count}
         if accepted and isinstance(items, list):
-            summary["buckets"] = sorted(
-                {p["bucket"] for p in items if p.get("bucket") in range(N_BUCKETS)}
-            )
+            summary["buckets"] = sorted({p["bucket"] for p in items if p.get("bucket") in BUCKETS})
         return summary
     return {"kind": kind, "counterparties": count}
 

@@ -59,6 +59,8 @@ from openpyxl.xml.constants import (
 )
 
 from enclave_bridge.wire.protocol import E_TOO_LARGE, E_XLSX, ProtocolError
+from prudencial.domain.identifiers import normalize_cnpj
+from prudencial.domain.market import normalize_energy_type, normalize_submarket
 
 XLSX_MAGIC = b"PK\x03\x04"
 MAX_XLSX_BYTES = 4 * 1024 * 1024
@@ -126,13 +128,6 @@ COUNTERPARTY_COLUMNS: tuple[tuple[str, str], ...] = (
     ("volume_m2", "Volume M2 (MWm)"),
 )
 OPTIONAL_COLUMNS = {"volume_m0", "volume_m1", "volume_m2", "regulated_market_revenue"}
-ENERGY_TYPES = {
-    "convencional": "conventional",
-    "conventional": "conventional",
-    "incentivada": "incentivized",
-    "incentivized": "incentivized",
-}
-SUBMARKETS = {"SE": "SE", "SE/CO": "SE", "SECO": "SE", "S": "S", "NE": "NE", "N": "N"}
 
 
 def is_xlsx(data: bytes) -> bool:
@@ -626,7 +621,7 @@ def _cnpj(value: Any) -> Any:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return f"{int(value):014d}"
     if isinstance(value, str):
-        return "".join(c for c in value if c not in ".-/ ").upper()
+        return normalize_cnpj(value)
     return value
 
 
@@ -680,10 +675,10 @@ def parse_workbook(data: bytes, kind: str) -> ParsedSheet:
             positions.append(
                 {
                     "bucket": _integer(row.get("bucket")),
-                    "submarket": SUBMARKETS.get(submarket.upper(), submarket)
+                    "submarket": normalize_submarket(submarket)
                     if isinstance(submarket, str)
                     else submarket,
-                    "energy_type": ENERGY_TYPES.get(energy.casefold(), energy)
+                    "energy_type": normalize_energy_type(energy)
                     if isinstance(energy, str)
                     else energy,
                     "resource_mwm": _number(row.get("resource_mwm")),

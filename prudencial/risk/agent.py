@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from prudencial.risk import _validation as check
+from prudencial.domain import values as check
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from prudencial.risk import _validation as check
+from prudencial.domain import values as check
 from prudencial.risk.agent import AgentRef
 
 COUNTERPARTIES_SCHEMA = "prudencial/counterparties/v1"

@@ -19,59 +19,35 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.stats import norm
 
-from prudencial.risk import _validation as check
+from prudencial.domain import values as check
+from prudencial.domain.market import BUCKET_COUNT, ENERGY_TYPES, SUBMARKETS
+from prudencial.domain.parameters import (  # the week's parameters: one definition, the domain's
+    Bucket,
+    RiskParameters,
+    validate_correlation,
+)
 from prudencial.risk.agent import AgentRef
 
+__all__ = [
+    "Bucket",
+    "BucketFigures",
+    "LeverageResult",
+    "Portfolio",
+    "Position",
+    "RiskParameters",
+    "leverage_factor",
+    "leverage_stress",
+    "source_key",
+    "stress_loss",
+    "validate_correlation",
+]
+
 PORTFOLIO_SCHEMA = "prudencial/portfolio/v1"
-N_BUCKETS = 7
-SUBMARKETS = ("SE", "S", "NE", "N")
-ENERGY_TYPES = ("conventional", "incentivized")
-NETTING_CHOICES = ("absolute_per_source", "net_per_bucket")
-SIGMA_PERIODS = ("daily", "horizon")
-# Tolerance for a correlation matrix's eigenvalues: rounding in published matrices.
-PSD_TOLERANCE = 1e-10
-
-
-def validate_correlation(
-    matrix: Any, size: int = N_BUCKETS, field: str = "correlation"
-) -> np.ndarray:
-    """Check a bucket correlation matrix (ρ) and return it as a float array.
-
-    Square `size`×`size`, values in [−1, 1], symmetric, unit diagonal and positive semi-definite
-    (eigenvalues ≥ −1e-10): otherwise VaR_total could be the square root of a negative number.
-    """
-    try:
-        arr = np.asarray(matrix, dtype=float)
-    except (TypeError, ValueError):
-        raise ValueError(f"{field} must be a {size}×{size} matrix of numbers") from None
-    if arr.shape != (size, size):
-        raise ValueError(f"{field} must be {size}×{size} (got shape {arr.shape})")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{field} must hold finite numbers")
-    if np.any(np.abs(arr) > 1.0):
-        i, j = np.argwhere(np.abs(arr) > 1.0)[0]
-        raise ValueError(f"{field}[{i}][{j}] must be in [-1, 1] (got {arr[i, j]:g})")
-    if not np.allclose(np.diag(arr), 1.0, rtol=0.0, atol=1e-12):
-        i = int(np.argmax(np.abs(np.diag(arr) - 1.0)))
-        raise ValueError(f"{field}[{i}][{i}] must be 1 (unit diagonal; got {arr[i, i]:g})")
-    if not np.allclose(arr, arr.T, rtol=0.0, atol=1e-12):
-        i, j = np.argwhere(~np.isclose(arr, arr.T, rtol=0.0, atol=1e-12))[0]
-        raise ValueError(
-            f"{field} must be symmetric ({field}[{i}][{j}]={arr[i, j]:g} but "
-            f"{field}[{j}][{i}]={arr[j, i]:g})"
-        )
-    smallest = float(np.linalg.eigvalsh(arr).min())
-    if smallest < -PSD_TOLERANCE:
-        raise ValueError(
-            f"{field} must be positive semi-definite (smallest eigenvalue {smallest:.3g})"
-        )
-    return arr
 
 
 def source_key(submarket: str, energy_type: str) -> str:
@@ -105,7 +81,7 @@ class Position:
         data = check.require_mapping(data, field)
         get = lambda key: check.require_key(data, key, field)  # noqa: E731
         return cls(
-            bucket=check.integer(get("bucket"), f"{field}.bucket", low=0, high=N_BUCKETS - 1),
+            bucket=check.integer(get("bucket"), f"{field}.bucket", low=0, high=BUCKET_COUNT - 1),
             submarket=check.choice(get("submarket"), f"{field}.submarket", SUBMARKETS),
             energy_type=check.choice(get("energy_type"), f"{field}.energy_type", ENERGY_TYPES),
             resource_mwm=check.number(get("resource_mwm"), f"{field}.resource_mwm", minimum=0),
@@ -184,151 +160,6 @@ class Portfolio:
             "regulated_market_revenue": self.regulated_market_revenue,
             "positions": [p.to_dict() for p in self.positions],
         }
-
-
-def _optional_price(data: Any, key: str, field: str) -> float | None:
-    value = data.get(key)
-    return None if value is None else check.number(value, f"{field}.{key}", minimum=0)
-
-
-@dataclass(frozen=True)
-class Bucket:
-    """Monthly bucket M+i: hours, volatility σ and the stress prices for long and short positions."""
-
-    index: int
-    label: str
-    hours: float
-    volatility: float
-    # None: no stress price set for this bucket, so no stress parcel (never a silent 0).
-    stress_price_long: float | None = None
-    stress_price_short: float | None = None
-
-    @classmethod
-    def from_dict(cls, data: Any, field: str = "bucket") -> Bucket:
-        data = check.require_mapping(data, field)
-        get = lambda key: check.require_key(data, key, field)  # noqa: E731
-        return cls(
-            index=check.integer(get("index"), f"{field}.index", low=0, high=N_BUCKETS - 1),
-            label=str(data.get("label", "")),
-            hours=check.number(get("hours"), f"{field}.hours", minimum=0, strict=True),
-            volatility=check.number(get("volatility"), f"{field}.volatility", minimum=0),
-            stress_price_long=_optional_price(data, "stress_price_long", field),
-            stress_price_short=_optional_price(data, "stress_price_short", field),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "index": self.index,
-            "label": self.label,
-            "hours": self.hours,
-            "volatility": self.volatility,
-            "stress_price_long": self.stress_price_long,
-            "stress_price_short": self.stress_price_short,
-        }
-
-
-@dataclass(frozen=True)
-class RiskParameters:
-    """A week's CCEE risk parameters (Parâmetros CCEE); public, set by CCEE staff."""
-
-    week: str
-    confidence: float
-    liquidation_days: float
-    buckets: tuple[Bucket, ...]
-    correlation: np.ndarray = field(repr=False)
-    forward_prices: dict[str, tuple[float, ...]]
-    sigma_period: str = "daily"
-    netting: str = "absolute_per_source"
-    pld_floor: float | None = None
-    pld_cap: float | None = None
-    k: float = 0.0
-    theta: float = 0.0
-
-    @classmethod
-    def from_dict(cls, data: Any) -> RiskParameters:
-        data = check.require_mapping(data, "parameters")
-        get = lambda key: check.require_key(data, key, "parameters")  # noqa: E731
-        confidence = check.number(get("confidence"), "parameters.confidence")
-        if not 0.0 < confidence < 1.0:
-            raise ValueError(f"parameters.confidence must be in (0, 1) (got {confidence:g})")
-        rows = get("buckets")
-        if not isinstance(rows, Sequence) or len(rows) != N_BUCKETS:
-            raise ValueError(f"parameters.buckets must list {N_BUCKETS} buckets (M+0 … M+6)")
-        buckets = tuple(
-            Bucket.from_dict(row, f"parameters.buckets[{n}]") for n, row in enumerate(rows)
-        )
-        for n, bucket in enumerate(buckets):
-            if bucket.index != n:
-                raise ValueError(
-                    f"parameters.buckets[{n}].index must be {n} (buckets in order M+0 … M+6; "
-                    f"got {bucket.index})"
-                )
-        curves = check.require_mapping(get("forward_prices"), "parameters.forward_prices")
-        forward: dict[str, tuple[float, ...]] = {}
-        for submarket, curve in curves.items():
-            name = f"parameters.forward_prices.{submarket}"
-            check.choice(submarket, "parameters.forward_prices key", SUBMARKETS)
-            if not isinstance(curve, Sequence) or len(curve) != N_BUCKETS:
-                raise ValueError(f"{name} must list {N_BUCKETS} prices (M+0 … M+6)")
-            forward[submarket] = tuple(
-                check.number(p, f"{name}[{i}]", minimum=0) for i, p in enumerate(curve)
-            )
-        floor = data.get("pld_floor")
-        cap = data.get("pld_cap")
-        floor = None if floor is None else check.number(floor, "parameters.pld_floor", minimum=0)
-        cap = None if cap is None else check.number(cap, "parameters.pld_cap", minimum=0)
-        if floor is not None and cap is not None and floor >= cap:
-            raise ValueError(f"parameters.pld_floor must be < pld_cap (got {floor:g} ≥ {cap:g})")
-        return cls(
-            week=check.week_code(get("week"), "parameters.week"),
-            confidence=confidence,
-            liquidation_days=check.number(
-                get("liquidation_days"), "parameters.liquidation_days", minimum=0, strict=True
-            ),
-            buckets=buckets,
-            correlation=validate_correlation(get("correlation"), field="parameters.correlation"),
-            forward_prices=forward,
-            sigma_period=check.choice(
-                data.get("sigma_period", "daily"), "parameters.sigma_period", SIGMA_PERIODS
-            ),
-            netting=check.choice(
-                data.get("netting", "absolute_per_source"), "parameters.netting", NETTING_CHOICES
-            ),
-            pld_floor=floor,
-            pld_cap=cap,
-            k=check.number(data.get("k", 0.0), "parameters.k", minimum=0),
-            theta=_theta(data, buckets),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "week": self.week,
-            "confidence": self.confidence,
-            "liquidation_days": self.liquidation_days,
-            "sigma_period": self.sigma_period,
-            "netting": self.netting,
-            "buckets": [b.to_dict() for b in self.buckets],
-            "correlation": self.correlation.tolist(),
-            "forward_prices": {s: list(c) for s, c in self.forward_prices.items()},
-            "pld_floor": self.pld_floor,
-            "pld_cap": self.pld_cap,
-            "k": self.k,
-            "theta": self.theta,
-        }
-
-    @property
-    def z(self) -> float:
-        """z = Φ⁻¹(confidence): 1.6448536 at 95 %."""
-        return float(norm.ppf(self.confidence))
-
-    @property
-    def horizon_factor(self) -> float:
-        """√D for a daily σ; 1 when σ is already given for the D-day liquidation horizon."""
-        return math.sqrt(self.liquidation_days) if self.sigma_period == "daily" else 1.0
-
-    def with_forward_prices(self, forward: Mapping[str, Sequence[float]]) -> RiskParameters:
-        """Copy with another forward curve (used by the stress scenarios)."""
-        return replace(self, forward_prices={s: tuple(map(float, c)) for s, c in forward.items()})
 
 
 @dataclass(frozen=True)
@@ -429,19 +260,6 @@ def _coerce(
     return portfolio, parameters
 
 
-def _theta(data: Any, buckets: Any) -> float:
-    """θ weighs the stress parcel: when it counts (θ > 0) every bucket needs both stress prices."""
-    theta = check.number(data.get("theta", 0.0), "parameters.theta", minimum=0)
-    if theta > 0:
-        for b in buckets:
-            for key in ("stress_price_long", "stress_price_short"):
-                if getattr(b, key) is None:
-                    raise ValueError(
-                        f"parameters.buckets[{b.index}].{key} is required when theta > 0"
-                    )
-    return theta
-
-
 def stress_loss(position: Position, forward_price: float, bucket: Bucket) -> float:
     """Stress parcel of one row (R$, ≥ 0).
 
@@ -469,7 +287,7 @@ def leverage_factor(
         )
     z = parameters.z
     horizon = parameters.horizon_factor
-    rows_by_bucket: dict[int, list[Position]] = {i: [] for i in range(N_BUCKETS)}
+    rows_by_bucket: dict[int, list[Position]] = {i: [] for i in range(BUCKET_COUNT)}
     for n, pos in enumerate(portfolio.positions):
         if pos.submarket not in parameters.forward_prices:
             raise ValueError(
@@ -566,10 +384,12 @@ def leverage_stress(
     curves: dict[str, dict[str, list[float]]] = {}
     if parameters.pld_floor is not None:
         curves["pld_floor"] = {
-            s: [parameters.pld_floor] * N_BUCKETS for s in parameters.forward_prices
+            s: [parameters.pld_floor] * BUCKET_COUNT for s in parameters.forward_prices
         }
     if parameters.pld_cap is not None:
-        curves["pld_cap"] = {s: [parameters.pld_cap] * N_BUCKETS for s in parameters.forward_prices}
+        curves["pld_cap"] = {
+            s: [parameters.pld_cap] * BUCKET_COUNT for s in parameters.forward_prices
+        }
     for shift in shifts:
         curves[f"shift_{shift:+g}"] = {
             s: [max(0.0, p + shift) for p in c] for s, c in parameters.forward_prices.items()

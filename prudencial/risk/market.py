@@ -11,9 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from prudencial.domain.market import NETWORK_CLASSES as CLASSES
 from prudencial.risk.pld import pld_history_2017
-
-CLASSES = ("CS", "GE", "CM")
 
 
 @dataclass(frozen=True, eq=False)

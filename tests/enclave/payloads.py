@@ -7,22 +7,29 @@ from typing import Any
 
 from jwcrypto import jwe, jwk
 
+from prudencial.domain.identifiers import cnpj_check_digits
+from prudencial.risk.pld import pld_history_2017
+
 WEEK = "202303001"
-_W1 = (5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2)
-_W2 = (6, 5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2)
+#: The packaged SE/CO 2017 series: the week's price history the tests send (never a fallback).
+PLD_HISTORY = pld_history_2017().tolist()
+#: Registry classes by acronym prefix, as the demo names agents (the enclave never guesses).
+CLASS_BY_PREFIX = {"GE": "generator", "CS": "free_consumer", "CM": "trader", "AP": "self_producer"}
 
 
 def make_cnpj(base: str) -> str:
     """Append valid check digits to a 12-character (numeric or alphanumeric) base."""
-    values = [ord(c) - 48 for c in base]
+    return base + cnpj_check_digits(base)
 
-    def digit(vals: list[int], weights: tuple[int, ...]) -> int:
-        r = sum(a * b for a, b in zip(vals, weights, strict=False)) % 11
-        return 0 if r < 2 else 11 - r
 
-    d1 = digit(values, _W1)
-    d2 = digit([*values, d1], _W2)
-    return f"{base}{d1}{d2}"
+def batch_agent(who: dict[str, str], agent_class: str | None = None) -> dict[str, str]:
+    """An agent as the host ships it in a batch item: acronym, CNPJ and the registry class."""
+    return dict(who, **{"class": agent_class or CLASS_BY_PREFIX[who["acronym"][:2]]})
+
+
+def network_options(**options: Any) -> dict[str, Any]:
+    """Network options with the week's price history."""
+    return {"pld_history": PLD_HISTORY, **options}
 
 
 def agent(n: int, prefix: str = "CM") -> dict[str, str]:
@@ -32,7 +39,7 @@ def agent(n: int, prefix: str = "CM") -> dict[str, str]:
 def portfolio(who: dict[str, str], week: str = WEEK, **overrides: Any) -> dict[str, Any]:
     doc = {
         "schema": "prudencial/portfolio/v1",
-        "agent": dict(who),
+        "agent": {"acronym": who["acronym"], "cnpj": who["cnpj"]},
         "week": week,
         "adjusted_equity": 10_000_000.0,
         "regulated_market_revenue": 0.0,
@@ -75,7 +82,7 @@ def counterparties(
         entries.append(entry)
     return {
         "schema": "prudencial/counterparties/v1",
-        "agent": dict(who),
+        "agent": {"acronym": who["acronym"], "cnpj": who["cnpj"]},
         "week": week,
         "counterparties": entries,
     }

@@ -24,7 +24,16 @@ from enclave_bridge.enclave.xlsx import build_template
 from enclave_bridge.wire.protocol import decode_message, encode_frame, read_frame_bytes
 from prudencial.risk.leverage import leverage_factor
 
-from .payloads import WEEK, agent, counterparties, encrypt, parameters, portfolio
+from .payloads import (
+    WEEK,
+    agent,
+    batch_agent,
+    counterparties,
+    encrypt,
+    network_options,
+    parameters,
+    portfolio,
+)
 
 pytestmark = pytest.mark.enclave
 
@@ -383,7 +392,11 @@ def _batch(n: int, key: dict) -> tuple[list[dict], dict[str, dict]]:
             who, [partner], volumes=[[-3.0, -2.0, -1.0]] if i % 2 == 0 else [[2.0, 2.0, 2.0]]
         )
         items.append(
-            {"agent": who, "portfolio": encrypt(doc, key), "counterparties": encrypt(cps, key)}
+            {
+                "agent": batch_agent(who),
+                "portfolio": encrypt(doc, key),
+                "counterparties": encrypt(cps, key),
+            }
         )
     return items, docs
 
@@ -392,12 +405,12 @@ def test_compute_small_batch_matches_leverage_factor(client, current_key):
     items, docs = _batch(6, current_key)
     items.append(
         {
-            "agent": agent(999),
+            "agent": batch_agent(agent(999)),
             "portfolio": encrypt(portfolio(agent(998)), current_key),
             "counterparties": None,
         }
     )
-    result = client.compute(parameters(), items, network={"scenarios": 200, "seed": 7})
+    result = client.compute(parameters(), items, network=network_options(scenarios=200, seed=7))
     assert result["counts"] == {"agents": 7, "accepted": 6, "rejected": 1}
     for entry in result["agents"][:6]:
         expected = leverage_factor(docs[entry["agent"]["acronym"]], parameters())
@@ -411,9 +424,9 @@ def test_compute_small_batch_matches_leverage_factor(client, current_key):
 def test_compute_staged_batch_gives_the_same_answer(client, current_key):
     items, docs = _batch(40, current_key)
     staged = client.compute(
-        parameters(), items, network={"scenarios": 100, "seed": 3}, chunk_bytes=40_000
+        parameters(), items, network=network_options(scenarios=100, seed=3), chunk_bytes=40_000
     )
-    inline = client.compute(parameters(), items, network={"scenarios": 100, "seed": 3})
+    inline = client.compute(parameters(), items, network=network_options(scenarios=100, seed=3))
     assert [a["leverage"] for a in staged["agents"]] == [a["leverage"] for a in inline["agents"]]
     assert staged["counts"]["accepted"] == 40
 
@@ -480,7 +493,7 @@ def test_compute_answer_publishes_only_the_allow_listed_figures(client, current_
     for i, item in enumerate(items):
         doc = portfolio(item["agent"], adjusted_equity=canary + i)
         item["portfolio"] = encrypt(doc, current_key)
-    result = client.compute(parameters(), items, network={"scenarios": 100, "seed": 5})
+    result = client.compute(parameters(), items, network=network_options(scenarios=100, seed=5))
     text = json.dumps(result)
     assert "12345678" not in text and "1.23456789e" not in text
     for entry in result["agents"]:
@@ -500,17 +513,17 @@ def test_implausible_or_changed_week_parameters_are_refused(client, current_key)
     crafted = parameters()
     crafted["buckets"][0]["hours"] = 1
     with pytest.raises(EnclaveError, match=r"buckets\[0\]\.hours"):
-        client.compute(crafted, items)
+        client.compute(crafted, items, network=network_options())
     cheap = parameters()
     cheap["forward_prices"]["SE"][0] = 1.0
     with pytest.raises(EnclaveError, match=r"forward_prices\.SE\[0\]"):
-        client.compute(cheap, items)
+        client.compute(cheap, items, network=network_options())
     # A week is computed with one parameter set per enclave lifetime.
-    client.compute(parameters("202303002"), [])
+    client.compute(parameters("202303002"), [], network=network_options())
     other = parameters("202303002")
     other["buckets"][3]["volatility"] = 0.2
     with pytest.raises(EnclaveError, match="already computed with other parameters"):
-        client.compute(other, [])
+        client.compute(other, [], network=network_options())
 
 
 def test_signed_verdict_can_be_verified_again_from_what_is_stored(client, current_key, enclave):

@@ -11,7 +11,6 @@ from jwcrypto import jwk, jws
 from enclave_bridge.enclave.keys import KeyRing
 from enclave_bridge.enclave.validation import fast_validator, validator
 from enclave_bridge.enclave.xlsx import build_template, parse_workbook
-from prudencial.domain.identifiers import cnpj_is_valid
 from enclave_bridge.wire.protocol import (
     AnswerVerificationError,
     ProtocolError,
@@ -23,6 +22,7 @@ from enclave_bridge.wire.protocol import (
     sign_answer,
     verify_answer,
 )
+from prudencial.domain.identifiers import cnpj_is_valid
 
 from .payloads import WEEK, agent, counterparties, portfolio
 
@@ -378,7 +378,9 @@ def test_server_idle_timeout_connection_limit_and_shedding(tmp_path):
         impatient = EnclaveClient(str(address), retries=0)
         with pytest.raises((EnclaveError, EnclaveConnectionError)):
             impatient.health()
-        assert not impatient.pool.idle  # the refused connection, closed by the enclave, is not pooled
+        assert (
+            not impatient.pool.idle
+        )  # the refused connection, closed by the enclave, is not pooled
         impatient.close()
         # The client retries a busy refusal with backoff until the slot frees.
         with EnclaveClient(str(address), retries=6, backoff=0.2) as patient:
