@@ -20,16 +20,24 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db.models import Model, QuerySet, TextChoices
+from django.db.models import Model, Q, QuerySet, TextChoices
 from django.utils import translation
 from django.utils.translation import gettext as _
 from import_export import fields, resources, widgets
 
+from prudencial.domain.identifiers import (
+    format_cnpj,
+    format_cpf,
+    normalize_acronym,
+    normalize_cpf,
+)
+from prudencial.domain.market import BUCKET_COUNT
 from prudencial.models import (
     Agent,
     AgentClass,
@@ -40,35 +48,19 @@ from prudencial.models import (
     User,
     Week,
 )
-from prudencial.models.agents import cadence_for_class
-from prudencial.models.weeks import BUCKET_COUNT
+from prudencial.selectors import agent_list
 from prudencial.services.agents import agent_create, agent_update
+from prudencial.services.parameters import BUCKET_FIELDS, parameters_save, refuse_frozen
 from prudencial.services.representations import representation_grant, representation_update
-from prudencial.services.weeks import (
-    BUCKET_FIELDS,
-    FROZEN_STATUSES,
-    parameters_update,
-)
-from prudencial.validators import format_cnpj, format_cpf, normalize_cnpj, normalize_cpf
 
 # --- widgets --------------------------------------------------------------------------------
 
 
 class CNPJWidget(widgets.CharWidget):
-    """Accepts 12.345.678/0001-95 or 12345678000195; exports the masked form."""
-
-    def clean(self, value: Any, row: dict | None = None, **kwargs: Any) -> str:
-        return normalize_cnpj(super().clean(value, row, **kwargs))
+    """Accepts 12.345.678/0001-95 or 12345678000195 (CnpjField normalises); exports the mask."""
 
     def render(self, value: Any, obj: Any = None, **kwargs: Any) -> str:
         return format_cnpj(value) if value else ""
-
-
-class UpperWidget(widgets.CharWidget):
-    """Acronyms are stored upper-case and without surrounding spaces."""
-
-    def clean(self, value: Any, row: dict | None = None, **kwargs: Any) -> str:
-        return super().clean(value, row, **kwargs).strip().upper()
 
 
 class ChoiceWidget(widgets.Widget):
@@ -160,25 +152,60 @@ class BooleanPtWidget(widgets.BooleanWidget):
     FALSE_VALUES = [*widgets.BooleanWidget.FALSE_VALUES, "não", "Não", "NÃO", "nao", "n", "N", "no"]
 
 
-class UserWidget(widgets.ForeignKeyWidget):
+class FileResolvedWidget(widgets.ForeignKeyWidget):
+    """A foreign key resolved once per file: `resolve` (called by the resource's before_import)
+    runs one query for every value of the column and keeps the rows found; `clean` only looks
+    them up, so a file of n rows costs one query, not n. A widget not prepared refuses."""
+
+    def __init__(self, model: type[Model], field: str) -> None:
+        super().__init__(model, field)
+        self._found: dict[str, Model] | None = None
+
+    def key(self, value: Any) -> str:
+        raise NotImplementedError
+
+    def lookup(self, keys: set[str], user: User | None) -> dict[str, Model]:
+        raise NotImplementedError
+
+    def resolve(self, values: Iterable[Any], user: User | None) -> None:
+        self._found = self.lookup({self.key(v) for v in values} - {""}, user)
+
+    def found(self, key: str) -> Model | None:
+        if self._found is None:
+            raise RuntimeError("resolve() the file's column before cleaning its rows")
+        return self._found.get(key)
+
+
+class UserWidget(FileResolvedWidget):
     """A user named by CPF (with or without the mask) or by username."""
 
     def __init__(self) -> None:
         super().__init__(User, "username")
 
+    def key(self, value: Any) -> str:
+        text = str(value or "").strip()
+        digits = normalize_cpf(text)
+        return digits if re.fullmatch(r"[0-9]{11}", digits) else text
+
+    def lookup(self, keys: set[str], user: User | None) -> dict[str, Model]:
+        found: dict[str, Model] = {}
+        for person in User.objects.filter(Q(cpf__in=keys) | Q(username__in=keys)):
+            if person.username in keys:
+                found[person.username] = person
+            if person.cpf in keys:
+                found[person.cpf] = person
+        return found
+
     def clean(self, value: Any, row: dict | None = None, **kwargs: Any) -> User | None:
         text = str(value or "").strip()
         if not text:
             raise ValueError(_("Informe o CPF ou o nome de usuário."))
-        digits = normalize_cpf(text)
-        try:
-            if re.fullmatch(r"[0-9]{11}", digits):
-                return User.objects.get(cpf=digits)
-            return User.objects.get(username=text)
-        except User.DoesNotExist:
+        person = self.found(self.key(text))
+        if person is None:
             raise ValueError(
                 _("Usuário “%(value)s” não encontrado (CPF ou nome de usuário).") % {"value": text}
-            ) from None
+            )
+        return person
 
     def render(self, value: Any, obj: Any = None, **kwargs: Any) -> str:
         if value is None:
@@ -186,20 +213,27 @@ class UserWidget(widgets.ForeignKeyWidget):
         return format_cpf(value.cpf) if value.cpf else value.username
 
 
-class AgentWidget(widgets.ForeignKeyWidget):
-    """An agent named by its acronym (sigla)."""
+class AgentWidget(FileResolvedWidget):
+    """An agent named by its acronym (sigla), among the agents the importing user may see
+    (prudencial.selectors.agent_list, the one gate)."""
 
     def __init__(self) -> None:
         super().__init__(Agent, "acronym")
 
+    def key(self, value: Any) -> str:
+        return normalize_acronym(value)
+
+    def lookup(self, keys: set[str], user: User | None) -> dict[str, Model]:
+        return {a.acronym: a for a in agent_list(user=user).filter(acronym__in=keys)}
+
     def clean(self, value: Any, row: dict | None = None, **kwargs: Any) -> Agent | None:
-        acronym = str(value or "").strip().upper()
+        acronym = self.key(value)
         if not acronym:
             raise ValueError(_("Informe a sigla do agente."))
-        try:
-            return Agent.objects.get(acronym=acronym)
-        except Agent.DoesNotExist:
-            raise ValueError(_("Agente “%(value)s” não encontrado.") % {"value": acronym}) from None
+        agent = self.found(acronym)
+        if agent is None:
+            raise ValueError(_("Agente “%(value)s” não encontrado.") % {"value": acronym})
+        return agent
 
 
 def _adopt(target: Model, saved: Model) -> None:
@@ -256,7 +290,7 @@ class AgentResource(SpreadsheetResource):
     A blank periodicidade follows the class (settings.PRUDENCIAL_CADENCE_BY_CLASS).
     """
 
-    acronym = fields.Field("acronym", "sigla", UpperWidget())
+    acronym = fields.Field("acronym", "sigla", widgets.CharWidget())
     cnpj = fields.Field("cnpj", "cnpj", CNPJWidget())
     legal_name = fields.Field("legal_name", "razao_social", widgets.CharWidget())
     agent_class = fields.Field("agent_class", "classe", ChoiceWidget(AgentClass))
@@ -282,8 +316,24 @@ class AgentResource(SpreadsheetResource):
         finally:
             if instance.is_active is None:
                 instance.is_active = True
-            if not instance.reporting_cadence and instance.agent_class:
-                instance.reporting_cadence = cadence_for_class(instance.agent_class)
+
+    def validate_instance(
+        self,
+        instance: Agent,
+        import_validation_errors: dict | None = None,
+        validate_unique: bool = True,
+    ) -> None:
+        """A blank periodicidade is the service's to derive from the class: not checked here."""
+        if instance.reporting_cadence:
+            super().validate_instance(instance, import_validation_errors, validate_unique)
+            return
+        errors = dict(import_validation_errors or {})
+        try:
+            instance.full_clean(exclude=["reporting_cadence", *errors], validate_unique=True)
+        except ValidationError as exc:
+            errors = exc.update_error_dict(errors)
+        if errors:
+            raise ValidationError(errors)
 
     def do_instance_save(self, instance: Agent, is_create: bool) -> None:
         values = {f: getattr(instance, f) for f in self._meta.fields}
@@ -323,6 +373,15 @@ class RepresentationResource(SpreadsheetResource):
 
     def get_queryset(self) -> QuerySet[Representation]:
         return Representation.objects.select_related("agent", "user", "granted_by")
+
+    def before_import(self, dataset: Any, **kwargs: Any) -> None:
+        """Resolve the agent and user columns once for the whole file."""
+        super().before_import(dataset, **kwargs)
+        user = kwargs.get("user")
+        for name in ("agent", "user"):
+            field = self.fields[name]
+            column = dataset[field.column_name] if field.column_name in dataset.headers else []
+            field.widget.resolve(column, user)
 
     def get_instance(self, instance_loader: Any, row: dict) -> Representation | None:
         """Unknown agents or users are errors of their column, not of the whole file."""
@@ -457,15 +516,7 @@ class ParameterBucketResource(SpreadsheetResource):
         week = Week.objects.filter(code=code).select_related("parameters").first()
         if week is None:
             raise ValidationError({"week": _("Semana “%(code)s” não existe.") % {"code": code}})
-        if week.status in FROZEN_STATUSES:
-            raise ValidationError(
-                {
-                    "week": _(
-                        "A semana %(code)s já foi calculada; seus parâmetros não podem mudar."
-                    )
-                    % {"code": code}
-                }
-            )
+        refuse_frozen(week)
         bucket = (
             ParameterBucket.objects.select_related("parameters__week")
             .filter(parameters__week=week, index=index)
@@ -512,14 +563,14 @@ class ParameterBucketResource(SpreadsheetResource):
 
     def do_instance_save(self, instance: ParameterBucket, is_create: bool) -> None:
         """Nothing is written row by row: after_import hands each week's changes to
-        parameters_update, which validates them whole and records who changed what."""
+        parameters_save, which validates them whole and records who changed what."""
         self._bucket_values[instance.parameters_id][instance.index] = {
             f: getattr(instance, f) for f in BUCKET_FIELDS
         }
 
     def after_import(self, dataset: Any, result: Any, **kwargs: Any) -> None:
         """Assemble each week's correlation matrix from its rows, then update the week's
-        parameters and buckets in place through parameters_update (all or nothing)."""
+        parameters and buckets in place through parameters_save (all or nothing)."""
         if result.has_errors() or result.has_validation_errors():
             return  # the file is refused whole; the rows' errors say why
         problems = []
@@ -544,8 +595,8 @@ class ParameterBucketResource(SpreadsheetResource):
             if not fields and not buckets:
                 continue
             try:
-                parameters_update(
-                    parameters=parameters, by=kwargs.get("user"), fields=fields, buckets=buckets
+                parameters_save(
+                    week=parameters.week, fields=fields, buckets=buckets, by=kwargs.get("user")
                 )
             except ValidationError as exc:
                 problems.extend(

@@ -13,10 +13,11 @@ which grants the rows.
 from __future__ import annotations
 
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from prudencial.models import Agent, AgentUserObjectPermission, Representation, Week
+from prudencial.services.representations import effective_q
 
 AGENT_PERMISSIONS = ("view_agent", "submit_agent_data", "send_leverage_result")
 
@@ -29,13 +30,11 @@ def agent_ids_permitted(*, user, permission: str = "view_agent") -> QuerySet:
         r for r, codes in settings.PRUDENCIAL_PERMISSIONS_BY_ROLE.items() if permission in codes
     ]
     return AgentUserObjectPermission.objects.filter(
-        Q(content_object__representations__valid_until__isnull=True)
-        | Q(content_object__representations__valid_until__gte=today),
+        effective_q(today, prefix="content_object__representations__"),
         user_id=user.pk,
         permission__codename=permission,
         content_object__representations__user_id=user.pk,
         content_object__representations__role__in=roles,
-        content_object__representations__valid_from__lte=today,
     ).values("content_object_id")
 
 

@@ -13,11 +13,12 @@ from zoneinfo import ZoneInfo
 import factory
 from django.utils import timezone
 
+from prudencial.domain.identifiers import cnpj_check_digits, cpf_check_digits
 from prudencial.models import Agent, AgentClass, Representation, RepresentationRole, User, Week
 from prudencial.services import agents as agent_services
 from prudencial.services import representations as representation_services
 from prudencial.services import weeks as week_services
-from prudencial.validators import cnpj_check_digits, cpf_check_digits
+from prudencial.services.parameters import parameters_save
 
 BRASILIA = ZoneInfo("America/Sao_Paulo")
 PASSWORD = "senha-de-teste-123"
@@ -158,6 +159,11 @@ def code_month(week: Week) -> date:
     return date(int(week.code[:4]), int(week.code[4:6]), 1)
 
 
+def save_parameters(*, week: Week, buckets, by=None, **fields):
+    """parameters_save with the fields as keyword arguments (first_month=…, pld_floor=…)."""
+    return parameters_save(week=week, fields=fields, buckets=buckets, by=by)
+
+
 def week_with_parameters(
     *,
     first_month: date | None = None,
@@ -165,15 +171,17 @@ def week_with_parameters(
     buckets: list[dict] | None = None,
     **week_kwargs,
 ) -> Week:
-    """A scheduled week whose parameters were set by parameters_set (M+0 = the code's month)."""
+    """A scheduled week whose parameters were set by parameters_save (M+0 = the code's month)."""
     week = WeekFactory(**week_kwargs)
-    week_services.parameters_set(
+    parameters_save(
         week=week,
-        first_month=first_month or code_month(week),
-        correlation=correlation if correlation is not None else correlation_matrix(),
+        fields={
+            "first_month": first_month or code_month(week),
+            "correlation": correlation if correlation is not None else correlation_matrix(),
+            "pld_floor": PLD_FLOOR,
+            "pld_cap": PLD_CAP,
+        },
         buckets=buckets if buckets is not None else default_buckets(),
-        pld_floor=PLD_FLOOR,
-        pld_cap=PLD_CAP,
     )
     week.refresh_from_db()
     return week

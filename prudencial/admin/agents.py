@@ -19,12 +19,11 @@ from prudencial.admin.common import (
     TransactionalImportMixin,
     adopt,
 )
+from prudencial.domain.identifiers import normalize_cnpj
 from prudencial.models import Agent
-from prudencial.models.agents import cadence_for_class
 from prudencial.resources import AgentResource
 from prudencial.selectors import agent_list
 from prudencial.services.agents import agent_create, agent_update
-from prudencial.validators import normalize_cnpj
 
 AGENT_FIELDS = ("acronym", "cnpj", "legal_name", "agent_class", "reporting_cadence", "is_active")
 
@@ -45,16 +44,6 @@ class AgentForm(forms.ModelForm):
         self.fields["reporting_cadence"].required = False
         if self.instance.pk:
             self.initial["cnpj"] = self.instance.cnpj_display
-
-    def clean_acronym(self) -> str:
-        return self.cleaned_data["acronym"].strip().upper()
-
-    def _post_clean(self) -> None:
-        if not self.cleaned_data.get("reporting_cadence") and self.cleaned_data.get("agent_class"):
-            self.cleaned_data["reporting_cadence"] = cadence_for_class(
-                self.cleaned_data["agent_class"]
-            )
-        super()._post_clean()
 
 
 @admin.register(Agent)

@@ -27,6 +27,7 @@ from prudencial.admin.common import (
     adopt,
     error_messages,
 )
+from prudencial.domain.calendar import in_force
 from prudencial.models import Representation
 from prudencial.resources import RepresentationResource
 from prudencial.selectors import agent_list, representation_list
@@ -148,8 +149,7 @@ class RepresentationAdmin(
 
     @admin.display(description=_("em vigor"), boolean=True)
     def in_force(self, rep: Representation) -> bool:
-        today = timezone.localdate()
-        return rep.valid_from <= today and (rep.valid_until is None or rep.valid_until >= today)
+        return in_force(rep.valid_from, rep.valid_until, timezone.localdate())
 
     def save_model(
         self, request: HttpRequest, obj: Representation, form: forms.ModelForm, change: bool

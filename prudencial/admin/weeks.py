@@ -3,7 +3,7 @@
 A week is scheduled by week_create (which copies the previous week's parameters) and moves
 through its lifecycle only by the actions "Abrir semana" / "Encerrar semana" (week_open /
 week_close). Parameters are edited with their seven buckets inline; the correlation matrix is
-JSON checked by prudencial.services.weeks.validate_correlation. An existing week's parameters
+JSON checked by prudencial.services.parameters.validate_correlation. An existing week's parameters
 are updated in place, so each changed value is one history entry ("who changed M+2's volatility,
 when, from which value to which"); parameters of a computed or published week are read-only.
 """
@@ -33,19 +33,20 @@ from prudencial.admin.common import (
     adopt,
     error_messages,
 )
+from prudencial.domain.market import BUCKET_COUNT, month_label
 from prudencial.exceptions import TransitionError
 from prudencial.models import ParameterBucket, RiskParameters, Week, WeekStatus
-from prudencial.models.weeks import BUCKET_COUNT, month_label
 from prudencial.resources import ParameterBucketResource
 from prudencial.selectors import week_list
-from prudencial.services.weeks import (
+from prudencial.services.parameters import (
     BUCKET_FIELDS,
     FROZEN_STATUSES,
     PARAMETER_FIELDS,
-    WEEK_EDITABLE_FIELDS,
-    parameters_set,
-    parameters_update,
+    parameters_save,
     validate_correlation,
+)
+from prudencial.services.weeks import (
+    WEEK_EDITABLE_FIELDS,
     week_close,
     week_create,
     week_open,
@@ -509,20 +510,10 @@ class RiskParametersAdmin(
         if not change:
             forms_in_order = [f for f in bucket_formset.forms if f.cleaned_data]
             data = form.cleaned_data
-            saved = parameters_set(
+            saved = parameters_save(
                 week=data["week"],
-                first_month=data["first_month"],
-                correlation=data["correlation"],
+                fields={f: data[f] for f in PARAMETER_FIELDS if f in data},
                 buckets=[{f: bf.cleaned_data[f] for f in BUCKET_FIELDS} for bf in forms_in_order],
-                pld_floor=data["pld_floor"],
-                pld_cap=data["pld_cap"],
-                confidence=data["confidence"],
-                liquidation_days=data["liquidation_days"],
-                k=data["k"],
-                theta=data["theta"],
-                netting=data["netting"],
-                sigma_period=data["sigma_period"],
-                fa_alert_threshold=data["fa_alert_threshold"],
                 by=request.user,
             )
             adopt(obj, saved)
@@ -531,7 +522,7 @@ class RiskParametersAdmin(
             bucket_formset.changed_objects = []
             bucket_formset.deleted_objects = []
             return
-        # In place, one history entry per changed value (parameters_set would replace them all).
+        # In place, one history entry per changed value.
         fields = {f: form.cleaned_data[f] for f in form.changed_data if f in PARAMETER_FIELDS}
         changed_forms = [
             bf for bf in bucket_formset.forms if bf.has_changed() and bf.instance.pk is not None
@@ -542,7 +533,7 @@ class RiskParametersAdmin(
             }
             for bf in changed_forms
         }
-        saved = parameters_update(parameters=obj, by=request.user, fields=fields, buckets=buckets)
+        saved = parameters_save(week=obj.week, fields=fields, buckets=buckets, by=request.user)
         adopt(obj, saved)
         bucket_formset.new_objects = []
         bucket_formset.changed_objects = [(bf.instance, bf.changed_data) for bf in changed_forms]

@@ -7,27 +7,29 @@ from django.utils.translation import gettext_lazy as _
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 from simple_history.models import HistoricalRecords
 
-from prudencial.models.fields import CnpjField
-from prudencial.validators import format_cnpj, normalize_cnpj, validate_cnpj
+from prudencial.domain import market
+from prudencial.domain.identifiers import CNPJ_PATTERN, format_cnpj
+from prudencial.models.fields import AcronymField, CnpjField
+from prudencial.validators import validate_cnpj
 
 
 class AgentClass(models.TextChoices):
-    """Classe do agente na CCEE."""
+    """Classe do agente na CCEE (the names are prudencial.domain.market's)."""
 
-    GENERATOR = "generator", _("Gerador")
-    TRADER = "trader", _("Comercializador")
-    SELF_PRODUCER = "self_producer", _("Autoprodutor")
-    FREE_CONSUMER = "free_consumer", _("Consumidor livre")
-    SPECIAL_CONSUMER = "special_consumer", _("Consumidor especial")
-    DISTRIBUTOR = "distributor", _("Distribuidor")
+    GENERATOR = market.GENERATOR, _("Gerador")
+    TRADER = market.TRADER, _("Comercializador")
+    SELF_PRODUCER = market.SELF_PRODUCER, _("Autoprodutor")
+    FREE_CONSUMER = market.FREE_CONSUMER, _("Consumidor livre")
+    SPECIAL_CONSUMER = market.SPECIAL_CONSUMER, _("Consumidor especial")
+    DISTRIBUTOR = market.DISTRIBUTOR, _("Distribuidor")
 
 
 class ReportingCadence(models.TextChoices):
     """How often the agent must report (evento semanal ou mensal); distributors are exempt."""
 
-    WEEKLY = "weekly", _("Semanal")
-    MONTHLY = "monthly", _("Mensal")
-    EXEMPT = "exempt", _("Isento")
+    WEEKLY = market.WEEKLY, _("Semanal")
+    MONTHLY = market.MONTHLY, _("Mensal")
+    EXEMPT = market.EXEMPT, _("Isento")
 
 
 MSG_DISTRIBUTOR_EXEMPT = _(
@@ -36,14 +38,17 @@ MSG_DISTRIBUTOR_EXEMPT = _(
 
 
 def cadence_for_class(agent_class: str) -> str:
-    """The reporting cadence that the class implies (settings.PRUDENCIAL_CADENCE_BY_CLASS)."""
-    return settings.PRUDENCIAL_CADENCE_BY_CLASS.get(agent_class, ReportingCadence.MONTHLY)
+    """The reporting cadence the class implies: settings.PRUDENCIAL_CADENCE_BY_CLASS, whose
+    default is prudencial.domain.market.DEFAULT_CADENCE_BY_CLASS. An unknown class raises
+    DomainError naming it (never a silent "monthly")."""
+    table = getattr(settings, "PRUDENCIAL_CADENCE_BY_CLASS", None)
+    return market.cadence_for_class(agent_class, table)
 
 
 class Agent(models.Model):
     """A CCEE market participant: generator, trader, consumer or distributor."""
 
-    acronym = models.CharField(_("sigla"), max_length=20, unique=True)
+    acronym = AcronymField(_("sigla"), max_length=20, unique=True)
     cnpj = CnpjField(
         _("CNPJ"),
         max_length=14,
@@ -74,7 +79,7 @@ class Agent(models.Model):
         ]
         constraints = [
             models.CheckConstraint(
-                condition=models.Q(cnpj__regex=r"^[0-9A-Z]{12}[0-9]{2}$"),
+                condition=models.Q(cnpj__regex=CNPJ_PATTERN),
                 name="agent_cnpj_normalized",
                 violation_error_message=_(
                     "O CNPJ deve ter 12 caracteres alfanuméricos e 2 dígitos verificadores, sem máscara."
@@ -90,13 +95,6 @@ class Agent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.acronym} — {self.legal_name}"
-
-    def save(self, *args, **kwargs) -> None:
-        self.cnpj = normalize_cnpj(self.cnpj)
-        self.acronym = self.acronym.strip().upper()
-        if not self.reporting_cadence:
-            self.reporting_cadence = cadence_for_class(self.agent_class)
-        super().save(*args, **kwargs)
 
     def clean(self) -> None:
         """Distributors are exempt: the rule spans class and cadence; the cadence is what to fix."""

@@ -5,8 +5,9 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from prudencial.domain.identifiers import CPF_PATTERN, format_cpf
 from prudencial.models.fields import CpfField
-from prudencial.validators import format_cpf, normalize_cpf, validate_cpf
+from prudencial.validators import validate_cpf
 
 
 class User(AbstractUser):
@@ -27,7 +28,7 @@ class User(AbstractUser):
         verbose_name_plural = _("usuários")
         constraints = [
             models.CheckConstraint(
-                condition=models.Q(cpf__isnull=True) | models.Q(cpf__regex=r"^[0-9]{11}$"),
+                condition=models.Q(cpf__isnull=True) | models.Q(cpf__regex=CPF_PATTERN),
                 name="user_cpf_normalized",
                 violation_error_message=_("O CPF deve ter 11 dígitos, sem máscara."),
             )
@@ -36,9 +37,7 @@ class User(AbstractUser):
     def clean(self) -> None:
         """People who control or represent agents are identified by their CPF: it stays."""
         super().clean()
-        if self.cpf:
-            self.cpf = normalize_cpf(self.cpf)
-        elif self.pk and self.representations.exists():
+        if not self.cpf and self.pk and self.representations.exists():
             raise ValidationError(
                 {
                     "cpf": _(
@@ -49,9 +48,9 @@ class User(AbstractUser):
             )
 
     def save(self, *args, **kwargs) -> None:
-        if self.cpf:
-            self.cpf = normalize_cpf(self.cpf)
-        else:
+        # No CPF is NULL, never "" (the unique constraint allows many NULLs); CpfField
+        # normalises a given one.
+        if not self.cpf:
             self.cpf = None
         super().save(*args, **kwargs)
 

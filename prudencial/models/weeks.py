@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import calendar
 from datetime import date
 
 from django.core.exceptions import ValidationError
@@ -10,10 +9,14 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
-BUCKET_COUNT = 7  # M+0 … M+6
-SUBMARKETS = ("SE", "S", "NE", "N")
-_MONTH_LABELS = ("JAN", "FEV", "MAR", "ABR", "MAI", "JUN", "JUL", "AGO", "SET", "OUT", "NOV", "DEZ")
-
+from prudencial.domain.calendar import WEEK_CODE_PATTERN
+from prudencial.domain.market import (  # noqa: F401 (SUBMARKETS, month_label: re-exported)
+    BUCKET_COUNT,
+    SUBMARKETS,
+    add_months,
+    month_hours,
+    month_label,
+)
 
 MSG_WINDOW_ORDER = _("O término para preenchimento deve ser posterior à abertura.")
 MSG_OPERATION_ORDER = _("O fim de operação deve ser posterior ao início de operação.")
@@ -65,7 +68,7 @@ class Week(models.Model):
         ordering = ["-code"]
         constraints = [
             models.CheckConstraint(
-                condition=models.Q(code__regex=r"^[0-9]{4}(0[1-9]|1[0-2])[0-9]{3}$"),
+                condition=models.Q(code__regex=WEEK_CODE_PATTERN),
                 name="week_code_format",
                 violation_error_message=_(
                     "O código deve ser AAAAMM + sequência de 3 dígitos, ex. 202303001."
@@ -109,16 +112,6 @@ class Week(models.Model):
             errors["operation_end"] = MSG_OPERATION_ORDER
         if errors:
             raise ValidationError(errors)
-
-
-def month_label(month: date) -> str:
-    """Bucket label as CCEE writes it: MAR/2023."""
-    return f"{_MONTH_LABELS[month.month - 1]}/{month.year}"
-
-
-def add_months(month: date, n: int) -> date:
-    index = month.year * 12 + (month.month - 1) + n
-    return date(index // 12, index % 12 + 1, 1)
 
 
 class RiskParameters(models.Model):
@@ -316,8 +309,7 @@ class ParameterBucket(models.Model):
 
     @property
     def hours(self) -> int:
-        m = self.month
-        return calendar.monthrange(m.year, m.month)[1] * 24
+        return month_hours(self.month)
 
     def forward_price(self, submarket: str) -> float:
         return float(getattr(self, f"forward_price_{submarket.lower()}"))

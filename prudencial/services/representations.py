@@ -25,9 +25,13 @@ from prudencial.models import Agent, AgentUserObjectPermission, Representation, 
 logger = logging.getLogger(__name__)
 
 
-def effective_q(day: date) -> Q:
-    """Filter for representations in force on `day` (inclusive bounds)."""
-    return Q(valid_from__lte=day) & (Q(valid_until__isnull=True) | Q(valid_until__gte=day))
+def effective_q(day: date, prefix: str = "") -> Q:
+    """Filter for representations in force on `day` (inclusive bounds): the database form of
+    prudencial.domain.calendar.in_force. `prefix` reaches them through a relation, e.g.
+    "content_object__representations__"."""
+    return Q(**{f"{prefix}valid_from__lte": day}) & (
+        Q(**{f"{prefix}valid_until__isnull": True}) | Q(**{f"{prefix}valid_until__gte": day})
+    )
 
 
 def _agent_permissions(codenames: set[str]) -> dict[str, Permission]:

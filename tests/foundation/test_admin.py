@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from prudencial.models import Agent, ParameterBucket, RiskParameters, Week
 from prudencial.services.agents import agent_update
-from prudencial.services.weeks import parameters_set, week_open
+from prudencial.services.weeks import week_open
 from tests.factories import (
     PASSWORD,
     PLD_CAP,
@@ -19,6 +19,7 @@ from tests.factories import (
     correlation_matrix,
     default_buckets,
     grant,
+    save_parameters,
     week_with_parameters,
 )
 
@@ -43,7 +44,7 @@ def populated(agent_a, agent_b, agent_user):
     # CCEE staff adjust the parameters: a decimal change in the history, buckets replaced.
     buckets = default_buckets()
     buckets[0]["volatility"] = "0.055"
-    parameters_set(
+    save_parameters(
         week=week,
         first_month=week.parameters.first_month,
         correlation=correlation_matrix(),

@@ -1,4 +1,4 @@
-"""Admin edits of weeks and parameters go through the services (week_update, parameters_update),
+"""Admin edits of weeks and parameters go through the services (week_update, parameters_save),
 and every rule the database holds reaches staff as a human message keyed to the field to fix."""
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from prudencial.models import (
 )
 from prudencial.services import weeks as week_services
 from prudencial.services.agents import agent_create, agent_update
-from prudencial.services.weeks import parameters_update, week_update
+from prudencial.services.parameters import parameters_save
+from prudencial.services.weeks import week_update
 from tests.factories import (
     PLD_CAP,
     WeekFactory,
@@ -161,16 +162,16 @@ def test_admin_week_window_out_of_order_is_an_error_on_the_deadline(client, supe
     assert "Restrição" not in response.content.decode()
 
 
-# --- 2. parameters_update ----------------------------------------------------------------------
+# --- 2. parameters_save ----------------------------------------------------------------------
 
 
-def test_parameters_update_changes_in_place_with_the_acting_user(superuser):
+def test_parameters_save_changes_in_place_with_the_acting_user(superuser):
     week = march_week()
     parameters = week.parameters
     ids = dict(parameters.buckets.values_list("index", "pk"))
 
-    parameters_update(
-        parameters=parameters,
+    parameters_save(
+        week=week,
         by=superuser,
         fields={"pld_floor": Decimal("61.07")},
         buckets={2: {"volatility": Decimal("0.123")}},
@@ -188,10 +189,10 @@ def test_parameters_update_changes_in_place_with_the_acting_user(superuser):
 
 
 @pytest.mark.parametrize("status", ["computed", "published"])
-def test_parameters_update_refuses_a_frozen_week(status):
+def test_parameters_save_refuses_a_frozen_week(status):
     week = set_status(march_week(), status)
     with pytest.raises(ValidationError) as info:
-        parameters_update(parameters=week.parameters, fields={}, buckets={0: {"volatility": 1}})
+        parameters_save(week=week, fields={}, buckets={0: {"volatility": 1}})
     assert list(info.value.message_dict) == ["week"]
     assert ParameterBucket.objects.get(parameters__week=week, index=0).volatility != 1
 
@@ -207,13 +208,13 @@ def test_parameters_update_refuses_a_frozen_week(status):
     ],
     ids=["correlation", "pld_floor", "confidence", "volatility<0", "no M+7"],
 )
-def test_parameters_update_validates_like_parameters_set_and_writes_nothing(fields, buckets, key):
+def test_parameters_save_validates_and_writes_nothing(fields, buckets, key):
     week = march_week()
     before = list(ParameterBucket.objects.filter(parameters__week=week).values())
     scalars = RiskParameters.objects.filter(week=week).values().get()
     with pytest.raises(ValidationError) as info:
-        parameters_update(
-            parameters=week.parameters,
+        parameters_save(
+            week=week,
             fields={"k": Decimal("0.5"), **fields},
             buckets={0: {"volatility": Decimal("0.2")}, **buckets},
         )
@@ -225,25 +226,23 @@ def test_parameters_update_validates_like_parameters_set_and_writes_nothing(fiel
 def test_bucket_error_names_the_field_and_the_rule():
     week = march_week()
     with pytest.raises(ValidationError) as info:
-        parameters_update(
-            parameters=week.parameters, fields={}, buckets={3: {"volatility": Decimal("-0.1")}}
-        )
+        parameters_save(week=week, fields={}, buckets={3: {"volatility": Decimal("-0.1")}})
     assert info.value.message_dict == {
         "buckets[3]": ["volatilidade: A volatilidade não pode ser negativa."]
     }
 
 
-def test_admin_parameters_edit_goes_through_parameters_update(client, superuser, monkeypatch):
+def test_admin_parameters_edit_goes_through_parameters_save(client, superuser, monkeypatch):
     week = march_week()
     parameters = week.parameters
     calls = []
-    real = parameters_update
+    real = parameters_save
 
     def spy(**kwargs):
         calls.append(kwargs)
         return real(**kwargs)
 
-    monkeypatch.setattr("prudencial.admin.weeks.parameters_update", spy)
+    monkeypatch.setattr("prudencial.admin.weeks.parameters_save", spy)
     client.force_login(superuser)
     page = client.get(change_url(parameters))
     data = change_form_data(page)

@@ -12,13 +12,14 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from prudencial.models import ParameterBucket, RiskParameters
-from prudencial.services.weeks import parameters_payload, parameters_set, validate_correlation
+from prudencial.services.parameters import parameters_payload, validate_correlation
 from tests.factories import (
     PLD_CAP,
     PLD_FLOOR,
     WeekFactory,
     correlation_matrix,
     default_buckets,
+    save_parameters,
     week_with_parameters,
 )
 
@@ -102,10 +103,10 @@ def test_valid_correlations_are_accepted(matrix):
 
 
 @pytest.mark.parametrize("matrix", BAD_CORRELATIONS.values(), ids=BAD_CORRELATIONS.keys())
-def test_parameters_set_refuses_a_bad_correlation_and_keeps_the_old_parameters(matrix):
+def test_parameters_save_refuses_a_bad_correlation_and_keeps_the_old_parameters(matrix):
     week = week_with_parameters()
     with pytest.raises(ValidationError) as info:
-        parameters_set(
+        save_parameters(
             week=week,
             first_month=MARCH,
             correlation=matrix,
@@ -124,7 +125,7 @@ def test_exactly_seven_buckets(count):
     week = WeekFactory()
     buckets = (default_buckets() * 2)[:count]
     with pytest.raises(ValidationError) as info:
-        parameters_set(
+        save_parameters(
             week=week,
             first_month=MARCH,
             correlation=correlation_matrix(),
@@ -141,7 +142,7 @@ def test_a_bad_bucket_is_named_by_its_index_and_nothing_is_written():
     buckets = default_buckets()
     buckets[3]["volatility"] = Decimal("-0.01")
     with pytest.raises(ValidationError) as info:
-        parameters_set(
+        save_parameters(
             week=week,
             first_month=MARCH,
             correlation=correlation_matrix(),
@@ -217,7 +218,7 @@ def test_database_refuses_two_buckets_with_the_same_index():
     ],
     ids=["pld_floor>=cap", "confidence=1", "liquidation_days=0"],
 )
-def test_parameters_set_names_the_field_of_an_out_of_range_value(overrides, field):
+def test_parameters_save_names_the_field_of_an_out_of_range_value(overrides, field):
     week = WeekFactory()
     kwargs = {
         "week": week,
@@ -229,7 +230,7 @@ def test_parameters_set_names_the_field_of_an_out_of_range_value(overrides, fiel
         **overrides,
     }
     with pytest.raises(ValidationError) as info:
-        parameters_set(**kwargs)
+        save_parameters(**kwargs)
     assert field in info.value.message_dict
 
 

@@ -14,12 +14,11 @@ from django.db import IntegrityError, transaction
 from prudencial.api.errors import exception_handler
 from prudencial.exceptions import TransitionError
 from prudencial.models import ParameterBucket, RiskParameters, Week, WeekStatus
-from prudencial.services import weeks as week_services
+from prudencial.services.parameters import BUCKET_FIELDS
 from prudencial.services.weeks import (
     close_due_weeks,
     next_week_code,
     open_due_weeks,
-    parameters_set,
     week_create,
     week_open,
     week_transition,
@@ -31,6 +30,7 @@ from tests.factories import (
     brasilia,
     correlation_matrix,
     default_buckets,
+    save_parameters,
     week_with_parameters,
 )
 
@@ -344,7 +344,7 @@ def parameters_snapshot(week: Week) -> dict:
         "buckets": list(
             ParameterBucket.objects.filter(parameters=parameters)
             .order_by("index")
-            .values("index", *week_services.BUCKET_FIELDS)
+            .values("index", *BUCKET_FIELDS)
         ),
     }
 
@@ -387,7 +387,7 @@ def test_parameters_are_frozen_once_computed(status):
     week = set_status(week_with_parameters(), status)
     before = parameters_snapshot(week)
     with pytest.raises(ValidationError) as info:
-        parameters_set(
+        save_parameters(
             week=week,
             first_month=MARCH,
             correlation=correlation_matrix(0.5),
@@ -404,7 +404,7 @@ def test_parameters_are_frozen_once_computed(status):
 @pytest.mark.parametrize("status", ["scheduled", "open", "closed"])
 def test_parameters_may_change_until_computed(status):
     week = set_status(week_with_parameters(), status)
-    parameters_set(
+    save_parameters(
         week=week,
         first_month=MARCH,
         correlation=correlation_matrix(0.5),

@@ -29,6 +29,8 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from tqdm import tqdm
 
+from prudencial.domain.identifiers import cnpj_check_digits, cpf_check_digits
+from prudencial.domain.market import BUCKET_COUNT, add_months
 from prudencial.management.commands.setup_roles import STAFF_GROUP, setup_staff_group
 from prudencial.models import (
     Agent,
@@ -41,16 +43,13 @@ from prudencial.models import (
     Week,
     WeekStatus,
 )
-from prudencial.models.weeks import BUCKET_COUNT, add_months
 from prudencial.services.agents import agent_create
+from prudencial.services.parameters import parameters_save
 from prudencial.services.representations import representation_grant
 from prudencial.services.weeks import (
-    parameters_set,
-    parameters_update,
     week_create,
     week_transition,
 )
-from prudencial.validators import cnpj_check_digits, cpf_check_digits
 
 DEMO_EMAIL_DOMAIN = "demo.invalid"
 STAFF_LOGIN = ("ccee", "ccee-demo-2026")
@@ -356,14 +355,16 @@ class DemoMarket:
             deadline=start + timedelta(days=7, hours=20),
             by=staff,
         )
-        parameters_set(week=week, by=staff, **self.parameters_for(week))
+        values = self.parameters_for(week)
+        buckets = values.pop("buckets")
+        parameters_save(week=week, fields=values, buckets=buckets, by=staff)
         return week
 
     def staff_adjustment(self, week: Week, staff: User) -> None:
         """One edit by the staff user on the open week, so its history shows old → new."""
         bucket = ParameterBucket.objects.get(parameters__week=week, index=1)
-        parameters_update(
-            parameters=week.parameters,
+        parameters_save(
+            week=week,
             by=staff,
             fields={"fa_alert_threshold": Decimal("0.8")},
             buckets={
