@@ -19,11 +19,16 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from enclave_bridge.attestation.verify import AttestationError
-from enclave_bridge.client import AnswerVerificationError, EnclaveConnectionError, EnclaveError
+from enclave_bridge import gateway
+from enclave_bridge.gateway import (
+    AnswerVerificationError,
+    AttestationError,
+    EnclaveConnectionError,
+    EnclaveError,
+    EnclaveUnlockError,
+)
 from enclave_bridge.models import EnclaveKey
 from enclave_bridge.selectors import enclave_key_list
-from enclave_bridge.services import enclave_client, verify_attestation_of
 from enclave_bridge.wire.protocol import NONCE_MAX_BYTES, NONCE_MIN_BYTES, b64url, b64url_decode
 
 logger = logging.getLogger(__name__)
@@ -116,8 +121,11 @@ class AttestationView(APIView):
         data.is_valid(raise_exception=True)
         nonce = data.validated_data["nonce"]
         try:
-            attestation = enclave_client().attest(nonce)
-        except EnclaveConnectionError as exc:
+            # Verified by the gateway with the deployment's trust root and PCRs; a restarted
+            # enclave is unlocked first.
+            attestation = gateway.attest(nonce)
+        except (EnclaveConnectionError, EnclaveUnlockError) as exc:
+            logger.error("enclave unavailable for an attestation: %s", exc)
             raise EnclaveUnavailable() from exc
         except EnclaveError as exc:
             if exc.code == "replayed_nonce":
@@ -127,8 +135,6 @@ class AttestationView(APIView):
             raise EnclaveUnavailable(
                 gettext("O enclave recusou o pedido (%(code)s).") % {"code": exc.code}
             ) from exc
-        try:
-            verify_attestation_of(attestation)
         except (AttestationError, AnswerVerificationError) as exc:
             logger.error("attestation from the enclave refused by the host: %s", exc)
             raise EnclaveNotTrusted() from exc

@@ -2,7 +2,8 @@
 
 Starts what production gets from AWS, SIMULATED: the development PKI (stand-in for the Nitro
 root), the simulated KMS (moto + attested Recipient), and the enclave program itself as a real
-process on a Unix socket. Used by `manage.py run_enclave`, `make demo` and the host tests.
+process on a Unix socket (or, with ``listen``, on loopback TCP: addressed like a remote enclave).
+Used by `manage.py run_enclave`, `make demo` and the host tests.
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ class LocalEnclaveStack:
     workdir: Path
     kms_port: int = 0
     enclave_args: list[str] = field(default_factory=list)
+    # The enclave's --listen address; default the Unix socket in workdir. "tcp:127.0.0.1:PORT"
+    # makes the host reach it as it reaches a remote one (vsock on Nitro).
+    listen: str | None = None
     kms_url: str = ""
     kms_key_id: str = ""
     processes: list[subprocess.Popen] = field(default_factory=list)
@@ -67,7 +71,7 @@ class LocalEnclaveStack:
 
     @property
     def address(self) -> str:
-        return f"unix:{self.socket_path}"
+        return self.listen or f"unix:{self.socket_path}"
 
     @property
     def trust_root_path(self) -> Path:
@@ -138,8 +142,8 @@ class LocalEnclaveStack:
         record.write_text(key_id)
         return key_id
 
-    def _start_enclave(self, timeout: float) -> None:
-        if self.socket_path.exists():
+    def _start_enclave(self, timeout: float, extra_args: list[str] | None = None) -> None:
+        if self.listen is None and self.socket_path.exists():
             self.socket_path.unlink()
         proc = self._spawn(
             [
@@ -157,6 +161,7 @@ class LocalEnclaveStack:
                 "--pki",
                 str(self.pki_dir),
                 *self.enclave_args,
+                *(extra_args or []),
             ],
             "enclave.log",
         )
@@ -177,12 +182,15 @@ class LocalEnclaveStack:
         finally:
             probe.close()
 
-    def restart_enclave(self, *, timeout: float = 60.0) -> None:
-        """Kill and start the enclave process only (KMS keeps running), as after a reboot."""
+    def restart_enclave(
+        self, *, timeout: float = 60.0, extra_args: list[str] | None = None
+    ) -> None:
+        """Kill and start the enclave process only (KMS keeps running), as after a reboot;
+        ``extra_args`` are added to this start only (e.g. another ``--app-dir``: another image)."""
         enclave = self.processes.pop()
         enclave.kill()
         enclave.wait(timeout=10)
-        self._start_enclave(timeout)
+        self._start_enclave(timeout, extra_args)
 
     def stop(self) -> None:
         for proc in reversed(self.processes):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from functools import cache
+from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
@@ -79,22 +79,11 @@ def parent_aws_credentials() -> dict[str, str] | None:
     return credentials
 
 
-@cache
-def _process_client(address: str) -> EnclaveClient:
-    return EnclaveClient(
-        address, timeout=settings.ENCLAVE_TIMEOUT, retries=settings.ENCLAVE_RETRIES
-    )
-
-
-def enclave_client() -> EnclaveClient:
-    """The process-wide client (connection pool) trusting the registered signing key."""
-    client = _process_client(settings.ENCLAVE_ADDRESS)
-    signing = EnclaveKey.objects.filter(
+def current_signing_key() -> EnclaveKey | None:
+    """The registered result-signing key every answer is checked against (None before a boot)."""
+    return EnclaveKey.objects.filter(
         use=EnclaveKey.Use.SIGNATURE, status=EnclaveKey.Status.CURRENT
     ).first()
-    if signing is not None and client.signing_kid != signing.kid:
-        client.register_signing_key(signing.public_jwk)
-    return client
 
 
 def verify_attestation_of(attestation: Attestation, *, now: dt.datetime | None = None):
@@ -168,7 +157,16 @@ def _promote(sealed: SealedKeySet) -> None:
     SealedKeySet.objects.filter(pk=sealed.pk).update(is_current=True, attested=True)
 
 
-def enclave_boot(*, client: EnclaveClient, kms_key_id: str) -> list[EnclaveKey]:
+@dataclass(frozen=True)
+class EnclaveBoot:
+    """What enclave_boot did: "unsealed" (the current set), "unsealed_pending" (a first-boot set
+    whose attestation had not verified yet) or "initialised" (new keys, sealed set stored)."""
+
+    action: str
+    keys: list[EnclaveKey]
+
+
+def enclave_boot(*, client: EnclaveClient, kms_key_id: str) -> EnclaveBoot:
     """Unlock a (re)started enclave: hand back the current sealed key set when it was sealed
     under this KMS key, else let the enclave create keys (first boot) and keep the sealed set.
     Then attest, verify and register the keys.
@@ -180,10 +178,12 @@ def enclave_boot(*, client: EnclaveClient, kms_key_id: str) -> list[EnclaveKey]:
     displace the current set. No key is trusted until register_attestation has verified it."""
     sealed = SealedKeySet.objects.filter(is_current=True, kms_key_id=kms_key_id).first()
     pending = None
+    action = "unsealed"
     if sealed is not None:
         client.unseal(bytes(sealed.blob), aws_credentials=parent_aws_credentials())
         logger.info("enclave unsealed with key set of %s", sealed.created_at.isoformat())
     else:
+        action = "unsealed_pending"
         pending = (
             SealedKeySet.objects.filter(is_current=False, attested=False, kms_key_id=kms_key_id)
             .order_by("-created_at")
@@ -197,6 +197,7 @@ def enclave_boot(*, client: EnclaveClient, kms_key_id: str) -> list[EnclaveKey]:
                 logger.warning("pending sealed key set does not unseal (%s): first boot", exc.code)
                 pending = None
         if pending is None:
+            action = "initialised"
             keys = client.init(aws_credentials=parent_aws_credentials())
             pending = _store_sealed(keys, reason="init", kms_key_id=kms_key_id, attested=False)
     attestation = client.attest()
@@ -204,7 +205,7 @@ def enclave_boot(*, client: EnclaveClient, kms_key_id: str) -> list[EnclaveKey]:
     if pending is not None:
         _promote(pending)
     client.register_signing_key(attestation.signing_jwk)
-    return registered
+    return EnclaveBoot(action, registered)
 
 
 def enclave_rotate(

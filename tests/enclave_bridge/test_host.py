@@ -314,12 +314,10 @@ def test_api_enclave_endpoints_need_authentication(db, api_client):
 
 
 def test_api_attestation_answers_503_when_the_enclave_is_down(db, client_for, settings, tmp_path):
-    from enclave_bridge.services import _process_client
     from tests.factories import UserFactory
 
     settings.ENCLAVE_ADDRESS = f"unix:{tmp_path / 'nobody.sock'}"
     settings.ENCLAVE_RETRIES = 0
-    _process_client.cache_clear()
     answer = client_for(UserFactory()).post(
         "/api/v1/enclave/attestation/", {"nonce": _nonce()}, format="json"
     )

@@ -1,5 +1,7 @@
 """Start the local enclave stack (development: simulated NSM and KMS, real enclave process),
-unlock it with the stored sealed keys, verify its attestation and register its keys."""
+then unlock it through the gateway: the stored sealed keys (or new ones on a first boot), its
+attestation verified and its keys registered. A remote enclave (Nitro) is unlocked with
+`manage.py enclave_boot --address vsock:CID:PORT` instead."""
 
 from __future__ import annotations
 
@@ -10,9 +12,9 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from enclave_bridge.client import EnclaveClient
 from enclave_bridge.devstack import LocalEnclaveStack
-from enclave_bridge.services import enclave_boot, enclave_rotate
+from enclave_bridge.gateway import EnclaveGateway
+from enclave_bridge.management.commands.enclave_boot import report_lines
 
 
 class Command(BaseCommand):
@@ -34,7 +36,8 @@ class Command(BaseCommand):
         expected = f"unix:{workdir / 'enclave.sock'}"
         if expected != settings.ENCLAVE_ADDRESS:
             raise CommandError(
-                f"ENCLAVE_ADDRESS is {settings.ENCLAVE_ADDRESS}; the local enclave listens on {expected}"
+                f"ENCLAVE_ADDRESS is {settings.ENCLAVE_ADDRESS}; the local enclave listens on "
+                f"{expected} (a remote enclave: `manage.py enclave_boot --address ...`)"
             )
         stack = LocalEnclaveStack(workdir)
         self.stdout.write("Starting the SIMULATED KMS and the enclave process…")
@@ -43,16 +46,20 @@ class Command(BaseCommand):
         except RuntimeError as exc:
             raise CommandError(str(exc)) from exc
         try:
-            client = EnclaveClient(
-                stack.address, timeout=settings.ENCLAVE_TIMEOUT, retries=settings.ENCLAVE_RETRIES
+            enclave = EnclaveGateway(
+                stack.address,
+                kms_key_id=stack.kms_key_id,
+                timeout=settings.ENCLAVE_TIMEOUT,
+                retries=settings.ENCLAVE_RETRIES,
             )
-            keys = enclave_boot(client=client, kms_key_id=stack.kms_key_id)
+            # The development KMS key changes with the image (one per PCR0): new keys allowed.
+            report = enclave.ensure_unlocked(allow_new_keys=True)
+            for line in report_lines(report):
+                self.stdout.write(line)
             if options["rotate"]:
-                keys = enclave_rotate(client=client, kms_key_id=stack.kms_key_id)
-            for key in keys:
-                self.stdout.write(
-                    f"  {key.use} {key.kid} [{key.status}] PCR0={key.pcrs.get('0', '')[:16]}…"
-                )
+                for key in enclave.rotate():
+                    self.stdout.write(f"  rotated: {key.use} {key.kid} [{key.status}]")
+            enclave.close()
             self.stdout.write(
                 self.style.SUCCESS(f"Enclave ready at {stack.address} (KMS {stack.kms_url})")
             )

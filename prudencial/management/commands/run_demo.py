@@ -12,9 +12,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from enclave_bridge.client import EnclaveClient
 from enclave_bridge.devstack import LocalEnclaveStack
-from enclave_bridge.services import enclave_boot
+from enclave_bridge.gateway import EnclaveGateway
 
 
 class Command(BaseCommand):
@@ -37,16 +36,17 @@ class Command(BaseCommand):
             )
             try:
                 stack.start()
-                client = EnclaveClient(stack.address, timeout=settings.ENCLAVE_TIMEOUT)
-                keys = enclave_boot(client=client, kms_key_id=stack.kms_key_id)
-                client.close()
+                enclave = EnclaveGateway(
+                    stack.address, kms_key_id=stack.kms_key_id, timeout=settings.ENCLAVE_TIMEOUT
+                )
+                report = enclave.ensure_unlocked(allow_new_keys=True)  # dev key: one per image
+                enclave.close()
             except Exception as exc:
                 stack.stop()
                 raise CommandError(f"o enclave local não iniciou: {exc}") from exc
-            current = [k.kid for k in keys if k.status == "current" and k.use == "enc"]
             self.stdout.write(
                 self.style.SUCCESS(
-                    f"Enclave pronto em {stack.address}; chave de envelope {current[0]}"
+                    f"Enclave pronto em {stack.address}; chave de envelope {report.kid}"
                 )
             )
         try:

@@ -1,0 +1,432 @@
+"""The host's one way to the enclave: every Django module (views, tasks, services, commands)
+talks to it through this gateway, never through an EnclaveClient of its own.
+
+The gateway keeps the enclave unlocked. An enclave starts locked, and it restarts (a crash, a
+new instance, a deployment) without telling the host; the host finds out when a call is answered
+`locked`. Every call here then runs `ensure_unlocked()` — hand back the stored sealed key set
+(KMS releases its data key only to the attested image), attest, verify the attestation with the
+deployment's trust root and PCRs, register the keys — and retries the call once. So a
+production enclave that restarts is unlocked by the next call, without a person.
+
+    from enclave_bridge import gateway
+
+    gateway.ensure_unlocked()                       # what `manage.py enclave_boot` runs
+    gateway.attest(nonce)                           # verified Attestation
+    gateway.validate_envelope(envelope=..., kind="portfolio", agent=..., week="202303001")
+    gateway.compute_week(parameters=..., items=[...], network={...})
+
+One EnclaveGateway (one EnclaveClient, one connection pool) per process and address; it is
+thread-safe, and unlocking is serialised so concurrent calls that meet a locked enclave unseal
+it once. Another process unlocking the same enclave at the same moment is harmless (the loser
+is answered `already_unlocked` and only registers the attestation).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from enclave_bridge.attestation.verify import AttestationError
+from enclave_bridge.client import (
+    AnswerVerificationError,
+    Attestation,
+    EnclaveClient,
+    EnclaveConnectionError,
+    EnclaveError,
+)
+from enclave_bridge.models import EnclaveKey, SealedKeySet
+from enclave_bridge.services import (
+    current_signing_key,
+    enclave_boot,
+    enclave_rotate,
+    register_attestation,
+    verify_attestation_of,
+)
+from enclave_bridge.wire.protocol import E_ALREADY_UNLOCKED, E_LOCKED
+
+__all__ = [
+    "AnswerVerificationError",
+    "AttestationError",
+    "BootReport",
+    "EnclaveConnectionError",
+    "EnclaveError",
+    "EnclaveGateway",
+    "EnclaveUnlockError",
+    "SignedResults",
+    "SignedVerdict",
+    "attest",
+    "compute_week",
+    "ensure_unlocked",
+    "gateway",
+    "reset_gateways",
+    "validate_envelope",
+]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class EnclaveUnlockError(Exception):
+    """The enclave is locked and the host could not unlock it. Nothing was trusted, and no
+    sealed key set was removed or replaced: fix the cause and the next call unlocks it."""
+
+
+@dataclass(frozen=True)
+class BootReport:
+    """What ensure_unlocked found and did.
+
+    ``state_before`` is the enclave's answer to `health` ("locked" or "unlocked"); ``action``
+    is "none" (unlocked, keys already trusted), "registered" (unlocked by someone else: its
+    attestation verified and its keys registered), "unsealed" (the current sealed set handed
+    back), "unsealed_pending" (a first-boot set whose attestation had not verified yet) or
+    "initialised" (first boot: new keys, their sealed set stored)."""
+
+    address: str
+    state_before: str
+    action: str
+    keys: list[EnclaveKey]
+
+    @property
+    def kid(self) -> str | None:
+        return next((k.kid for k in self._current("enc")), None)
+
+    @property
+    def signing_kid(self) -> str | None:
+        return next((k.kid for k in self._current("sig")), None)
+
+    @property
+    def pcr0(self) -> str:
+        return next((k.pcrs.get("0", "") for k in self.keys), "")
+
+    def _current(self, use: str) -> Iterable[EnclaveKey]:
+        return (k for k in self.keys if k.use == use and k.status == EnclaveKey.Status.CURRENT)
+
+
+@dataclass(frozen=True)
+class SignedVerdict:
+    """A verified verdict and what proves it: the enclave's JWS over it (with the request id and
+    nonce it echoes), and the args that JWS is bound to (``args_sha256`` is the SHA-256 of their canonical CBOR, which is what was sent).
+    Anyone holding the envelope, the args and the JWS can check it again with the signing key
+    (``enclave_bridge.wire.protocol.verify_answer``)."""
+
+    verdict: dict[str, Any]
+    token: str
+    args: dict[str, Any]
+    args_sha256: str
+    request_id: str
+    nonce: bytes
+    signing_kid: str
+
+
+@dataclass(frozen=True)
+class SignedResults:
+    """A week's verified results, with the JWS of the `compute` answer and its args' digest."""
+
+    results: dict[str, Any]
+    token: str
+    args_sha256: str
+    request_id: str
+    nonce: bytes
+    signing_kid: str
+
+
+class EnclaveGateway:
+    """One enclave address, one client; keeps it unlocked and its signing key trusted."""
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        kms_key_id: str,
+        timeout: float = 30.0,
+        retries: int = 3,
+        backoff: float = 0.2,
+    ) -> None:
+        self.address = address
+        self.kms_key_id = kms_key_id
+        self.client = EnclaveClient(address, timeout=timeout, retries=retries, backoff=backoff)
+        self._unlock = threading.Lock()
+
+    def close(self) -> None:
+        self.client.close()
+
+    # --- keeping it unlocked ---------------------------------------------------------------------
+
+    def ensure_unlocked(self, *, allow_new_keys: bool = False) -> BootReport:
+        """Ask `health`; unlock the enclave when it answers `locked`, and make sure its keys are
+        registered and its signing key trusted.
+
+        Unlocking hands back the current sealed set stored for this KMS key (passing the
+        instance role's credentials when ENCLAVE_PASS_AWS_CREDENTIALS), or, when there is none,
+        lets the enclave create keys and stores their sealed set (services.enclave_boot). New
+        keys are made unattended only on a true first boot (no sealed set stored at all): when
+        sets exist only under other KMS keys, new keys would leave every envelope encrypted to
+        the old ones unreadable, so that needs ``allow_new_keys`` (`enclave_boot --new-keys`;
+        `run_enclave`, whose development KMS key changes with the image)."""
+        with self._unlock:
+            state = self._state()
+            if state != "locked":
+                if self.client.signing_kid is not None:
+                    return BootReport(self.address, state, "none", _current_keys())
+                # Unlocked by someone else (another host process, an operator): trust nothing
+                # until its attestation verifies.
+                return BootReport(self.address, state, "registered", self._register())
+            kms_key_id = self._require_kms_key_id()
+            self._refuse_unattended_new_keys(kms_key_id, allow_new_keys)
+            logger.warning("enclave at %s is locked: unlocking it", self.address)
+            try:
+                boot = enclave_boot(client=self.client, kms_key_id=kms_key_id)
+            except EnclaveError as exc:
+                if exc.code == E_ALREADY_UNLOCKED:  # another process won the race
+                    return BootReport(self.address, state, "registered", self._register())
+                raise EnclaveUnlockError(
+                    f"the enclave at {self.address} is locked and refused to unlock "
+                    f"({exc.code}: {exc.message}). A `sealing_failed` from unseal means KMS "
+                    "did not release the sealed key set to this enclave: its image's PCRs must "
+                    "be in the KMS key policy, and the instance role must be allowed to decrypt. "
+                    "The stored sealed set is kept."
+                ) from exc
+            except (AttestationError, AnswerVerificationError) as exc:
+                raise EnclaveUnlockError(
+                    f"the enclave at {self.address} was unlocked but its attestation was "
+                    f"refused ({type(exc).__name__}: {exc}); no key was trusted. Check "
+                    "ENCLAVE_TRUST_ROOT and ENCLAVE_EXPECTED_PCRS against the released image. "
+                    "The sealed set is kept."
+                ) from exc
+            logger.info(
+                "enclave at %s %s; signing kid %s",
+                self.address,
+                boot.action,
+                self.client.signing_kid,
+            )
+            return BootReport(self.address, state, boot.action, boot.keys)
+
+    def _state(self) -> str:
+        """ "locked" or "unlocked", the enclave's `health`, with the registered key trusted."""
+        self._trust_registered_key()
+        try:
+            return self.client.health()["state"]
+        except AnswerVerificationError:
+            if self.client.signing_kid is not None:
+                raise
+            # Signed by keys this host has not registered yet (nothing is trusted from it).
+            return "unlocked"
+
+    def _require_kms_key_id(self) -> str:
+        if not self.kms_key_id:
+            raise ImproperlyConfigured(
+                "ENCLAVE_KMS_KEY_ID is not set: the host cannot tell which stored sealed key set "
+                "the enclave can open. Set it to the enclave's --kms-key-id "
+                "(e.g. alias/prudencial-enclave)."
+            )
+        return self.kms_key_id
+
+    @staticmethod
+    def _refuse_unattended_new_keys(kms_key_id: str, allow_new_keys: bool) -> None:
+        if allow_new_keys or SealedKeySet.objects.filter(kms_key_id=kms_key_id).exists():
+            return
+        others = sorted(set(SealedKeySet.objects.values_list("kms_key_id", flat=True)))
+        if others:
+            raise EnclaveUnlockError(
+                f"no sealed key set is stored for KMS key {kms_key_id!r} (ENCLAVE_KMS_KEY_ID), "
+                f"only for {', '.join(others)}: unlocking would create new keys, and envelopes "
+                "encrypted to the old ones could no longer be opened. Fix ENCLAVE_KMS_KEY_ID, "
+                "or run `manage.py enclave_boot --new-keys` if new keys are intended."
+            )
+
+    def _trust_registered_key(self) -> bool:
+        """Make the client check answers against the registered signing key (another process
+        may have booted or rotated it); False when none is registered yet."""
+        signing = current_signing_key()
+        if signing is None:
+            return False
+        if self.client.signing_kid != signing.kid:
+            self.client.register_signing_key(signing.public_jwk)
+        return True
+
+    def _register(self) -> list[EnclaveKey]:
+        attestation = self.client.attest()
+        keys = register_attestation(attestation=attestation)
+        self.client.register_signing_key(attestation.signing_jwk)
+        return keys
+
+    def _call(self, run: Callable[[EnclaveClient], T]) -> T:
+        """Run one call (or sequence) and, once, what makes it succeed again: when the enclave
+        answers `locked` (it restarted), unlock it; when an answer is signed by another key than
+        the one this process trusts, take up the registered one if it changed (another process
+        rotated the signing key). Anything else is raised as it came."""
+        if self.client.signing_kid is None and not self._trust_registered_key():
+            self.ensure_unlocked()
+        try:
+            return run(self.client)
+        except EnclaveError as exc:
+            if exc.code != E_LOCKED:
+                raise
+            logger.warning("enclave at %s answered locked (restarted?): unlocking", self.address)
+            self.ensure_unlocked()
+        except AnswerVerificationError:
+            trusted = self.client.signing_kid
+            if not self._trust_registered_key() or self.client.signing_kid == trusted:
+                raise
+            logger.info("enclave signing key changed to %s", self.client.signing_kid)
+        return run(self.client)
+
+    # --- operations ------------------------------------------------------------------------------
+
+    def attest(self, nonce: bytes | None = None) -> Attestation:
+        """A fresh attestation bound to ``nonce``, verified with this deployment's trust root,
+        PCRs and maximum age (raises AttestationError / AnswerVerificationError otherwise)."""
+        if nonce is not None and self._state() == "locked":
+            # The enclave keeps the nonce of every request it refuses, `locked` included (its
+            # replay window), and a retry must carry the caller's nonce: so the caller's nonce
+            # is sent only to an enclave already unlocked.
+            self.ensure_unlocked()
+        attestation = self._call(lambda client: client.attest(nonce))
+        verify_attestation_of(attestation)
+        return attestation
+
+    def validate_envelope(
+        self, *, envelope: str, kind: str, agent: Mapping[str, str], week: str
+    ) -> SignedVerdict:
+        """The enclave's signed verdict on one envelope for this agent and week."""
+        args = {
+            "envelope": envelope,
+            "kind": kind,
+            "expected": {
+                "agent": {"acronym": agent["acronym"], "cnpj": agent["cnpj"]},
+                "week": week,
+            },
+        }
+        answer = self._call(lambda client: client.call_signed("validate", args))
+        return SignedVerdict(
+            verdict=answer.result,
+            token=answer.token,
+            args=args,
+            args_sha256=answer.args_sha256,
+            request_id=answer.request_id,
+            nonce=answer.nonce,
+            signing_kid=self.client.signing_kid,
+        )
+
+    def compute_week(
+        self,
+        *,
+        parameters: Mapping[str, Any],
+        items: Iterable[Mapping[str, Any]],
+        network: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> SignedResults:
+        """A week's batch: staged in chunks (stage_batch), then computed (compute). A restart in
+        between loses the staged batch with the enclave's memory, so the whole sequence is what
+        is run again after the unlock."""
+        items = [dict(item) for item in items]
+
+        def run(client: EnclaveClient):
+            batch = client.stage_batch(parameters, items, timeout=timeout)
+            return client.call_signed(
+                "compute",
+                {"batch": batch, "network": dict(network or {})},
+                timeout=timeout or max(client.timeout, 600.0),
+            )
+
+        answer = self._call(run)
+        return SignedResults(
+            results=answer.result,
+            token=answer.token,
+            args_sha256=answer.args_sha256,
+            request_id=answer.request_id,
+            nonce=answer.nonce,
+            signing_kid=self.client.signing_kid,
+        )
+
+    def rotate(self, *, rotate_signing: bool = False) -> list[EnclaveKey]:
+        """A new envelope key (services.enclave_rotate), the enclave unlocked first."""
+        self.ensure_unlocked()
+        return enclave_rotate(
+            client=self.client,
+            kms_key_id=self._require_kms_key_id(),
+            rotate_signing=rotate_signing,
+        )
+
+
+def _current_keys() -> list[EnclaveKey]:
+    return list(EnclaveKey.objects.filter(status=EnclaveKey.Status.CURRENT))
+
+
+# --- the process-wide gateway --------------------------------------------------------------------
+
+
+_gateways: dict[tuple[str, str, float, int], EnclaveGateway] = {}
+_gateways_lock = threading.Lock()
+
+
+def gateway(address: str | None = None, *, kms_key_id: str | None = None) -> EnclaveGateway:
+    """The gateway of this process for ``address`` (settings.ENCLAVE_ADDRESS by default) and
+    ``kms_key_id`` (settings.ENCLAVE_KMS_KEY_ID by default)."""
+    key = (
+        address or settings.ENCLAVE_ADDRESS,
+        settings.ENCLAVE_KMS_KEY_ID if kms_key_id is None else kms_key_id,
+        float(settings.ENCLAVE_TIMEOUT),
+        int(settings.ENCLAVE_RETRIES),
+    )
+    with _gateways_lock:
+        found = _gateways.get(key)
+        if found is None:
+            found = _gateways[key] = EnclaveGateway(
+                key[0], kms_key_id=key[1], timeout=key[2], retries=key[3]
+            )
+        return found
+
+
+def reset_gateways() -> None:
+    """Close and forget every gateway of this process (tests, settings changed)."""
+    with _gateways_lock:
+        closing = list(_gateways.values())
+        _gateways.clear()
+    for item in closing:
+        item.close()
+
+
+def _forget_after_fork() -> None:
+    # A forked worker (gunicorn, Celery prefork) must not share its parent's pooled sockets:
+    # it starts with no gateway and opens its own connections.
+    global _gateways_lock
+    _gateways_lock = threading.Lock()
+    _gateways.clear()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
+
+
+def ensure_unlocked(*, allow_new_keys: bool = False) -> BootReport:
+    return gateway().ensure_unlocked(allow_new_keys=allow_new_keys)
+
+
+def attest(nonce: bytes | None = None) -> Attestation:
+    return gateway().attest(nonce)
+
+
+def validate_envelope(
+    *, envelope: str, kind: str, agent: Mapping[str, str], week: str
+) -> SignedVerdict:
+    return gateway().validate_envelope(envelope=envelope, kind=kind, agent=agent, week=week)
+
+
+def compute_week(
+    *,
+    parameters: Mapping[str, Any],
+    items: Iterable[Mapping[str, Any]],
+    network: Mapping[str, Any] | None = None,
+    timeout: float | None = None,
+) -> SignedResults:
+    return gateway().compute_week(
+        parameters=parameters, items=items, network=network, timeout=timeout
+    )
