@@ -23,6 +23,7 @@ is answered `already_unlocked` and only registers the attestation).
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import threading
@@ -40,14 +41,18 @@ from enclave_bridge.client import (
     EnclaveClient,
     EnclaveConnectionError,
     EnclaveError,
+    check_attestation,
 )
 from enclave_bridge.models import EnclaveKey, SealedKeySet
+from enclave_bridge.selectors import sealed_key_sets_for_boot
 from enclave_bridge.services import (
+    attested_keys_record,
     current_signing_key,
-    enclave_boot,
-    enclave_rotate,
-    register_attestation,
-    verify_attestation_of,
+    expected_pcrs,
+    parent_aws_credentials,
+    sealed_key_set_promote,
+    sealed_key_set_store,
+    trusted_root,
 )
 from enclave_bridge.wire.protocol import E_ALREADY_UNLOCKED, E_LOCKED
 
@@ -57,16 +62,21 @@ __all__ = [
     "BootReport",
     "EnclaveConnectionError",
     "EnclaveError",
+    "EnclaveBoot",
     "EnclaveGateway",
     "EnclaveUnlockError",
     "SignedResults",
     "SignedVerdict",
     "attest",
     "compute_week",
+    "enclave_boot",
+    "enclave_rotate",
     "ensure_unlocked",
     "gateway",
+    "register_attestation",
     "reset_gateways",
     "validate_envelope",
+    "verify_attestation_of",
 ]
 
 logger = logging.getLogger(__name__)
@@ -138,6 +148,90 @@ class SignedResults:
     signing_kid: str
 
 
+# --- the boot sequence: what ensure_unlocked runs on a locked enclave --------------------------
+
+
+def verify_attestation_of(attestation: Attestation, *, now: dt.datetime | None = None) -> Any:
+    """Check an attestation with this deployment's trust settings (raises on any failure):
+    chain to ENCLAVE_TRUST_ROOT (and ENCLAVE_ROOT_SHA256), ENCLAVE_EXPECTED_PCRS, maximum age,
+    nonce, and the binding of the JWKS and signing key. Returns the verified document."""
+    return check_attestation(
+        attestation,
+        trusted_root=trusted_root(),
+        root_sha256=settings.ENCLAVE_ROOT_SHA256 or None,
+        expected_pcrs=expected_pcrs(),
+        max_age=dt.timedelta(seconds=settings.ENCLAVE_ATTESTATION_MAX_AGE),
+        allow_debug=settings.ENCLAVE_ALLOW_DEBUG,
+        now=now,
+    )
+
+
+def register_attestation(*, attestation: Attestation) -> list[EnclaveKey]:
+    """Verify an attestation and record the keys it binds; older keys become retired."""
+    document = verify_attestation_of(attestation)
+    return attested_keys_record(attestation=attestation, document=document)
+
+
+@dataclass(frozen=True)
+class EnclaveBoot:
+    """What enclave_boot did: "unsealed" (the current set), "unsealed_pending" (a first-boot set
+    whose attestation had not verified yet) or "initialised" (new keys, sealed set stored)."""
+
+    action: str
+    keys: list[EnclaveKey]
+
+
+def enclave_boot(*, client: EnclaveClient, kms_key_id: str) -> EnclaveBoot:
+    """Unlock a (re)started enclave: hand back the current sealed key set when it was sealed
+    under this KMS key, else let the enclave create keys (first boot) and keep the sealed set.
+    Then attest, verify and register the keys.
+
+    A first-boot set is committed at once but only as *pending*: it becomes current when the
+    attestation of the enclave that made it verifies. So a boot whose attestation is refused (a
+    wrong PCR setting, say) does not lose the keys the enclave now holds (the next boot unseals
+    the pending set), and whatever answered `init` without being the attested image cannot
+    displace the current set. No key is trusted until register_attestation has verified it."""
+    sealed, pending = sealed_key_sets_for_boot(kms_key_id=kms_key_id)
+    action = "unsealed"
+    if sealed is not None:
+        pending = None
+        client.unseal(bytes(sealed.blob), aws_credentials=parent_aws_credentials())
+        logger.info("enclave unsealed with key set of %s", sealed.created_at.isoformat())
+    else:
+        action = "unsealed_pending"
+        if pending is not None:
+            try:
+                client.unseal(bytes(pending.blob), aws_credentials=parent_aws_credentials())
+                logger.info("enclave unsealed with the pending key set of %s", pending.created_at)
+            except EnclaveError as exc:
+                logger.warning("pending sealed key set does not unseal (%s): first boot", exc.code)
+                pending = None
+        if pending is None:
+            action = "initialised"
+            keys = client.init(aws_credentials=parent_aws_credentials())
+            pending = sealed_key_set_store(
+                blob=keys.sealed_keys, reason="init", kms_key_id=kms_key_id, attested=False
+            )
+    attestation = client.attest()
+    registered = register_attestation(attestation=attestation)
+    if pending is not None:
+        sealed_key_set_promote(pending)
+    client.register_signing_key(attestation.signing_jwk)
+    return EnclaveBoot(action, registered)
+
+
+def enclave_rotate(
+    *, client: EnclaveClient, kms_key_id: str, rotate_signing: bool = False
+) -> list[EnclaveKey]:
+    """New envelope key (new kid); older keys stay in the sealed set to open older envelopes.
+    The rotate answer is signed by the attested signing key, so its sealed set is current at
+    once, and kept even if the attestation that follows fails."""
+    keys = client.rotate(rotate_signing=rotate_signing, aws_credentials=parent_aws_credentials())
+    sealed_key_set_store(blob=keys.sealed_keys, reason="rotate", kms_key_id=kms_key_id)
+    attestation = client.attest()
+    return register_attestation(attestation=attestation)
+
+
 class EnclaveGateway:
     """One enclave address, one client; keeps it unlocked and its signing key trusted."""
 
@@ -166,7 +260,7 @@ class EnclaveGateway:
 
         Unlocking hands back the current sealed set stored for this KMS key (passing the
         instance role's credentials when ENCLAVE_PASS_AWS_CREDENTIALS), or, when there is none,
-        lets the enclave create keys and stores their sealed set (services.enclave_boot). New
+        lets the enclave create keys and stores their sealed set (enclave_boot, below). New
         keys are made unattended only on a true first boot (no sealed set stored at all): when
         sets exist only under other KMS keys, new keys would leave every envelope encrypted to
         the old ones unreadable, so that needs ``allow_new_keys`` (`enclave_boot --new-keys`;
@@ -348,7 +442,7 @@ class EnclaveGateway:
         )
 
     def rotate(self, *, rotate_signing: bool = False) -> list[EnclaveKey]:
-        """A new envelope key (services.enclave_rotate), the enclave unlocked first."""
+        """A new envelope key (enclave_rotate, below), the enclave unlocked first."""
         self.ensure_unlocked()
         return enclave_rotate(
             client=self.client,

@@ -324,10 +324,9 @@ ALLOWED_CLIENT_BUILDERS = {
     "enclave_bridge/devstack.py",
     "enclave_bridge/management/commands/run_enclave.py",
 }
-# Modules allowed to import enclave_bridge.client: the gateway and the boot services it drives.
+# Modules allowed to import enclave_bridge.client: the gateway and the Django-free launcher.
 ALLOWED_CLIENT_IMPORTERS = {
     "enclave_bridge/gateway.py",
-    "enclave_bridge/services.py",
     "enclave_bridge/devstack.py",
 }
 

@@ -16,8 +16,8 @@ from jwcrypto import jwe, jwk
 from enclave_bridge.attestation.verify import AttestationError
 from enclave_bridge.client import AnswerVerificationError, EnclaveClient
 from enclave_bridge.devstack import LocalEnclaveStack
+from enclave_bridge.gateway import enclave_boot, enclave_rotate, register_attestation
 from enclave_bridge.models import EnclaveKey, SealedKeySet
-from enclave_bridge.services import enclave_boot, enclave_rotate, register_attestation
 from tests.enclave.payloads import agent as make_agent
 from tests.enclave.payloads import portfolio
 
