@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
+from django.db import connection
 from jwcrypto import jwk
 
 from enclave_bridge import gateway
@@ -150,6 +151,8 @@ def test_concurrent_calls_meeting_a_restarted_enclave_unseal_it_once(transaction
             )
         except Exception as exc:  # noqa: BLE001 - reported below
             failures.append(exc)
+        finally:
+            connection.close()  # this thread's own database connection
 
     threads = [threading.Thread(target=call) for _ in range(6)]
     for thread in threads:
