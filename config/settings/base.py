@@ -17,6 +17,8 @@ from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
+from prudencial.domain.market import DEFAULT_CADENCE_BY_CLASS
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(os.environ.get("PRUDENCIAL_VAR_DIR", BASE_DIR / "var"))
 
@@ -269,14 +271,8 @@ PRUDENCIAL_BEAT_SCHEDULE = {
 # --- Domain parameters (documented in docs/architecture.md) ---------------------------------
 # Reporting cadence by agent class. The CCEE presentation shows a weekly event for traders and
 # generators ("Agente comercializador ou gerador"); the rest report monthly; distributors are exempt.
-PRUDENCIAL_CADENCE_BY_CLASS = {
-    "generator": "weekly",
-    "trader": "weekly",
-    "self_producer": "monthly",
-    "free_consumer": "monthly",
-    "special_consumer": "monthly",
-    "distributor": "exempt",
-}
+# Override per deployment by assigning another table here; the default lives in prudencial.domain.
+PRUDENCIAL_CADENCE_BY_CLASS = dict(DEFAULT_CADENCE_BY_CLASS)  # the domain package's default table
 # Object permissions granted by each kind of representation (REN ANEEL 1.072/2023 leaves this to
 # the platform). Codenames refer to prudencial.Agent permissions.
 PRUDENCIAL_PERMISSIONS_BY_ROLE = {

@@ -118,7 +118,7 @@ class BatchOps:
             batch.parts[seq] = []  # reserve the slot while the chunk is checked
             batch.reserved += len(items)
         assert self.keys is not None
-        entries = check_batch(self.pool, self.keys, items, batch.parameters)
+        entries = check_batch(self.pool, self.keys, items, batch.parameters, req.id)
         with self._state_lock:
             batch.parts[seq] = entries
         return {
@@ -145,7 +145,7 @@ class BatchOps:
                     E_BAD_REQUEST, f"a batch holds at most {MAX_BATCH_ITEMS} agents"
                 )
             assert self.keys is not None
-            entries = check_batch(self.pool, self.keys, items, parameters)
+            entries = check_batch(self.pool, self.keys, items, parameters, req.id)
         mark_duplicates(entries)
         checked = time.perf_counter()
         summary = run_network(entries, parameters, network)

@@ -232,6 +232,9 @@ def check_plausible(parameters: RiskParameters) -> RiskParameters:
     for name in ("pld_floor", "pld_cap"):
         if getattr(parameters, name) is None:
             raise DomainError(f"parameters.{name}", "required")
+    for submarket in SUBMARKETS:  # a week prices every submarket; none is guessed from another
+        if submarket not in parameters.forward_prices:
+            raise DomainError(f"parameters.forward_prices.{submarket}", "required")
     for submarket, prices in parameters.forward_prices.items():
         for i, price in enumerate(prices):
             if not parameters.pld_floor <= price <= parameters.pld_cap:

@@ -73,3 +73,25 @@ def test_a_refusal_never_echoes_a_malformed_op(tmp_path):
             assert decode_message(read_frame_bytes(sock, max_frame=1 << 20))["op"] == "health"
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda p: p.pop("pld_floor"), "pld_floor"),
+        (lambda p: p.pop("pld_cap"), "pld_cap"),
+        (lambda p: p.update(forward_prices={}), "forward_prices.SE"),
+        (lambda p: p["forward_prices"].pop("NE"), "forward_prices.NE"),
+    ],
+    ids=["no-floor", "no-cap", "no-curves", "no-NE-curve"],
+)
+def test_week_parameters_missing_an_input_are_refused_naming_it(mutate, field):
+    """repro-pld-floor-missing and repro-empty-forward-prices: a TypeError and a StopIteration
+    inside the enclave (internal_error); now a refusal that names the missing input."""
+    from enclave_bridge.enclave.compute import parse_parameters
+
+    raw = parameters()
+    mutate(raw)
+    with pytest.raises(ProtocolError) as info:
+        parse_parameters(raw)
+    assert info.value.code == "bad_request" and field in info.value.message
