@@ -298,9 +298,10 @@ ENCLAVE_ALLOW_DEBUG = env_bool("ENCLAVE_ALLOW_DEBUG", False)
 # instance metadata). Off in development, where the enclave process has the simulator's keys.
 ENCLAVE_PASS_AWS_CREDENTIALS = env_bool("ENCLAVE_PASS_AWS_CREDENTIALS", False)
 ENCLAVE_ATTESTATION_MAX_AGE = int(os.environ.get("ENCLAVE_ATTESTATION_MAX_AGE", "300"))
-ENCLAVE_KMS_ENDPOINT = os.environ.get("ENCLAVE_KMS_ENDPOINT", "")
+# The KMS key that seals the enclave's key set: it must equal the enclave's --kms-key-id, and it
+# chooses which stored sealed set the gateway hands back. (The KMS region and endpoint are the
+# enclave's own launch arguments; the host never calls KMS.)
 ENCLAVE_KMS_KEY_ID = os.environ.get("ENCLAVE_KMS_KEY_ID", "")
-ENCLAVE_KMS_REGION = os.environ.get("ENCLAVE_KMS_REGION", "us-east-1")
 
 LOGGING = {
     "version": 1,

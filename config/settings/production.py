@@ -58,8 +58,6 @@ if ENCLAVE_EXPECTED_PCRS == "measure":  # noqa: F405
     raise ImproperlyConfigured(
         "Set ENCLAVE_EXPECTED_PCRS to the PCRs of the released enclave image."
     )
-if ENCLAVE_KMS_ENDPOINT:  # noqa: F405
-    raise ImproperlyConfigured(
-        "ENCLAVE_KMS_ENDPOINT points at a simulated KMS; production uses AWS KMS."
-    )
+# The alias Dockerfile.enclave launches the enclave with (--kms-key-id).
+ENCLAVE_KMS_KEY_ID = os.environ.get("ENCLAVE_KMS_KEY_ID", "alias/prudencial-enclave")
 ENCLAVE_PASS_AWS_CREDENTIALS = env_bool("ENCLAVE_PASS_AWS_CREDENTIALS", True)

@@ -93,6 +93,14 @@ class Service(KeyLifecycle, BatchOps):
                 ),
                 digest,
             )
+        if self.keys is None and req.op not in LOCKED_OPS:
+            # Refused before the nonce is recorded: the host unlocks the enclave and resends the
+            # same request (an agent's own attestation nonce included) without a replay refusal.
+            return self._error(
+                req,
+                ProtocolError(E_LOCKED, "enclave is locked: send init (first boot) or unseal"),
+                digest,
+            )
         try:
             cached = self.nonces.begin(req, digest.encode())
         except ProtocolError as exc:  # a replay or a full window: refused, and signed as such

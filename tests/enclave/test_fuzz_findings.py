@@ -95,3 +95,15 @@ def test_week_parameters_missing_an_input_are_refused_naming_it(mutate, field):
     with pytest.raises(ProtocolError) as info:
         parse_parameters(raw)
     assert info.value.code == "bad_request" and field in info.value.message
+
+
+def test_a_locked_refusal_does_not_use_up_the_nonce():
+    """The host resends a request refused as ``locked`` with the same nonce once it has unlocked
+    the enclave: that must not be taken for a replay."""
+    from enclave_bridge.wire.protocol import Request
+
+    service = Service(nsm=None, sealer_factory=lambda credentials: None, workers=1)
+    req = Request(id="a-1", op="attest", nonce=os.urandom(16), args={})
+    assert service.handle(req)["error"]["code"] == "locked"
+    assert len(service.nonces) == 0
+    assert service.handle(req)["error"]["code"] == "locked"  # not replayed_nonce
