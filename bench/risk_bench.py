@@ -36,8 +36,8 @@ from prudencial.risk import (  # noqa: E402
     detect_communities,
     network_risk,
     pld_history_2017,
-    synthetic_market,
 )
+from prudencial.risk_tools.synthetic import synthetic_market  # noqa: E402
 
 MEASURES = (
     "var_intrinsic",

@@ -24,7 +24,7 @@ from prudencial.risk.leverage import (
     leverage_stress,
     validate_correlation,
 )
-from prudencial.risk.market import Market, synthetic_market
+from prudencial.risk.market import Market
 from prudencial.risk.measures import cvar, var
 from prudencial.risk.network import (
     CommunityFigures,
@@ -72,7 +72,6 @@ __all__ = [
     "network_stress",
     "pld_history",
     "pld_history_2017",
-    "synthetic_market",
     "trade_graph",
     "validate_correlation",
     "var",

@@ -14,9 +14,10 @@ import numpy as np
 
 from prudencial.risk.communities import COMMUNITY_METHODS
 from prudencial.risk.leverage import LeverageResult, leverage_factor, leverage_stress
-from prudencial.risk.market import CLASSES, synthetic_market
+from prudencial.risk.market import CLASSES
 from prudencial.risk.network import AGENT_COLUMNS, network_risk, network_stress
 from prudencial.risk.pld import PLD_LIMITS, bootstrap_pld, load_pld_csv, pld_history
+from prudencial.risk_tools.synthetic import synthetic_market
 
 # Above this many agent × scenario cells the loss-distribution picture re-runs the chunked
 # engine for its one agent instead of building the full loss matrices.

@@ -35,7 +35,7 @@ OLD_COPIES = {
 }
 # Where a pattern is the one definition, or legitimately the same words.
 ALLOWED = {
-    "packaged PLD series as a fallback": {"prudencial/risk/pld.py", "prudencial/risk/market.py"},
+    "packaged PLD series as a fallback": {"prudencial/risk/pld.py", "prudencial/risk_tools/synthetic.py"},
     "frozen-week refusal": {"prudencial/services/parameters.py"},
     "cadence derived outside the agent services": {"prudencial/services/agents.py"},
 }

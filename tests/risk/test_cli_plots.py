@@ -4,8 +4,9 @@ import json
 import numpy as np
 import pytest
 
-from prudencial.risk import bootstrap_pld, network_risk, pld_history_2017, synthetic_market
+from prudencial.risk import bootstrap_pld, network_risk, pld_history_2017
 from prudencial.risk_tools.cli import main
+from prudencial.risk_tools.synthetic import synthetic_market
 from tests.risk.conftest import EXAMPLES
 
 

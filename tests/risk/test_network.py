@@ -8,9 +8,9 @@ from prudencial.risk import (
     network_risk,
     network_stress,
     pld_history_2017,
-    synthetic_market,
 )
 from prudencial.risk.network import contract_book, propagate
+from prudencial.risk_tools.synthetic import synthetic_market
 
 
 def five_agents() -> Market:
