@@ -128,10 +128,6 @@ class AttestationView(APIView):
             logger.error("enclave unavailable for an attestation: %s", exc)
             raise EnclaveUnavailable() from exc
         except EnclaveError as exc:
-            if exc.code == "replayed_nonce":
-                raise ValidationError(
-                    {"nonce": gettext("Este nonce já foi usado: gere um novo.")}
-                ) from exc
             raise EnclaveUnavailable(
                 gettext("O enclave recusou o pedido (%(code)s).") % {"code": exc.code}
             ) from exc

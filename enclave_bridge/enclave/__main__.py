@@ -84,6 +84,12 @@ def _parser() -> argparse.ArgumentParser:
         default=5.0,
         help="seconds a new connection has to start its first frame",
     )
+    serve.add_argument(
+        "--send-stall-timeout",
+        type=float,
+        default=5.0,
+        help="seconds a peer may leave its answer unread before the connection is closed",
+    )
     serve.add_argument("--max-connections", type=int, default=32)
     serve.add_argument("--workers", type=int, default=None, help="batch processes (default: CPUs)")
     serve.add_argument("--replay-window", type=float, default=900.0, help="seconds nonces are kept")
@@ -213,6 +219,7 @@ def serve(args: argparse.Namespace, nsm_kind: str = "simulated") -> int:
         "read_timeout_s": args.read_timeout,
         "idle_timeout_s": args.idle_timeout,
         "first_frame_timeout_s": args.first_frame_timeout,
+        "send_stall_timeout_s": args.send_stall_timeout,
         "max_connections": args.max_connections,
         "replay_window_s": args.replay_window,
     }
@@ -236,6 +243,7 @@ def serve(args: argparse.Namespace, nsm_kind: str = "simulated") -> int:
         read_timeout=args.read_timeout,
         idle_timeout=args.idle_timeout,
         first_frame_timeout=args.first_frame_timeout,
+        send_stall_timeout=args.send_stall_timeout,
         max_connections=args.max_connections,
     )
 

@@ -26,6 +26,7 @@ from .keys import KeyRing, Sealer
 
 logger = logging.getLogger(__name__)
 
+MAX_ENVELOPE_KEYS = 32
 SealerFactory = Callable[[dict[str, str] | None], Sealer]
 
 
@@ -134,6 +135,13 @@ class KeyLifecycle:
         rotate_signing = req.args.get("rotate_signing", False)
         if not isinstance(rotate_signing, bool):
             raise ProtocolError(E_BAD_REQUEST, "rotate_signing must be a boolean")
+        held = self.keys
+        if held is not None and len(held.envelope) >= MAX_ENVELOPE_KEYS:
+            # Older keys stay so older envelopes open; a flood of rotations must not grow the
+            # ring (and the sealed blob) without bound.
+            raise ProtocolError(
+                E_BAD_REQUEST, f"the key ring already holds {MAX_ENVELOPE_KEYS} envelope keys"
+            )
         with self._state_lock:
             old = self.keys
             assert old is not None

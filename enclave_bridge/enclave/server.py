@@ -53,11 +53,13 @@ class EnclaveServer:
     """Accepts connections on a transport address and serves framed requests to a Service.
 
     Slots are bounded (``max_connections`` threads) and never held for free: a new connection
-    must complete its first frame within ``first_frame_timeout``; between frames a connection
-    may wait ``idle_timeout``; a frame, once begun, must arrive within ``read_timeout``. When
-    every slot is taken, the connection that has waited longest for a frame is shed (closed
-    between frames: nothing it asked is lost) to serve the newcomer, so idle or trickling peers
-    cannot starve the host's own pool. Only connections running a request are never shed.
+    must start its first frame within ``first_frame_timeout`` and complete it within as much
+    again; between frames a connection may wait ``idle_timeout``; a later frame, once begun,
+    must arrive within ``read_timeout``; a peer that stops reading its answer for
+    ``send_stall_timeout`` is closed. When every slot is taken, the connection that has waited
+    longest (for a frame, or for its peer to read) is shed to serve the newcomer, so idle,
+    trickling or non-reading peers cannot starve the host's own pool. Only connections running
+    a request are never shed.
     """
 
     def __init__(
@@ -69,6 +71,7 @@ class EnclaveServer:
         read_timeout: float = 30.0,
         idle_timeout: float = 75.0,
         first_frame_timeout: float = 5.0,
+        send_stall_timeout: float = 5.0,
         max_connections: int = 32,
     ) -> None:
         self.service = service
@@ -76,6 +79,7 @@ class EnclaveServer:
         self.read_timeout = read_timeout
         self.idle_timeout = idle_timeout
         self.first_frame_timeout = first_frame_timeout
+        self.send_stall_timeout = send_stall_timeout
         self.max_connections = max_connections
         self._slots = threading.BoundedSemaphore(max_connections)
         self._connections: set[_Connection] = set()
@@ -175,7 +179,12 @@ class EnclaveServer:
             record.working = False
             record.since = time.monotonic()
         conn.settimeout(self.first_frame_timeout if first else self.idle_timeout)
-        body = read_frame_bytes(conn, max_frame=self.max_frame, body_timeout=self.read_timeout)
+        # A new connection starts its first frame within first_frame_timeout and completes it
+        # within as much again (never more than read_timeout); later frames have read_timeout.
+        body_timeout = (
+            min(self.first_frame_timeout, self.read_timeout) if first else self.read_timeout
+        )
+        body = read_frame_bytes(conn, max_frame=self.max_frame, body_timeout=body_timeout)
         with self._registry:
             if record.shed or body is None:
                 return None
@@ -229,7 +238,7 @@ class EnclaveServer:
             (time.perf_counter() - started) * 1000,
             outcome,
         )
-        return self._send(conn, frame)
+        return self._send(conn, frame, record)
 
     def _drain(self, conn: socket.socket, declared: int) -> None:
         """After refusing an oversize frame, read (and drop) what the peer is still sending, for
@@ -250,14 +259,28 @@ class EnclaveServer:
         except OSError:
             return
 
-    def _send(self, conn: socket.socket, frame: bytes | dict[str, Any]) -> bool:
+    def _send(
+        self, conn: socket.socket, frame: bytes | dict[str, Any], record: _Connection | None = None
+    ) -> bool:
+        """Send a whole frame, in chunks: a peer that stops reading for ``send_stall_timeout``
+        is closed, and while it is being sent the connection counts as waiting (since its last
+        progress), so a peer that does not read its answers can be shed like an idle one."""
         if isinstance(frame, dict):
             frame = encode_frame(frame)
+        view = memoryview(frame)
         try:
-            conn.settimeout(self.read_timeout)
-            conn.sendall(frame)
+            conn.settimeout(self.send_stall_timeout)
+            while view:
+                if record is not None:
+                    with self._registry:
+                        if record.shed:
+                            return False
+                        record.working = False
+                        record.since = time.monotonic()
+                sent = conn.send(view[: 1 << 20])
+                view = view[sent:]
             return True
-        except OSError:
+        except OSError:  # TimeoutError included: the peer stopped reading
             return False
 
 

@@ -31,7 +31,7 @@ from .checks import check_envelope, check_kind
 from .compute import CheckPool
 from .keys import KeyRing
 from .lifecycle import KeyLifecycle, SealerFactory, _Signed
-from .replay import NonceCache
+from .replay import STATEFUL_OPS, NonceCache
 from .validation import check_expected
 
 logger = logging.getLogger(__name__)
@@ -78,10 +78,10 @@ class Service(KeyLifecycle, BatchOps):
     # --- framing of answers ---------------------------------------------------------------------
 
     def handle(self, req: Request) -> dict[str, Any]:
-        """Run one request (with replay/idempotency) and return its answer map.
+        """Run one request and return its answer map; stateful ops go through the replay cache.
 
-        The nonce entry a fresh request opens is finished on every path (``finally``), so a
-        retry of the same frame never waits on an attempt that died.
+        The nonce entry a fresh stateful request opens is finished on every path (``finally``),
+        so a retry of the same frame never waits on an attempt that died.
         """
         digest = req.args_digest
         handler = self._ops.get(req.op)
@@ -101,6 +101,8 @@ class Service(KeyLifecycle, BatchOps):
                 ProtocolError(E_LOCKED, "enclave is locked: send init (first boot) or unseal"),
                 digest,
             )
+        if req.op not in STATEFUL_OPS:
+            return self._answer(req, handler, digest)
         try:
             cached = self.nonces.begin(req, digest.encode())
         except ProtocolError as exc:  # a replay or a full window: refused, and signed as such
@@ -110,22 +112,28 @@ class Service(KeyLifecycle, BatchOps):
             return cached
         answer: dict[str, Any] | None = None
         try:
-            try:
-                answer = self._run(req, handler, digest)
-            except ProtocolError as exc:
-                answer = self._error(req, exc, digest)
-            except BaseException as exc:  # incl. a pyo3 PanicException: never end the thread
-                logger.error(
-                    "op=%s id=%s failed unexpectedly: %s", req.op, req.id, describe_failure(exc)
-                )
-                answer = self._error(
-                    req,
-                    ProtocolError(E_INTERNAL, "the enclave failed to process the request"),
-                    digest,
-                )
+            answer = self._answer(req, handler, digest)
         finally:
             self.nonces.finish(req.nonce, answer, _answer_size(answer))
         return answer
+
+    def _answer(
+        self, req: Request, handler: Callable[[Request], Any], digest: str
+    ) -> dict[str, Any]:
+        """Run the op; any failure becomes a (signed) error answer, never an escaping exception."""
+        try:
+            return self._run(req, handler, digest)
+        except ProtocolError as exc:
+            return self._error(req, exc, digest)
+        except BaseException as exc:  # incl. a pyo3 PanicException: never end the thread
+            logger.error(
+                "op=%s id=%s failed unexpectedly: %s", req.op, req.id, describe_failure(exc)
+            )
+            return self._error(
+                req,
+                ProtocolError(E_INTERNAL, "the enclave failed to process the request"),
+                digest,
+            )
 
     def refusal(
         self, req_id: str | int | None, nonce: bytes | None, op: str | None, exc: ProtocolError

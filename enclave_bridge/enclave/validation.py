@@ -8,6 +8,7 @@ so they are never passed on.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -259,7 +260,9 @@ class ErrorList:
 
 def _schema_errors(kind: str, payload: Any, errors: ErrorList) -> None:
     row_list = ROW_LISTS[kind]
-    for error in sorted(validator(kind).iter_errors(payload), key=lambda e: list(e.path)):
+    # At most MAX_ERRORS + 1 errors are built (iter_errors is lazy): the report is cut there anyway.
+    first = itertools.islice(validator(kind).iter_errors(payload), MAX_ERRORS + 1)
+    for error in sorted(first, key=lambda e: list(e.path)):
         parts = list(error.absolute_path)
         rule, missing = _rule(error)
         if missing:

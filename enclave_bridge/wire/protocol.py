@@ -396,7 +396,12 @@ def parse_request(message: dict[str, Any], args_digest: str = "") -> Request:
         raise ProtocolError(E_BAD_REQUEST, "args must be a map")
     extra = sorted(set(message) - {"id", "op", "nonce", "args"})
     if extra:
-        raise ProtocolError(E_BAD_REQUEST, f"unexpected request field(s): {', '.join(extra)}")
+        # Name only what looks like a field name: anything else is the sender's text, and error
+        # messages end up in logs.
+        shown = [name for name in extra if _KEY_SHOWN.fullmatch(name)]
+        hidden = len(extra) - len(shown)
+        names = ", ".join(shown + ([f"{hidden} other(s)"] if hidden else []))
+        raise ProtocolError(E_BAD_REQUEST, f"unexpected request field(s): {names}")
     return Request(id=req_id, op=op, nonce=nonce, args=args, args_digest=args_digest)
 
 
@@ -413,6 +418,9 @@ def request_args_digest(body: bytes, spans: dict[str, tuple[int, int]]) -> str:
 # RecursionError on deep nesting; both become a refusal that names the rule.
 
 MAX_JSON_DEPTH = 32
+# A full portfolio is about 500 values (56 positions × 8 fields); the XLSX template's cell limit is
+# 20,000. Beyond this a document is refused before any schema walks it.
+MAX_JSON_VALUES = 20_000
 _KEY_SHOWN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 
@@ -435,11 +443,16 @@ def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def json_depth_exceeds(value: Any, max_depth: int) -> bool:
-    """True when ``value`` nests more than ``max_depth`` arrays/objects (iterative walk)."""
+def json_shape_refusal(value: Any, max_depth: int, max_values: int) -> str | None:
+    """The rule ``value`` breaks, or None: more than ``max_depth`` nested arrays/objects, or more
+    than ``max_values`` values in all. One iterative walk, stopping at the first breach."""
     stack = [(value, 1)]
+    count = 0
     while stack:
         item, depth = stack.pop()
+        count += 1
+        if count > max_values:
+            return f"holds more than {max_values} values"
         if isinstance(item, dict):
             children = item.values()
         elif isinstance(item, list):
@@ -447,20 +460,29 @@ def json_depth_exceeds(value: Any, max_depth: int) -> bool:
         else:
             continue
         if depth > max_depth:
-            return True
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
-    return False
+            return f"nests deeper than {max_depth} levels"
+        stack.extend((child, depth + 1) for child in children)
+    return None
 
 
-def strict_json_loads(text: str | bytes, *, max_depth: int = MAX_JSON_DEPTH, **hooks: Any) -> Any:
-    """``json.loads`` that refuses duplicate keys and nesting deeper than ``max_depth``
-    (JsonRefused); other faults raise ValueError as json does. ``hooks``: parse_float etc."""
+def strict_json_loads(
+    text: str | bytes,
+    *,
+    max_depth: int = MAX_JSON_DEPTH,
+    max_values: int = MAX_JSON_VALUES,
+    **hooks: Any,
+) -> Any:
+    """``json.loads`` that refuses duplicate keys, nesting deeper than ``max_depth`` and more than
+    ``max_values`` values (JsonRefused), before anything walks the document (schema validation
+    builds an error per value, so an unbounded document is unbounded work); other faults raise
+    ValueError as json does. ``hooks``: parse_float etc."""
     try:
         value = json.loads(text, object_pairs_hook=_unique_pairs, **hooks)
     except RecursionError as exc:
         raise JsonRefused(f"nests deeper than {max_depth} levels") from exc
-    if json_depth_exceeds(value, max_depth):
-        raise JsonRefused(f"nests deeper than {max_depth} levels")
+    refusal = json_shape_refusal(value, max_depth, max_values)
+    if refusal is not None:
+        raise JsonRefused(refusal)
     return value
 
 

@@ -218,17 +218,24 @@ def test_bad_envelopes_get_clear_errors_and_enclave_keeps_serving(
 
 
 def test_replayed_nonce_is_refused_and_retry_is_idempotent(client):
+    """Stateful ops keep their nonce for the replay window: a retry (same nonce, id, op and
+    args) gets the first answer, not a second batch; anything else with that nonce is refused.
+    Pure ops (health) are simply run again."""
     nonce = os.urandom(32)
-    first = client.call("health", request_id="replay-1", nonce=nonce)
-    again = client.call("health", request_id="replay-1", nonce=nonce)  # a retry: same answer
-    assert again == first
+    args = {"parameters": parameters()}
+    first = client.call("batch_open", args, request_id="replay-1", nonce=nonce)
+    again = client.call("batch_open", args, request_id="replay-1", nonce=nonce)  # a retry
+    assert again == first  # the same batch, not a second one
     with pytest.raises(EnclaveError) as info:
-        client.call("health", request_id="replay-2", nonce=nonce)
+        client.call("batch_open", args, request_id="replay-2", nonce=nonce)
     assert info.value.code == "replayed_nonce"
     assert info.value.signed  # the refusal is the enclave's, not a relay's invention
-    with pytest.raises(EnclaveError) as info:  # same id, other args: a replay too
-        client.call("describe", request_id="replay-1", nonce=nonce)
+    with pytest.raises(EnclaveError) as info:  # same id, other op: a replay too
+        client.call("compute", {"batch": first["batch"]}, request_id="replay-1", nonce=nonce)
     assert info.value.code == "replayed_nonce" and info.value.signed
+    health_nonce = os.urandom(32)
+    assert client.call("health", request_id="h-1", nonce=health_nonce)["status"] == "ok"
+    assert client.call("health", request_id="h-2", nonce=health_nonce)["status"] == "ok"
     _health_ok(client)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 
 import cbor2
 import pytest
@@ -107,3 +108,43 @@ def test_a_locked_refusal_does_not_use_up_the_nonce():
     assert service.handle(req)["error"]["code"] == "locked"
     assert len(service.nonces) == 0
     assert service.handle(req)["error"]["code"] == "locked"  # not replayed_nonce
+
+
+def test_the_replay_cache_cannot_be_filled_by_pure_or_refused_requests():
+    """Only stateful ops that succeed keep a nonce for the window: a flood of health, describe
+    (pure) or failing init requests (refused: nothing changed) leaves the cache empty, so the
+    host's own requests are never told ``busy`` because of it."""
+    from enclave_bridge.enclave.replay import NonceCache
+    from enclave_bridge.wire.protocol import Request
+
+    def no_kms(credentials):
+        raise OSError("KMS unreachable")
+
+    service = Service(nsm=None, sealer_factory=no_kms, workers=1)
+    service.nonces = NonceCache(900.0, max_entries=10)
+    for i in range(100):
+        for op in ("health", "describe", "init"):
+            answer = service.handle(Request(id=i, op=op, nonce=os.urandom(16), args={}))
+            assert answer.get("error", {}).get("code") != "busy"
+    assert len(service.nonces) == 0
+
+
+def test_only_one_retry_waits_for_a_running_first_attempt():
+    """Copies of one slow request must not each hold a connection slot for 120 s."""
+    import threading as _threading
+
+    from enclave_bridge.enclave.replay import NonceCache
+    from enclave_bridge.wire.protocol import Request
+
+    cache = NonceCache(900.0)
+    req = Request(id="slow", op="compute", nonce=os.urandom(16), args={})
+    assert cache.begin(req, b"d") is None  # the first attempt is running
+    waiter = _threading.Thread(target=lambda: cache.begin(req, b"d"), daemon=True)
+    waiter.start()
+    time.sleep(0.2)
+    with pytest.raises(ProtocolError) as info:
+        cache.begin(req, b"d")
+    assert info.value.code == "in_progress"
+    cache.finish(req.nonce, {"id": "slow", "answer": "x"}, 10)
+    waiter.join(5)
+    assert not waiter.is_alive()

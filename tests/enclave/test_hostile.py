@@ -9,6 +9,7 @@ peak RSS stays under 1 GiB for the whole module.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -354,3 +355,63 @@ def test_deep_or_duplicate_json_payloads_are_rejected_naming_the_rule(hostile, l
     assert verdict["status"] == "rejected"
     assert "'adjusted_equity' appears twice" in verdict["errors"][0]["rule"]
     _legit_validate(legit, envelope_key)
+
+
+def test_a_huge_but_small_plaintext_is_refused_before_the_schema_walks_it(
+    hostile, legit, envelope_key
+):
+    """150,000 empty positions are 450 KB of plaintext (under every size limit) but used to make
+    the schema build an error per value: 29 s and 3.8 GiB. The value budget refuses them first."""
+    who = agent(93)
+    doc = portfolio(who)
+    doc["positions"] = [{}] * 150_000
+    started = time.monotonic()
+    verdict = legit.validate(encrypt(doc, envelope_key), kind="portfolio", agent=who, week=WEEK)
+    assert time.monotonic() - started < 3.0
+    assert verdict["status"] == "rejected"
+    assert verdict["errors"][0]["rule"] == "holds more than 20000 values"
+    many_errors = portfolio(who)
+    many_errors["positions"] = [{"bucket": "x"}] * 3_000  # 6,000 values, each one wrong
+    verdict = legit.validate(
+        encrypt(many_errors, envelope_key), kind="portfolio", agent=who, week=WEEK
+    )
+    assert verdict["status"] == "rejected" and len(verdict["errors"]) <= 200
+    _legit_validate(legit, envelope_key)
+
+
+def test_peers_that_never_read_their_answers_do_not_starve_a_real_client(
+    hostile, legit, envelope_key
+):
+    """40 connections pipeline 2,000 health frames each and never read: their answers fill the
+    socket buffers and the enclave's sends stall. Stalled senders are shed like idle ones and
+    closed after the send-stall timeout, so a real client's validates still answer in time."""
+    frame = b"".join(
+        struct.pack(">I", len(body)) + body
+        for body in (
+            cbor2.dumps({"id": i, "op": "health", "nonce": os.urandom(16)}) for i in range(2_000)
+        )
+    )
+    attackers = []
+    try:
+        for _ in range(40):
+            sock = _idle_socket(hostile)
+            sock.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                sock.send(frame)
+            attackers.append(sock)
+        time.sleep(1.0)  # let their answers pile up
+        times = [_legit_validate(legit, envelope_key, 94 + i) for i in range(5)]
+        assert max(times) < LEGIT_WITHIN_S
+    finally:
+        for sock in attackers:
+            sock.close()
+
+
+def test_unexpected_field_names_are_not_echoed_when_they_are_not_names(hostile):
+    body = cbor2.dumps(
+        {"id": 1, "op": "health", "nonce": os.urandom(16), "x\nINJECTED": 1, "extra_ok": 2}
+    )
+    answer = _exchange(hostile, body)
+    assert answer["error"]["code"] == "bad_request"
+    assert "INJECTED" not in answer["error"]["message"] and "\n" not in answer["error"]["message"]
+    assert "extra_ok" in answer["error"]["message"] and "1 other(s)" in answer["error"]["message"]
