@@ -10,6 +10,7 @@ no more than a scan.
 from __future__ import annotations
 
 import json
+import math
 import re
 from array import array
 from itertools import accumulate
@@ -52,7 +53,25 @@ def _refuse_duplicates(pairs: list[tuple[str, object]]) -> dict:
 
 
 def _invalid(exc: Exception) -> ParseError:
-    return ParseError(gettext("JSON inválido: %(error)s") % {"error": exc}, code="parse_error")
+    """Say where the body stops being JSON, never the parser's own text (it can quote the body
+    or the runtime's limits)."""
+    if isinstance(exc, json.JSONDecodeError):
+        return ParseError(
+            gettext("JSON inválido na linha %(line)s, coluna %(column)s.")
+            % {"line": exc.lineno, "column": exc.colno},
+            code="parse_error",
+        )
+    return ParseError(
+        gettext("JSON inválido: números finitos, texto UTF-8 e inteiros de até 4300 dígitos."),
+        code="parse_error",
+    )
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 would be Infinity
+        raise ValueError("non-finite number")
+    return value
 
 
 class JSONParser(parsers.JSONParser):
@@ -75,6 +94,7 @@ class JSONParser(parsers.JSONParser):
                 text,
                 object_pairs_hook=_refuse_duplicates,
                 parse_constant=strict_constant if self.strict else None,
+                parse_float=_finite_float if self.strict else None,
             )
         except DuplicateKeyError as exc:
             raise ParseError(

@@ -57,6 +57,20 @@ ERROR_RESPONSES = {
         "Retry-After gives the seconds to wait.",
         lambda method, operation: True,
     ),
+    405: (
+        "The URL exists but not for this method (the Allow header lists the ones it takes).",
+        lambda method, operation: True,
+    ),
+    502: (
+        "The enclave answered, but its attestation or signature was refused by the host.",
+        lambda method, operation: "/enclave/" in operation.get("operationId", "")
+        or operation.get("operationId", "").startswith("enclave_"),
+    ),
+    503: (
+        "The enclave cannot be reached or unlocked right now; retry later.",
+        lambda method, operation: "/enclave/" in operation.get("operationId", "")
+        or operation.get("operationId", "").startswith("enclave_"),
+    ),
 }
 
 ERROR_SCHEMA = {

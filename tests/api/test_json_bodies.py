@@ -103,10 +103,22 @@ def test_other_unreadable_json_is_a_400_parse_error(api_client, body):
     response = api_client.post(TOKEN, body, content_type="application/json")
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "parse_error"
-    assert response.json()["error"]["message"].startswith("JSON inválido: ")
+    assert response.json()["error"]["message"].startswith("JSON inválido")
 
 
 def test_an_unsupported_media_type_is_a_415(api_client):
     response = api_client.post(TOKEN, "<x/>", content_type="application/xml")
     assert response.status_code == 415
     assert response.json()["error"]["code"] == "unsupported_media_type"
+
+
+def test_parse_errors_name_the_place_not_the_parser_text_and_infinity_is_refused(api_client):
+    for body in ('{"username": 1e999}', '{"username": NaN}', '{"username": ' + "9" * 5000 + "}"):
+        answer = api_client.post(
+            "/api/v1/auth/token/", body, content_type="application/json"
+        )
+        assert answer.status_code == 400, body[:40]
+        message = answer.json()["error"]["message"]
+        assert "sys.set_int_max_str_digits" not in message and "Expecting" not in message
+    answer = api_client.post("/api/v1/auth/token/", '{"a": }', content_type="application/json")
+    assert "linha 1, coluna 7" in answer.json()["error"]["message"]

@@ -64,3 +64,12 @@ def test_the_token_endpoint_needs_no_token_and_the_others_do(schema):
     for path, _method, operation in operations(schema):
         if path != "/api/v1/auth/token/":
             assert {"tokenAuth": []} in operation["security"], path
+
+
+def test_enclave_operations_document_502_and_503_and_every_operation_405(schema):
+    for path, method, operation in operations(schema):
+        assert "405" in operation["responses"], (path, method)
+        if path.startswith("/api/v1/enclave/"):
+            assert {"502", "503"} <= set(operation["responses"]), (path, method)
+        else:
+            assert "503" not in operation["responses"], (path, method)
