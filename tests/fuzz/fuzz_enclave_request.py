@@ -156,8 +156,10 @@ class InlinePool(compute.CheckPool):
     def warm(self, keys: Any) -> None:
         return None
 
-    def check(self, keys: Any, items: Any, parameters: Any) -> list[dict[str, Any]]:
-        return checks.check_agents(keys, items, parameters)
+    def check(
+        self, keys: Any, items: Any, parameters: Any, request_id: Any = None
+    ) -> list[dict[str, Any]]:
+        return checks.check_agents(keys, items, parameters, request_id=request_id)
 
     def _executor(self, keys: Any) -> Any:
         raise AssertionError("the fuzz target never starts a process pool")
@@ -229,7 +231,7 @@ class HarnessServer(server_module.EnclaveServer):
     def _read(self, record: Any, first: bool) -> bytes | None:
         return self.body
 
-    def _send(self, conn: Any, frame: bytes | dict[str, Any]) -> bool:
+    def _send(self, conn: Any, frame: bytes | dict[str, Any], record: Any = None) -> bool:
         if isinstance(frame, dict):
             frame = protocol.encode_frame(frame)
         self.sent.append(frame)
@@ -461,7 +463,19 @@ def _items(fdp: atheris.FuzzedDataProvider) -> list[dict[str, Any]]:
     for _ in range(fdp.ConsumeIntInRange(0, 4)):
         n = fdp.ConsumeIntInRange(0, len(AGENTS) - 1)
         who = dict(AGENTS[n])
-        klass = _pick(fdp, [None, "CS", "GE", "CM", "XX"])
+        klass = _pick(
+            fdp,
+            [
+                None,
+                "trader",
+                "generator",
+                "free_consumer",
+                "self_producer",
+                "distributor",
+                "CS",
+                "XX",
+            ],
+        )
         if klass is not None:
             who["class"] = klass
         portfolio = PORTFOLIOS[n] if fdp.ConsumeIntInRange(0, 3) else _pick(fdp, PORTFOLIOS)

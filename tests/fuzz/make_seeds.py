@@ -209,7 +209,7 @@ def main() -> None:
         {"agent": a1, "portfolio": envelopes["p1"], "counterparties": envelopes["c1"]},
         {"agent": a2, "portfolio": envelopes["p2"], "counterparties": envelopes["c2"]},
         {
-            "agent": dict(a3, **{"class": "CS"}),
+            "agent": dict(a3, **{"class": "free_consumer"}),
             "portfolio": envelopes["p3"],
             "counterparties": None,
         },
