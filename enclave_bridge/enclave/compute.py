@@ -36,7 +36,7 @@ import numpy as np
 
 from enclave_bridge.wire.protocol import E_BAD_REQUEST, ProtocolError
 from prudencial.domain.errors import DomainError
-from prudencial.domain.parameters import check_week_parameters
+from prudencial.domain.parameters import check_pld_history, check_week_parameters
 from prudencial.domain.payloads import BatchAgent
 
 from .checks import check_agents, check_chunk, init_worker
@@ -47,8 +47,6 @@ logger = logging.getLogger(__name__)
 
 INLINE_LIMIT = 32  # below this many envelopes the pool's IPC costs more than it saves
 MAX_SCENARIOS = 20_000
-MAX_PLD_HISTORY = 10_000  # weekly prices: two centuries
-MAX_PLD_VALUE = 100_000.0  # R$/MWh: two orders above any PLD cap so far
 NETWORK_KEYS = {
     "scenarios",
     "seed",
@@ -327,19 +325,10 @@ def parse_network(args: Any) -> dict[str, Any]:
         # The week's price history is the host's to send; a packaged series in its place would
         # give figures of another market without saying so.
         raise ProtocolError(E_BAD_REQUEST, "network.pld_history is required (weekly PLD prices)")
-    if (
-        not isinstance(history, list)
-        or not 0 < len(history) <= MAX_PLD_HISTORY
-        or not all(
-            isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= MAX_PLD_VALUE
-            for v in history
-        )
-    ):
-        raise ProtocolError(
-            E_BAD_REQUEST,
-            f"network.pld_history must be a list of 1 to {MAX_PLD_HISTORY} prices "
-            f"in 0..{MAX_PLD_VALUE} R$/MWh",
-        )
+    try:
+        check_pld_history(history, "network.pld_history")
+    except DomainError as exc:
+        raise ProtocolError(E_BAD_REQUEST, str(exc)) from exc
     return dict(args, scenarios=scenarios, horizon_buckets=horizon)
 
 

@@ -267,11 +267,16 @@ class RiskParametersForm(forms.ModelForm):
             "netting",
             "sigma_period",
             "fa_alert_threshold",
+            "pld_history",
         )
 
     def clean_first_month(self) -> Any:
         value = self.cleaned_data["first_month"]
         return value.replace(day=1) if value else value
+
+    def clean_pld_history(self) -> Any:
+        """Blank means "no history yet" (an empty list); the service checks the prices."""
+        return self.cleaned_data.get("pld_history") or []
 
     def clean_correlation(self) -> Any:
         value = self.cleaned_data.get("correlation")
@@ -374,7 +379,7 @@ class RiskParametersAdmin(
         (None, {"fields": ("week", "first_month", "updated_at")}),
         (_("Risco"), {"fields": ("confidence", "liquidation_days", "sigma_period", "netting")}),
         (_("Correlação entre buckets"), {"fields": ("correlation",)}),
-        (_("Preços regulatórios"), {"fields": ("pld_floor", "pld_cap")}),
+        (_("Preços regulatórios"), {"fields": ("pld_floor", "pld_cap", "pld_history")}),
         (_("Período sombra e alerta"), {"fields": ("k", "theta", "fa_alert_threshold")}),
         (_("Resumo da curva"), {"fields": ("curve_summary", "bucket_history_link")}),
     )
@@ -523,7 +528,14 @@ class RiskParametersAdmin(
             bucket_formset.deleted_objects = []
             return
         # In place, one history entry per changed value.
-        fields = {f: form.cleaned_data[f] for f in form.changed_data if f in PARAMETER_FIELDS}
+        # form.changed_data compares the submitted text with the initial one: an empty JSON
+        # field ("" against "[]") counts as changed although its value is not.
+        stored = RiskParameters.objects.get(pk=obj.pk)
+        fields = {
+            f: form.cleaned_data[f]
+            for f in form.changed_data
+            if f in PARAMETER_FIELDS and form.cleaned_data[f] != getattr(stored, f)
+        }
         changed_forms = [
             bf for bf in bucket_formset.forms if bf.has_changed() and bf.instance.pk is not None
         ]

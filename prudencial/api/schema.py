@@ -63,13 +63,17 @@ ERROR_RESPONSES = {
     ),
     502: (
         "The enclave answered, but its attestation or signature was refused by the host.",
-        lambda method, operation: "/enclave/" in operation.get("operationId", "")
-        or operation.get("operationId", "").startswith("enclave_"),
+        lambda method, operation: (
+            "/enclave/" in operation.get("operationId", "")
+            or operation.get("operationId", "").startswith("enclave_")
+        ),
     ),
     503: (
         "The enclave cannot be reached or unlocked right now; retry later.",
-        lambda method, operation: "/enclave/" in operation.get("operationId", "")
-        or operation.get("operationId", "").startswith("enclave_"),
+        lambda method, operation: (
+            "/enclave/" in operation.get("operationId", "")
+            or operation.get("operationId", "").startswith("enclave_")
+        ),
     ),
 }
 

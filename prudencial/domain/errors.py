@@ -41,6 +41,7 @@ RULES: dict[str, str] = {
     "volatility_range": "must be in (0, 1]",
     "within_pld_bounds": "must lie between the PLD floor and cap",
     "at_most": "must be at most {maximum}",
+    "price_history": "must list 1 to {n} weekly prices, each between 0 and {maximum} R$/MWh",
     "agent_class": "must be one of {allowed}",
     "no_network_class": "is {agent_class}: distributors are exempt from reporting and have no "
     "network class",

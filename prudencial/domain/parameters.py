@@ -252,7 +252,33 @@ def check_plausible(parameters: RiskParameters) -> RiskParameters:
     return parameters
 
 
+MAX_PLD_HISTORY = 10_000  # weekly prices: two centuries
+MAX_PLD_VALUE = 100_000.0  # R$/MWh: two orders above any PLD cap so far
+
+
+def check_pld_history(value: Any, field: str = "parameters.pld_history") -> list[float]:
+    """The weekly PLD prices the network model bootstraps its scenarios from: a week parameter
+    the host sends, never a packaged series guessed by the enclave."""
+    if (
+        not isinstance(value, list | tuple)
+        or not 0 < len(value) <= MAX_PLD_HISTORY
+        or not all(
+            isinstance(v, int | float)
+            and not isinstance(v, bool)
+            and math.isfinite(v)
+            and 0 <= v <= MAX_PLD_VALUE
+            for v in value
+        )
+    ):
+        raise DomainError(field, "price_history", n=MAX_PLD_HISTORY, maximum=f"{MAX_PLD_VALUE:g}")
+    return [float(v) for v in value]
+
+
 def check_week_parameters(raw: Any) -> RiskParameters:
     """The week's parameters as the host ships them, parsed and checked exactly as the enclave
-    does (one DomainError naming the field and the rule)."""
-    return check_plausible(RiskParameters.from_dict(raw))
+    does (one DomainError naming the field and the rule). ``pld_history``, when the week has
+    one, is checked too (the closing ships it to the network model)."""
+    parameters = check_plausible(RiskParameters.from_dict(raw))
+    if isinstance(raw, Mapping) and raw.get("pld_history") is not None:
+        check_pld_history(raw["pld_history"])
+    return parameters

@@ -137,6 +137,16 @@ class RiskParameters(models.Model):
     liquidation_days = models.PositiveSmallIntegerField(_("dias para liquidação"), default=5)
     first_month = models.DateField(_("mês do bucket M+0"), help_text=_("Primeiro dia do mês M+0."))
     correlation = models.JSONField(_("matriz de correlação 7×7"))
+    pld_history = models.JSONField(
+        _("histórico semanal do PLD (R$/MWh)"),
+        default=list,
+        blank=True,
+        help_text=_(
+            "Os preços semanais de que o modelo de rede sorteia seus cenários (bootstrap), "
+            "do mais antigo ao mais recente. Enviado ao enclave com a semana; sem ele, o risco "
+            "sistêmico da semana não é calculado."
+        ),
+    )
     pld_floor = models.DecimalField(_("PLD mínimo (R$/MWh)"), max_digits=10, decimal_places=2)
     pld_cap = models.DecimalField(_("PLD máximo (R$/MWh)"), max_digits=10, decimal_places=2)
     k = models.DecimalField(

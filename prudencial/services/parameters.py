@@ -50,6 +50,7 @@ PARAMETER_FIELDS = (
     "netting",
     "sigma_period",
     "fa_alert_threshold",
+    "pld_history",
 )
 REQUIRED_FIELDS = ("first_month", "correlation", "pld_floor", "pld_cap")
 _DECIMAL_FIELDS = {"pld_floor", "pld_cap", "confidence", "k", "theta", "fa_alert_threshold"}
@@ -86,6 +87,9 @@ RULE_MESSAGES = {
     "volatility_range": gettext_lazy("deve ser maior que 0 e no máximo 1"),
     "within_pld_bounds": gettext_lazy("deve estar entre o PLD mínimo e o PLD máximo"),
     "at_most": gettext_lazy("deve ser no máximo %(maximum)s"),
+    "price_history": gettext_lazy(
+        "deve listar de 1 a %(n)s preços semanais, cada um entre 0 e %(maximum)s R$/MWh"
+    ),
     "agent_class": gettext_lazy("deve ser um de: %(allowed)s"),
     "no_network_class": gettext_lazy(
         "é %(agent_class)s: distribuidores são isentos de envio e não têm classe na rede"
@@ -167,6 +171,8 @@ def _payload(parameters: RiskParameters, buckets: Sequence[ParameterBucket]) -> 
         "pld_cap": float(parameters.pld_cap),
         "k": float(parameters.k),
         "theta": float(parameters.theta),
+        # The weekly PLD the network model bootstraps from (None until staff set it).
+        "pld_history": list(parameters.pld_history or []) or None,
     }
 
 

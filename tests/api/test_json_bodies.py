@@ -114,9 +114,7 @@ def test_an_unsupported_media_type_is_a_415(api_client):
 
 def test_parse_errors_name_the_place_not_the_parser_text_and_infinity_is_refused(api_client):
     for body in ('{"username": 1e999}', '{"username": NaN}', '{"username": ' + "9" * 5000 + "}"):
-        answer = api_client.post(
-            "/api/v1/auth/token/", body, content_type="application/json"
-        )
+        answer = api_client.post("/api/v1/auth/token/", body, content_type="application/json")
         assert answer.status_code == 400, body[:40]
         message = answer.json()["error"]["message"]
         assert "sys.set_int_max_str_digits" not in message and "Expecting" not in message

@@ -35,7 +35,12 @@ OLD_COPIES = {
 }
 # Where a pattern is the one definition, or legitimately the same words.
 ALLOWED = {
-    "packaged PLD series as a fallback": {"prudencial/risk/pld.py", "prudencial/risk_tools/synthetic.py"},
+    "packaged PLD series as a fallback": {
+        "prudencial/risk/pld.py",
+        "prudencial/risk_tools/synthetic.py",
+        # the demo market's weeks get the packaged series as their stored price history
+        "prudencial/management/commands/load_demo_market.py",
+    },
     "frozen-week refusal": {"prudencial/services/parameters.py"},
     "cadence derived outside the agent services": {"prudencial/services/agents.py"},
 }

@@ -43,6 +43,7 @@ from prudencial.models import (
     Week,
     WeekStatus,
 )
+from prudencial.risk.pld import pld_history_2017
 from prudencial.services.agents import agent_create
 from prudencial.services.parameters import parameters_save
 from prudencial.services.representations import representation_grant
@@ -317,6 +318,9 @@ class DemoMarket:
             "pld_cap": cap,
             "confidence": Decimal("0.95"),
             "liquidation_days": 5,
+            # The demo's price history: the packaged SE/CO 2017 series (a real week's comes
+            # from CCEE); the enclave never falls back to it.
+            "pld_history": [round(float(v), 2) for v in pld_history_2017()],
         }
 
     def weeks(self, count: int, staff: User) -> list[Week]:
