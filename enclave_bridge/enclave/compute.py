@@ -18,7 +18,7 @@ Market built from a batch (documented in docs/enclave.md):
   consumption = max(−r, 0), so every agent keeps exactly its declared net position;
 - price of an edge: the seller's volume-weighted average sale price over the horizon, else the
   buyer's average purchase price, else the mean SE forward price of the horizon;
-- PLD scenarios: ``bootstrap_pld`` over ``network.pld_history``, the weekly prices the host sends
+- PLD scenarios: ``bootstrap_pld`` over the week parameters' ``pld_history``, the weekly prices the host sends
   (required: never a packaged series in its place), clipped to the week's PLD floor and cap.
 """
 
@@ -36,7 +36,7 @@ import numpy as np
 
 from enclave_bridge.wire.protocol import E_BAD_REQUEST, ProtocolError
 from prudencial.domain.errors import DomainError
-from prudencial.domain.parameters import check_pld_history, check_week_parameters
+from prudencial.domain.parameters import check_week_parameters
 from prudencial.domain.payloads import BatchAgent
 
 from .checks import check_agents, check_chunk, init_worker
@@ -54,7 +54,6 @@ NETWORK_KEYS = {
     "confidence",
     "cascade",
     "failure_probability",
-    "pld_history",
     "horizon_buckets",
     "weeks_per_scenario",
     "block_length",
@@ -320,15 +319,6 @@ def parse_network(args: Any) -> dict[str, Any]:
     horizon = args.get("horizon_buckets", 3)
     if isinstance(horizon, bool) or not isinstance(horizon, int) or not 1 <= horizon <= 7:
         raise ProtocolError(E_BAD_REQUEST, "network.horizon_buckets must be an integer in 1..7")
-    history = args.get("pld_history")
-    if history is None:
-        # The week's price history is the host's to send; a packaged series in its place would
-        # give figures of another market without saying so.
-        raise ProtocolError(E_BAD_REQUEST, "network.pld_history is required (weekly PLD prices)")
-    try:
-        check_pld_history(history, "network.pld_history")
-    except DomainError as exc:
-        raise ProtocolError(E_BAD_REQUEST, str(exc)) from exc
     return dict(args, scenarios=scenarios, horizon_buckets=horizon)
 
 
@@ -343,7 +333,14 @@ def run_network(
     market, counts = build_market(entries, parameters, options["horizon_buckets"])
     if counts["agents"] < 2:
         return {"market": counts, "skipped": "fewer than two accepted portfolios in the batch"}
-    history = options["pld_history"]  # parse_network requires it
+    history = parameters.pld_history
+    if history is None:
+        # The week's price history is a week parameter; a packaged series in its place would
+        # give figures of another market without saying so. FA and concentration still stand.
+        return {
+            "market": counts,
+            "skipped": "the week's parameters have no pld_history: network model not computed",
+        }
     seed = options.get("seed")
     try:
         scenarios = bootstrap_pld(

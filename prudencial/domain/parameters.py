@@ -114,6 +114,9 @@ class RiskParameters:
     pld_cap: float | None = None
     k: float = 0.0
     theta: float = 0.0
+    # The weekly PLD the network model bootstraps from (None: the week has none, and the
+    # network model is not computed; the enclave never substitutes a packaged series).
+    pld_history: tuple[float, ...] | None = None
 
     @classmethod
     def from_dict(cls, data: Any) -> RiskParameters:
@@ -172,6 +175,9 @@ class RiskParameters:
             pld_cap=cap,
             k=check.number(data.get("k", 0.0), "parameters.k", minimum=0),
             theta=_theta(data, buckets),
+            pld_history=None
+            if data.get("pld_history") is None
+            else tuple(check_pld_history(data["pld_history"])),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -188,6 +194,7 @@ class RiskParameters:
             "pld_cap": self.pld_cap,
             "k": self.k,
             "theta": self.theta,
+            "pld_history": None if self.pld_history is None else list(self.pld_history),
         }
 
     @property
@@ -276,9 +283,5 @@ def check_pld_history(value: Any, field: str = "parameters.pld_history") -> list
 
 def check_week_parameters(raw: Any) -> RiskParameters:
     """The week's parameters as the host ships them, parsed and checked exactly as the enclave
-    does (one DomainError naming the field and the rule). ``pld_history``, when the week has
-    one, is checked too (the closing ships it to the network model)."""
-    parameters = check_plausible(RiskParameters.from_dict(raw))
-    if isinstance(raw, Mapping) and raw.get("pld_history") is not None:
-        check_pld_history(raw["pld_history"])
-    return parameters
+    does (one DomainError naming the field and the rule), ``pld_history`` included."""
+    return check_plausible(RiskParameters.from_dict(raw))

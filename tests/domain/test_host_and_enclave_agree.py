@@ -264,7 +264,7 @@ def test_every_domain_rule_is_worded_for_the_host_in_pt_br_and_english():
 
 def test_the_price_history_is_a_week_parameter_checked_by_the_enclaves_own_rule(week):
     """The weekly PLD the network model bootstraps from is stored with the week, shipped in
-    its payload, and refused at save by the same rule the enclave applies to network.pld_history."""
+    its payload, and refused at save by the same rule the enclave applies to the parameters."""
     from enclave_bridge.enclave.compute import parse_network
     from enclave_bridge.wire.protocol import ProtocolError
 
@@ -273,19 +273,20 @@ def test_the_price_history_is_a_week_parameter_checked_by_the_enclaves_own_rule(
     payload = parameters_payload(week.parameters.__class__.objects.get(week=week))
     assert payload["pld_history"] == [120.5, 300.0, 80.0]
     assert parse_parameters(payload).week == week.code
-    assert parse_network({"pld_history": payload["pld_history"]})["pld_history"]
+    assert parse_parameters(payload).pld_history == (120.5, 300.0, 80.0)
     for bad in ([-1.0], [1e6], ["120"], [float("nan")], [0.0] * 10_001):
         with pytest.raises(ValidationError) as info:
             parameters_save(week=week, fields={"pld_history": bad}, buckets={})
         assert list(info.value.message_dict) == ["pld_history"], bad
         with pytest.raises(ProtocolError) as refused:
-            parse_network({"pld_history": bad})
-        assert "network.pld_history must list 1 to 10000 weekly prices" in refused.value.message
+            parse_parameters(dict(payload, pld_history=bad))
+        assert "parameters.pld_history must list 1 to 10000 weekly prices" in refused.value.message
     # Blank in the admin is "not set yet": stored empty, shipped as None, and the enclave
     # refuses to compute the network without it rather than guess a series.
     parameters_save(week=week, fields={"pld_history": []}, buckets={})
     assert (
         parameters_payload(week.parameters.__class__.objects.get(week=week))["pld_history"] is None
     )
-    with pytest.raises(ProtocolError):
-        parse_network({})
+    assert parse_parameters(dict(payload, pld_history=None)).pld_history is None
+    with pytest.raises(ProtocolError):  # the history is not a network option any more
+        parse_network({"pld_history": [1.0]})

@@ -28,8 +28,8 @@ def batch_agent(who: dict[str, str], agent_class: str | None = None) -> dict[str
 
 
 def network_options(**options: Any) -> dict[str, Any]:
-    """Network options with the week's price history."""
-    return {"pld_history": PLD_HISTORY, **options}
+    """Network options (the price history travels with the week's parameters)."""
+    return dict(options)
 
 
 def agent(n: int, prefix: str = "CM") -> dict[str, str]:
@@ -112,6 +112,7 @@ def parameters(week: str = WEEK) -> dict[str, Any]:
         "pld_cap": 751.73,
         "k": 0.0,
         "theta": 0.0,
+        "pld_history": PLD_HISTORY,
     }
 
 

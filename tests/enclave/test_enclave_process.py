@@ -563,3 +563,28 @@ def test_signed_verdict_can_be_verified_again_from_what_is_stored(client, curren
             op="validate",
             args_digest=args_sha256(other),
         )
+
+
+def test_a_week_without_price_history_gets_its_fa_and_no_invented_network_figures(
+    client, current_key
+):
+    """The network model's PLD history is a week parameter: without it the enclave computes
+    FA and concentration and says the network model was not computed; it never substitutes
+    a packaged series."""
+    week = "202304001"
+    raw = dict(parameters(week), pld_history=None)
+    items = []
+    for n in (301, 302, 303):
+        who = agent(n)
+        items.append(
+            {
+                "agent": batch_agent(who),
+                "portfolio": encrypt(portfolio(who, week=week), current_key),
+                "counterparties": None,
+            }
+        )
+    result = client.compute(raw, items, network=network_options(scenarios=50, seed=1))
+    assert result["counts"]["accepted"] == 3
+    assert all(entry["leverage"]["fa"] is not None for entry in result["agents"])
+    assert "pld_history" in result["network"]["skipped"]
+    assert "communities" not in result["network"]

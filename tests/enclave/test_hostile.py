@@ -240,7 +240,7 @@ def test_numbers_out_of_range_in_args_are_refused(hostile, legit, envelope_key):
         assert info.value.code == "bad_request" and info.value.signed
         assert "seq must be" in info.value.message
     with pytest.raises(EnclaveError) as info:
-        legit.call("compute", {"batch": opened["batch"], "network": {"pld_history": [1e300]}})
+        legit.call("batch_open", {"parameters": dict(parameters(), pld_history=[1e300])})
     assert info.value.code == "bad_request" and "pld_history" in info.value.message
     for raw in (b"\xf9\x7c\x00", b"\xfa\x7f\xc0\x00\x00", b"\xfb\xff\xf0" + b"\x00" * 6):
         answer = _exchange(hostile, request(head(5, 1) + cbor2.dumps("v") + raw))
