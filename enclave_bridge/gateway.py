@@ -378,11 +378,6 @@ class EnclaveGateway:
     def attest(self, nonce: bytes | None = None) -> Attestation:
         """A fresh attestation bound to ``nonce``, verified with this deployment's trust root,
         PCRs and maximum age (raises AttestationError / AnswerVerificationError otherwise)."""
-        if nonce is not None and self._state() == "locked":
-            # The enclave keeps the nonce of every request it refuses, `locked` included (its
-            # replay window), and a retry must carry the caller's nonce: so the caller's nonce
-            # is sent only to an enclave already unlocked.
-            self.ensure_unlocked()
         attestation = self._call(lambda client: client.attest(nonce))
         verify_attestation_of(attestation)
         return attestation

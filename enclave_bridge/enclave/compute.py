@@ -264,9 +264,7 @@ def build_market(
                 pair = (j, i) if v > 0 else (i, j)  # (seller, buyer)
                 by = declared.setdefault(pair, {})
                 by[i] = by.get(i, 0.0) + abs(v) * hours[month]
-    se_forward = parameters.forward_prices.get("SE") or next(
-        iter(parameters.forward_prices.values())
-    )
+    se_forward = parameters.forward_prices["SE"]  # every submarket is priced (check_plausible)
     fallback = float(np.mean(se_forward[:horizon]))
     pairs = sorted(declared)
     seller = np.array([s for s, _ in pairs], dtype=np.int64)
