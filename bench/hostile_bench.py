@@ -27,11 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from enclave_bridge.attestation.nsm import measure_pcrs  # noqa: E402
-from enclave_bridge.client import EnclaveClient, check_attestation  # noqa: E402
-from enclave_bridge.devstack import LocalEnclaveStack  # noqa: E402
-from enclave_bridge.enclave import APP_DIR  # noqa: E402
+from enclave_bridge.client import EnclaveClient  # noqa: E402
 from enclave_bridge.wire.protocol import decode_message, read_frame_bytes  # noqa: E402
+from tests.enclave.conftest import running_enclave  # noqa: E402
 from tests.enclave.payloads import WEEK, agent, encrypt, portfolio  # noqa: E402
 from tests.enclave.test_hostile import (  # noqa: E402
     INTEGER_CASES,
@@ -92,55 +90,47 @@ def main() -> int:
         }
     )
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        stack = LocalEnclaveStack(Path(tmp), enclave_args=["--log-level", "WARNING"])
-        stack.start()
-        try:
-            with EnclaveClient(stack.address) as c:
-                c.init()
-                att = c.attest()
-            check_attestation(
-                att,
-                trusted_root=stack.trust_root_path.read_bytes(),
-                expected_pcrs={0: measure_pcrs(APP_DIR)[0]},
-            )
-            pid = stack.processes[-1].pid
-            key = att.envelope_jwk()
-            time.sleep(1.0)
-            with EnclaveClient(stack.address, signing_jwk=att.signing_jwk) as client:
-                baseline = [legit_ms(client, key, 100 + i) for i in range(20)]
-                start_rss = proc_kib(pid, "VmRSS")
-                for i, (name, body) in enumerate(cases.items()):
-                    elapsed, code = refuse_time(stack.socket_path, body)
-                    after = legit_ms(client, key, 200 + i)
-                    rows.append(
-                        (name, len(body), elapsed * 1000, code, after, proc_kib(pid, "VmRSS"))
-                    )
-                    print(rows[-1], flush=True)
-                # Idle flood while a real client works.
-                idle = [raw(stack.socket_path) for _ in range(100)]
-                stop = threading.Event()
+    # The tests' own boot (init, attest, check), with production timeouts and quiet logs.
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        running_enclave(
+            Path(tmp), "--read-timeout", "30", "--idle-timeout", "75", "--log-level", "WARNING"
+        ) as enclave,
+    ):
+        stack = enclave.stack
+        pid = enclave.pid
+        time.sleep(1.0)
+        with EnclaveClient(stack.address, signing_jwk=enclave.signing_jwk) as client:
+            key = client.attest().envelope_jwk()
+            baseline = [legit_ms(client, key, 100 + i) for i in range(20)]
+            start_rss = proc_kib(pid, "VmRSS")
+            for i, (name, body) in enumerate(cases.items()):
+                elapsed, code = refuse_time(stack.socket_path, body)
+                after = legit_ms(client, key, 200 + i)
+                rows.append((name, len(body), elapsed * 1000, code, after, proc_kib(pid, "VmRSS")))
+                print(rows[-1], flush=True)
+            # Idle flood while a real client works.
+            idle = [raw(stack.socket_path) for _ in range(100)]
+            stop = threading.Event()
 
-                def trickle() -> None:
-                    with raw(stack.socket_path) as sock:
-                        for byte in struct.pack(">I", 100):
-                            if stop.wait(0.4):
-                                return
-                            try:
-                                sock.sendall(bytes([byte]))
-                            except OSError:
-                                return
+            def trickle() -> None:
+                with raw(stack.socket_path) as sock:
+                    for byte in struct.pack(">I", 100):
+                        if stop.wait(0.4):
+                            return
+                        try:
+                            sock.sendall(bytes([byte]))
+                        except OSError:
+                            return
 
-                threads = [threading.Thread(target=trickle, daemon=True) for _ in range(5)]
-                for t in threads:
-                    t.start()
-                flood = [legit_ms(client, key, 300 + i) for i in range(20)]
-                stop.set()
-                for sock in idle:
-                    sock.close()
-            peak = proc_kib(pid, "VmHWM")
-        finally:
-            stack.stop()
+            threads = [threading.Thread(target=trickle, daemon=True) for _ in range(5)]
+            for t in threads:
+                t.start()
+            flood = [legit_ms(client, key, 300 + i) for i in range(20)]
+            stop.set()
+            for sock in idle:
+                sock.close()
+        peak = proc_kib(pid, "VmHWM")
     lines = [
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.node()} "
         f"({os.cpu_count()} cores, Python {platform.python_version()}), "

@@ -18,6 +18,7 @@ edited in the admin form, not in the sheet.
 
 from __future__ import annotations
 
+import abc
 import re
 from collections import defaultdict
 from collections.abc import Iterable
@@ -152,7 +153,7 @@ class BooleanPtWidget(widgets.BooleanWidget):
     FALSE_VALUES = [*widgets.BooleanWidget.FALSE_VALUES, "não", "Não", "NÃO", "nao", "n", "N", "no"]
 
 
-class FileResolvedWidget(widgets.ForeignKeyWidget):
+class FileResolvedWidget(widgets.ForeignKeyWidget, metaclass=abc.ABCMeta):
     """A foreign key resolved once per file: `resolve` (called by the resource's before_import)
     runs one query for every value of the column and keeps the rows found; `clean` only looks
     them up, so a file of n rows costs one query, not n. A widget not prepared refuses."""
@@ -161,11 +162,13 @@ class FileResolvedWidget(widgets.ForeignKeyWidget):
         super().__init__(model, field)
         self._found: dict[str, Model] | None = None
 
+    @abc.abstractmethod
     def key(self, value: Any) -> str:
-        raise NotImplementedError
+        """The normal form of a cell's value (the lookup key)."""
 
+    @abc.abstractmethod
     def lookup(self, keys: set[str], user: User | None) -> dict[str, Model]:
-        raise NotImplementedError
+        """One query for every key of the column, among what ``user`` may see."""
 
     def resolve(self, values: Iterable[Any], user: User | None) -> None:
         self._found = self.lookup({self.key(v) for v in values} - {""}, user)

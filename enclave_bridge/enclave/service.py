@@ -136,39 +136,35 @@ class Service(KeyLifecycle, BatchOps):
             )
 
     def refusal(
-        self, req_id: str | int | None, nonce: bytes | None, op: str | None, exc: ProtocolError
+        self,
+        req_id: str | int | None,
+        nonce: bytes | None,
+        op: str | None,
+        exc: ProtocolError,
+        args_digest: str | None = None,
     ) -> dict[str, Any]:
-        """An error answer for a frame refused before it became a request (malformed, oversize,
-        no slot): signed once the enclave holds keys, with whatever id, nonce and op were valid."""
+        """An error answer, signed like any answer once the enclave holds keys, so nobody on the
+        way can forge or alter an enclave's verdict (only a locked enclave's are unsigned). Also
+        for a frame refused before it became a request (malformed, oversize, no slot), with
+        whatever id, nonce and op were valid."""
         answer = error_answer(req_id, nonce, op, exc)
         keys = self.keys
         if keys is not None:
             body = answer_body(
-                req_id=req_id, nonce=nonce or b"", op=op, result={"error": exc.to_dict()}
+                req_id=req_id,
+                nonce=nonce or b"",
+                op=op,
+                result={"error": exc.to_dict()},
+                args_digest=args_digest,
             )
             answer["answer"] = keys.sign(body)
         return answer
 
     def _error(self, req: Request, exc: ProtocolError, digest: str) -> dict[str, Any]:
-        """An error answer, signed like any answer once the enclave holds keys, so nobody on
-        the way can forge or alter an enclave's verdict (only a locked enclave's are unsigned)."""
-        answer = error_answer(req.id, req.nonce, req.op, exc)
-        if self.keys is not None:
-            body = answer_body(
-                req_id=req.id,
-                nonce=req.nonce,
-                op=req.op,
-                result={"error": exc.to_dict()},
-                args_digest=digest,
-            )
-            answer["answer"] = self.keys.sign(body)
-        return answer
+        return self.refusal(req.id, req.nonce, req.op, exc, digest)
 
     def _run(self, req: Request, handler: Callable[[Request], Any], digest: str) -> dict[str, Any]:
-        keys = self.keys
-        if keys is None and req.op not in LOCKED_OPS:
-            raise ProtocolError(E_LOCKED, "enclave is locked: send init (first boot) or unseal")
-        self.counts[req.op] += 1
+        self.counts[req.op] += 1  # handle() has refused a locked enclave's other ops
         result = handler(req)
         if isinstance(result, _Signed):
             signer, result = result.keys, result.result

@@ -530,11 +530,10 @@ class RiskParametersAdmin(
         # In place, one history entry per changed value.
         # form.changed_data compares the submitted text with the initial one: an empty JSON
         # field ("" against "[]") counts as changed although its value is not.
-        stored = RiskParameters.objects.get(pk=obj.pk)
         fields = {
             f: form.cleaned_data[f]
             for f in form.changed_data
-            if f in PARAMETER_FIELDS and form.cleaned_data[f] != getattr(stored, f)
+            if f in PARAMETER_FIELDS and form.cleaned_data[f] != form.initial.get(f)
         }
         changed_forms = [
             bf for bf in bucket_formset.forms if bf.has_changed() and bf.instance.pk is not None
