@@ -51,7 +51,13 @@ def check_envelope(keys: KeyRing, token: Any, kind: str, expected: dict[str, Any
     plaintext = open_envelope(token, keys)
     digest = keys.digest(plaintext)
     if is_xlsx(plaintext):
-        sheet = parse_workbook(plaintext, kind)
+        sheet = parse_workbook(
+            plaintext,
+            kind,
+            agent=expected["agent"],
+            week=expected["week"],
+            **_sheet_options(expected),
+        )
         return validate_payload(
             kind,
             sheet.payload,
@@ -85,6 +91,11 @@ def check_envelope(keys: KeyRing, token: Any, kind: str, expected: dict[str, Any
     if not isinstance(payload, dict):
         raise ProtocolError(E_PAYLOAD, "payload must be a JSON object")
     return validate_payload(kind, payload, expected, digest=digest, finite_checked=True)
+
+
+def _sheet_options(expected: dict[str, Any]) -> dict[str, Any]:
+    """The week's energy types (and bucket labels), when the host's binding carries them."""
+    return {k: expected[k] for k in ("energy_types", "bucket_labels") if expected.get(k)}
 
 
 # --- process-pool side -------------------------------------------------------------------------

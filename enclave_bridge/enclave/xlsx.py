@@ -1,15 +1,9 @@
-"""The XLSX template agents may encrypt as it is, and its parser into the JSON payload dicts.
+"""The XLSX template agents may encrypt as it is, and its parser into the v2 payload dicts.
 
-Workbook layout (every sheet: one header row in row 1, data from row 2; headers in pt-BR, matched
-case-insensitively; the payload field name is accepted as a header too):
-
-- ``Agente``: one data row — Sigla do agente, CNPJ do agente, Semana, Patrimônio líquido ajustado
-  (R$), Receita do mercado regulado (R$). Both payload kinds read it.
-- ``Portfolio``: one row per (bucket, submercado, tipo de energia) — the ``positions``.
-- ``Contrapartes``: up to five rows — the ``counterparties``.
-
-The same workbook can be sent twice (kind ``portfolio`` and kind ``counterparties``). Errors carry
-the Excel row number. The file is untrusted: ``check_archive`` bounds the cost of every part
+The layout (sheets, pt-BR headers and choice labels, one ``Sigla do agente`` column on every
+data sheet so one workbook may cover many agents) and the cell → payload mapping are
+``prudencial.domain.sheets``'; this module bounds and reads the file (openpyxl) and hands the
+cell rows over. Errors carry the sheet and the Excel row number. The file is untrusted: ``check_archive`` bounds the cost of every part
 openpyxl will read BEFORE openpyxl opens the file:
 
 - the file's size, the zip members' count, declared sizes and compression ratios (central directory
@@ -34,7 +28,7 @@ import io
 import posixpath
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from xml.parsers import expat
@@ -59,8 +53,9 @@ from openpyxl.xml.constants import (
 )
 
 from enclave_bridge.wire.protocol import E_TOO_LARGE, E_XLSX, ProtocolError
-from prudencial.domain.identifiers import normalize_cnpj
-from prudencial.domain.market import normalize_energy_type, normalize_submarket
+from prudencial.domain import formats, sheets
+from prudencial.domain.calendar import is_week_code, parse_week_code
+from prudencial.domain.market import BUCKET_COUNT
 
 XLSX_MAGIC = b"PK\x03\x04"
 MAX_XLSX_BYTES = 4 * 1024 * 1024
@@ -94,41 +89,6 @@ MAX_ATTRIBUTES = 64  # per element
 MAX_VALUE_CHARS = 65_536  # one text run, or one element's attribute values (Excel: 32,767/cell)
 MAX_PART_TEXT = 4 * 1024 * 1024  # characters of text in one part
 
-SHEET_AGENT = "Agente"
-SHEET_PORTFOLIO = "Portfolio"
-SHEET_COUNTERPARTIES = "Contrapartes"
-
-# (payload field, pt-BR header) in column order.
-AGENT_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("acronym", "Sigla do agente"),
-    ("cnpj", "CNPJ do agente"),
-    ("week", "Semana"),
-    ("adjusted_equity", "Patrimônio líquido ajustado (R$)"),
-    ("regulated_market_revenue", "Receita do mercado regulado (R$)"),
-)
-PORTFOLIO_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("bucket", "Bucket (M+n)"),
-    ("submarket", "Submercado"),
-    ("energy_type", "Tipo de energia"),
-    ("resource_mwm", "Recurso (MWm)"),
-    ("requirement_mwm", "Requisito (MWm)"),
-    ("avg_purchase_price", "Preço médio de compra (R$/MWh)"),
-    ("avg_sale_price", "Preço médio de venda (R$/MWh)"),
-)
-COUNTERPARTY_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("cnpj", "CNPJ da contraparte"),
-    ("acronym", "Sigla da contraparte"),
-    ("mtm_m0", "MtM M0 (R$)"),
-    ("mtm_m1", "MtM M1 (R$)"),
-    ("mtm_m2", "MtM M2 (R$)"),
-    ("mitigation_amount", "Valor mitigado (R$)"),
-    ("mitigants", "Mitigadores"),
-    ("volume_m0", "Volume M0 (MWm)"),
-    ("volume_m1", "Volume M1 (MWm)"),
-    ("volume_m2", "Volume M2 (MWm)"),
-)
-OPTIONAL_COLUMNS = {"volume_m0", "volume_m1", "volume_m2", "regulated_market_revenue"}
-
 
 def is_xlsx(data: bytes) -> bool:
     return data[:4] == XLSX_MAGIC
@@ -136,63 +96,55 @@ def is_xlsx(data: bytes) -> bool:
 
 @dataclass
 class ParsedSheet:
-    """A parsed payload with its Excel row map and the structural errors found while reading."""
+    """A parsed payload with its Excel row map (``formats.validate(rows=...)``) and the errors
+    found while reading (the file's, and the agent's cells that are no month, choice or number)."""
 
     payload: dict[str, Any]
-    rows: dict[int, int] = field(default_factory=dict)
+    rows: dict[str, Any] = field(default_factory=dict)
     errors: list[dict[str, Any]] = field(default_factory=list)
 
 
+def week_labels(week: str | None) -> tuple[str, ...]:
+    """The bucket labels of a week: M+0 is the week code's month (202303001 → MAR/2023 …)."""
+    if not is_week_code(week):
+        return tuple(f"M+{i}" for i in range(BUCKET_COUNT))
+    return sheets.bucket_labels(parse_week_code(week)[0])
+
+
 def build_template(
+    payloads: Iterable[Mapping[str, Any]] = (),
     *,
-    agent: dict[str, str] | None = None,
+    kind: str = "all",
     week: str | None = None,
-    adjusted_equity: float | None = None,
-    regulated_market_revenue: float | None = None,
-    positions: Iterable[dict[str, Any]] = (),
-    counterparties: Iterable[dict[str, Any]] = (),
+    bucket_labels: Sequence[str] | None = None,
+    agents: Iterable[Mapping[str, str]] = (),
+    energy_types: Sequence[str] = formats.DEFAULT_ENERGY_TYPES,
 ) -> bytes:
-    """The template workbook, optionally pre-filled (the host offers it for download)."""
-    wb = Workbook()
-    ws_agent = wb.active
-    ws_agent.title = SHEET_AGENT
-    agent = agent or {}
-    _write_sheet(
-        ws_agent,
-        AGENT_COLUMNS,
-        [
-            {
-                "acronym": agent.get("acronym"),
-                "cnpj": agent.get("cnpj"),
-                "week": week,
-                "adjusted_equity": adjusted_equity,
-                "regulated_market_revenue": regulated_market_revenue,
-            }
-        ],
+    """The template workbook, optionally pre-filled with v2 payloads (any agents) or with one
+    empty PLA row per agent of ``agents``; the host's styled, locked template is built from
+    the same ``sheets.payloads_to_rows``."""
+    payloads = list(payloads)
+    if week is None and payloads:
+        week = payloads[0].get("week")
+    labels = tuple(bucket_labels) if bucket_labels is not None else week_labels(week)
+    grid = sheets.payloads_to_rows(
+        kind, payloads, bucket_labels=labels, agents=agents, energy_types=energy_types
     )
-    _write_sheet(wb.create_sheet(SHEET_PORTFOLIO), PORTFOLIO_COLUMNS, list(positions))
-    rows = []
-    for cp in counterparties:
-        row = dict(cp)
-        for i, volume in enumerate(cp.get("volume_mwm") or ()):
-            row[f"volume_m{i}"] = volume
-        rows.append(row)
-    _write_sheet(wb.create_sheet(SHEET_COUNTERPARTIES), COUNTERPARTY_COLUMNS, rows)
+    wb = Workbook()
+    wb.remove(wb.active)
+    for name, rows in grid.items():
+        ws = wb.create_sheet(name)
+        for row in rows:
+            ws.append(list(row))
+        if name in sheets.COLUMNS:
+            for cell in ws[1]:
+                cell.font = Font(bold=True)
+            for index, (_, header) in enumerate(sheets.COLUMNS[name], start=1):
+                ws.column_dimensions[get_column_letter(index)].width = max(14, len(header) + 2)
+            ws.freeze_panes = "A2"
     out = io.BytesIO()
     wb.save(out)
     return out.getvalue()
-
-
-def _write_sheet(ws: Any, columns: tuple[tuple[str, str], ...], rows: list[dict[str, Any]]) -> None:
-    ws.append([header for _, header in columns])
-    for cell in ws[1]:
-        cell.font = Font(bold=True)
-    for index, (_, header) in enumerate(columns, start=1):
-        ws.column_dimensions[get_column_letter(index)].width = max(14, len(header) + 2)
-    ws.freeze_panes = "A2"
-    for row in rows:
-        if any(row.get(name) is not None for name, _ in columns):
-            ws.append([row.get(name) for name, _ in columns])
 
 
 def check_archive(data: bytes) -> None:
@@ -552,170 +504,94 @@ def _check_dimension(ref: str, label: str) -> None:
         )
 
 
-def _norm(text: Any) -> str:
-    return " ".join(str(text).split()).casefold() if text is not None else ""
-
-
-def _read_sheet(
-    wb: Any, name: str, columns: tuple[tuple[str, str], ...], errors: list[dict[str, Any]]
-) -> list[tuple[int, dict[str, Any]]]:
-    """Rows of one sheet as (excel_row, {field: value}); bounded in rows, columns and cells."""
-    if name not in wb.sheetnames:
-        errors.append({"field": f"sheet {name}", "row": None, "rule": "is required"})
-        return []
-    ws = wb[name]
-    if ws.max_row is not None and ws.max_row > MAX_ROWS:
-        raise ProtocolError(
-            E_TOO_LARGE, f"sheet {name} declares more than {MAX_ROWS} rows (limit {MAX_ROWS})"
-        )
-    by_header = {_norm(header): fname for fname, header in columns}
-    by_header.update({_norm(fname): fname for fname, _ in columns})
-    positions: dict[str, int] = {}
-    out: list[tuple[int, dict[str, Any]]] = []
-    cells = 0
-    for excel_row, values in enumerate(
-        ws.iter_rows(min_row=1, max_col=MAX_COLS, values_only=True), start=1
-    ):
-        if excel_row > MAX_ROWS:
-            raise ProtocolError(E_TOO_LARGE, f"sheet {name} has more than {MAX_ROWS} rows")
-        cells += len(values)
-        if cells > MAX_CELLS:
-            raise ProtocolError(E_TOO_LARGE, f"workbook has more than {MAX_CELLS} cells")
-        if excel_row == 1:
-            for col, value in enumerate(values):
-                fname = by_header.get(_norm(value))
-                if fname is not None and fname not in positions:
-                    positions[fname] = col
-            for fname, header in columns:
-                if fname not in positions and fname not in OPTIONAL_COLUMNS:
-                    errors.append(
-                        {
-                            "field": f"sheet {name} column '{header}'",
-                            "row": 1,
-                            "rule": "is required",
-                        }
-                    )
-            continue
-        if all(v is None or (isinstance(v, str) and not v.strip()) for v in values):
-            continue
-        row = {
-            fname: (values[col] if col < len(values) else None) for fname, col in positions.items()
-        }
-        out.append((excel_row, row))
-    if not positions:
-        errors.append({"field": f"sheet {name}", "row": 1, "rule": "must start with a header row"})
-    return out
-
-
-def _text(value: Any) -> Any:
-    if isinstance(value, str):
-        return value.strip()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return value
-
-
-def _cnpj(value: Any) -> Any:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return f"{int(value):014d}"
-    if isinstance(value, str):
-        return normalize_cnpj(value)
-    return value
-
-
-def _integer(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        text = value.strip().upper().removeprefix("M+")
-        if text.isdigit():
-            return int(text)
-    return value
-
-
-def _number(value: Any) -> Any:
-    """Numeric cells stay numbers; an empty cell is 0 (a blank volume or price means none)."""
-    return 0 if value is None else value
-
-
-def parse_workbook(data: bytes, kind: str) -> ParsedSheet:
-    """Parse the template into a ``portfolio`` or ``counterparties`` payload dict."""
+def read_cells(data: bytes) -> dict[str, list[tuple[Any, ...]]]:
+    """The data sheets' cell rows (row 1 the headers), bounded in rows, columns and cells;
+    ``check_archive`` runs first, so openpyxl only ever opens a bounded file."""
     check_archive(data)
-    errors: list[dict[str, Any]] = []
     try:
         wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True, keep_links=False)
     except ProtocolError:
         raise
     except Exception as exc:
         raise ProtocolError(E_XLSX, "XLSX file cannot be read as a workbook") from exc
+    grid: dict[str, list[tuple[Any, ...]]] = {}
+    cells = 0
     try:
-        agent_rows = _read_sheet(wb, SHEET_AGENT, AGENT_COLUMNS, errors)
-        if kind == "portfolio":
-            rows = _read_sheet(wb, SHEET_PORTFOLIO, PORTFOLIO_COLUMNS, errors)
-        else:
-            rows = _read_sheet(wb, SHEET_COUNTERPARTIES, COUNTERPARTY_COLUMNS, errors)
+        for name in wb.sheetnames:
+            if name not in sheets.DATA_SHEETS:
+                continue  # Instruções, or a sheet of the agent's own: not read
+            ws = wb[name]
+            if ws.max_row is not None and ws.max_row > MAX_ROWS:
+                raise ProtocolError(
+                    E_TOO_LARGE,
+                    f"sheet {name} declares more than {MAX_ROWS} rows (limit {MAX_ROWS})",
+                )
+            rows: list[tuple[Any, ...]] = []
+            for excel_row, values in enumerate(
+                ws.iter_rows(min_row=1, max_col=MAX_COLS, values_only=True), start=1
+            ):
+                if excel_row > MAX_ROWS:
+                    raise ProtocolError(E_TOO_LARGE, f"sheet {name} has more than {MAX_ROWS} rows")
+                cells += len(values)
+                if cells > MAX_CELLS:
+                    raise ProtocolError(E_TOO_LARGE, f"workbook has more than {MAX_CELLS} cells")
+                rows.append(tuple(values))
+            grid[name] = rows
     finally:
         wb.close()
-    head = agent_rows[0][1] if agent_rows else {}
-    if len(agent_rows) != 1:
+    return grid
+
+
+def parse_workbook(
+    data: bytes,
+    kind: str,
+    *,
+    agent: Mapping[str, str] | None = None,
+    week: str | None = None,
+    bucket_labels: Sequence[str] | None = None,
+    energy_types: Sequence[str] = formats.DEFAULT_ENERGY_TYPES,
+) -> ParsedSheet:
+    """Parse the template into one agent's ``portfolio`` or ``counterparties`` v2 payload.
+
+    ``agent`` {acronym, cnpj} and ``week``: the envelope's binding (its CNPJ stands for the
+    PLA sheet's when that cell is blank). A workbook whose data rows name another agent is
+    refused here: a single envelope is one agent's (a batch file goes through split_batch).
+    """
+    grid = read_cells(data)
+    labels = tuple(bucket_labels) if bucket_labels is not None else week_labels(week)
+    agents = None if agent is None else {agent["acronym"]: agent["cnpj"]}
+    parsed = sheets.rows_to_payloads(
+        kind,
+        grid,
+        week=week,
+        bucket_labels=labels,
+        agents=agents,
+        energy_types=energy_types,
+    )
+    errors = list(parsed.errors)
+    found = parsed.payloads(kind)
+    if errors:
+        return ParsedSheet(payload={}, errors=errors)
+    wanted = agent["acronym"] if agent is not None else next(iter(sorted(found)), None)
+    others = [a for a in parsed.agents if a != wanted]
+    if others:
         errors.append(
-            {"field": f"sheet {SHEET_AGENT}", "row": None, "rule": "must have exactly one data row"}
-        )
-    agent = {"acronym": _text(head.get("acronym")), "cnpj": _cnpj(head.get("cnpj"))}
-    week = _text(head.get("week"))
-    row_map: dict[int, int] = {}
-    if kind == "portfolio":
-        positions = []
-        for index, (excel_row, row) in enumerate(rows):
-            row_map[index] = excel_row
-            submarket = _text(row.get("submarket"))
-            energy = _text(row.get("energy_type"))
-            positions.append(
-                {
-                    "bucket": _integer(row.get("bucket")),
-                    "submarket": normalize_submarket(submarket)
-                    if isinstance(submarket, str)
-                    else submarket,
-                    "energy_type": normalize_energy_type(energy)
-                    if isinstance(energy, str)
-                    else energy,
-                    "resource_mwm": _number(row.get("resource_mwm")),
-                    "requirement_mwm": _number(row.get("requirement_mwm")),
-                    "avg_purchase_price": _number(row.get("avg_purchase_price")),
-                    "avg_sale_price": _number(row.get("avg_sale_price")),
-                }
-            )
-        payload: dict[str, Any] = {
-            "schema": "prudencial/portfolio/v1",
-            "agent": agent,
-            "week": week,
-            "adjusted_equity": head.get("adjusted_equity"),
-            "regulated_market_revenue": _number(head.get("regulated_market_revenue")),
-            "positions": positions,
-        }
-    else:
-        counterparties = []
-        for index, (excel_row, row) in enumerate(rows):
-            row_map[index] = excel_row
-            entry = {
-                "cnpj": _cnpj(row.get("cnpj")),
-                "acronym": _text(row.get("acronym")),
-                "mtm_m0": row.get("mtm_m0"),
-                "mtm_m1": row.get("mtm_m1"),
-                "mtm_m2": row.get("mtm_m2"),
-                "mitigation_amount": _number(row.get("mitigation_amount")),
-                "mitigants": _text(row.get("mitigants")) or "",
+            {
+                "field": f"column '{sheets.AGENT[1]}'",
+                "row": None,
+                "rule": "must name only the agent this envelope was submitted for",
             }
-            volumes = [row.get(f"volume_m{i}") for i in range(3)]
-            if any(v is not None for v in volumes):
-                entry["volume_mwm"] = [_number(v) for v in volumes]
-            counterparties.append(entry)
-        payload = {
-            "schema": "prudencial/counterparties/v1",
-            "agent": agent,
-            "week": week,
-            "counterparties": counterparties,
-        }
-    return ParsedSheet(payload=payload, rows=row_map, errors=errors)
+        )
+    if wanted not in found:
+        errors.append(
+            {
+                "field": f"sheet {sheets.SHEETS_BY_KIND[kind][0]}",
+                "row": None,
+                "rule": "must have rows for the agent this envelope was submitted for",
+            }
+        )
+        return ParsedSheet(payload={}, errors=errors + parsed.agent_errors.get(wanted or "", []))
+    errors += parsed.agent_errors.get(wanted, [])
+    return ParsedSheet(
+        payload=found[wanted], rows=parsed.rows.get((kind, wanted), {}), errors=errors
+    )
