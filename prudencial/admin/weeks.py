@@ -268,6 +268,10 @@ class RiskParametersForm(forms.ModelForm):
             "sigma_period",
             "fa_alert_threshold",
             "pld_history",
+            "energy_types",
+            "energy_spreads",
+            "contract_spreads",
+            "forward_curves",
         )
 
     def clean_first_month(self) -> Any:
@@ -380,6 +384,17 @@ class RiskParametersAdmin(
         (_("Risco"), {"fields": ("confidence", "liquidation_days", "sigma_period", "netting")}),
         (_("Correlação entre buckets"), {"fields": ("correlation",)}),
         (_("Preços regulatórios"), {"fields": ("pld_floor", "pld_cap", "pld_history")}),
+        (
+            _("Fontes de preço"),
+            {
+                "fields": ("energy_types", "energy_spreads", "contract_spreads", "forward_curves"),
+                "description": _(
+                    "F_base = curva publicada sm/tipo, senão curva convencional do submercado + "
+                    "spread do tipo de energia; F = curva sm/tipo/contrato, senão F_base + spread "
+                    "do tipo de contrato (docs/formats.md)."
+                ),
+            },
+        ),
         (_("Período sombra e alerta"), {"fields": ("k", "theta", "fa_alert_threshold")}),
         (_("Resumo da curva"), {"fields": ("curve_summary", "bucket_history_link")}),
     )

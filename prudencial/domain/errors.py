@@ -43,6 +43,11 @@ RULES: dict[str, str] = {
     "at_most": "must be at most {maximum}",
     "price_history": "must list 1 to {n} weekly prices, each between 0 and {maximum} R$/MWh",
     "agent_class": "must be one of {allowed}",
+    "energy_types": "must list energy type codes (lower case, digits and _), each once",
+    "curve_key": "must be submarket/energy_type or submarket/energy_type/contract_type, "
+    "with the week's energy types",
+    "unpriced_source": "is required: the week has neither a curve nor a spread for it",
+    "zero_by_definition": "must be 0 (conventional is the submarket's curve by definition)",
     "no_network_class": "is {agent_class}: distributors are exempt from reporting and have no "
     "network class",
 }

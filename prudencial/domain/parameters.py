@@ -10,6 +10,7 @@ would refuse at the deadline. Every refusal is a DomainError naming the field an
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from statistics import NormalDist
@@ -19,6 +20,7 @@ import numpy as np
 
 from prudencial.domain import values as check
 from prudencial.domain.errors import DomainError
+from prudencial.domain.formats import CONTRACT_TYPES, DEFAULT_ENERGY_TYPES, ENERGY_TYPE_PATTERN
 from prudencial.domain.market import BUCKET_COUNT, MONTH_HOURS, SUBMARKETS
 
 NETTING_CHOICES = ("absolute_per_source", "net_per_bucket")
@@ -117,6 +119,14 @@ class RiskParameters:
     # The weekly PLD the network model bootstraps from (None: the week has none, and the
     # network model is not computed; the enclave never substitutes a packaged series).
     pld_history: tuple[float, ...] | None = None
+    # Price sources (docs/formats.md "Price source rule"): the week's energy types, the spreads
+    # over the submarket's conventional curve per energy type and per contract type (R$/MWh by
+    # bucket; documented default 0 for every type) and the curves CCEE publishes, which take
+    # precedence ("SE/incentivized_50" for F_base, "SE/incentivized_50/derivative" for F).
+    energy_types: tuple[str, ...] = DEFAULT_ENERGY_TYPES
+    energy_spreads: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    contract_spreads: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    forward_curves: dict[str, tuple[float, ...]] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: Any) -> RiskParameters:
@@ -178,6 +188,7 @@ class RiskParameters:
             pld_history=None
             if data.get("pld_history") is None
             else tuple(check_pld_history(data["pld_history"])),
+            **_price_sources(data),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -195,6 +206,10 @@ class RiskParameters:
             "k": self.k,
             "theta": self.theta,
             "pld_history": None if self.pld_history is None else list(self.pld_history),
+            "energy_types": list(self.energy_types),
+            "energy_spreads": {t: list(c) for t, c in self.energy_spreads.items()},
+            "contract_spreads": {t: list(c) for t, c in self.contract_spreads.items()},
+            "forward_curves": {k: list(c) for k, c in self.forward_curves.items()},
         }
 
     @property
@@ -210,6 +225,149 @@ class RiskParameters:
     def with_forward_prices(self, forward: Mapping[str, Sequence[float]]) -> RiskParameters:
         """Copy with another forward curve (used by the stress scenarios)."""
         return replace(self, forward_prices={s: tuple(map(float, c)) for s, c in forward.items()})
+
+    def price(
+        self, bucket: int, submarket: str, energy_type: str, contract_type: str | None = None
+    ) -> float:
+        """F(i, sm, et, ct), or F_base(i, sm, et) when ``contract_type`` is None (forecasts):
+        see ``forward_price``."""
+        return forward_price(self, bucket, submarket, energy_type, contract_type)[0]
+
+
+def _curve(value: Any, name: str, *, minimum: float | None) -> tuple[float, ...]:
+    if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != BUCKET_COUNT:
+        raise DomainError(name, "length", n=BUCKET_COUNT)
+    return tuple(check.number(p, f"{name}[{i}]", minimum=minimum) for i, p in enumerate(value))
+
+
+def _price_sources(data: Mapping[str, Any]) -> dict[str, Any]:
+    """energy_types, energy_spreads, contract_spreads, forward_curves of a parameters payload.
+
+    Absent, each takes its documented default: DEFAULT_ENERGY_TYPES, a zero spread for every
+    energy type of the week and every contract type, no curves. Present, each is taken as it
+    is (check_plausible then refuses an energy type that is priced by nothing)."""
+    raw_types = data.get("energy_types")
+    if raw_types is None:
+        types = DEFAULT_ENERGY_TYPES
+    else:
+        if not isinstance(raw_types, Sequence) or isinstance(raw_types, str) or not raw_types:
+            raise DomainError("parameters.energy_types", "energy_types")
+        types = tuple(raw_types)
+        for n, code in enumerate(types):
+            if not isinstance(code, str) or not re.match(ENERGY_TYPE_PATTERN, code):
+                raise DomainError(f"parameters.energy_types[{n}]", "energy_types")
+            if code in types[:n]:
+                raise DomainError(f"parameters.energy_types[{n}]", "energy_types")
+    zeros = (0.0,) * BUCKET_COUNT
+    spreads: dict[str, dict[str, tuple[float, ...]]] = {}
+    for name, allowed, default in (
+        ("energy_spreads", types, dict.fromkeys(types, zeros)),
+        ("contract_spreads", CONTRACT_TYPES, dict.fromkeys(CONTRACT_TYPES, zeros)),
+    ):
+        raw = data.get(name)
+        if raw is None:
+            spreads[name] = default
+            continue
+        raw = check.require_mapping(raw, f"parameters.{name}")
+        spreads[name] = {}
+        for key, curve in raw.items():
+            check.choice(key, f"parameters.{name} key", tuple(allowed))
+            spreads[name][key] = _curve(curve, f"parameters.{name}.{key}", minimum=None)
+    curves: dict[str, tuple[float, ...]] = {}
+    raw = data.get("forward_curves")
+    if raw is not None:
+        raw = check.require_mapping(raw, "parameters.forward_curves")
+        for key, curve in raw.items():
+            parts = key.split("/") if isinstance(key, str) else []
+            if not (
+                len(parts) in (2, 3)
+                and parts[0] in SUBMARKETS
+                and parts[1] in types
+                and (len(parts) == 2 or parts[2] in CONTRACT_TYPES)
+            ):
+                raise DomainError("parameters.forward_curves key", "curve_key")
+            curves[key] = _curve(curve, f"parameters.forward_curves.{key}", minimum=0)
+    return {
+        "energy_types": types,
+        "energy_spreads": spreads["energy_spreads"],
+        "contract_spreads": spreads["contract_spreads"],
+        "forward_curves": curves,
+    }
+
+
+def forward_price(
+    parameters: RiskParameters,
+    bucket: int,
+    submarket: str,
+    energy_type: str,
+    contract_type: str | None = None,
+) -> tuple[float, str]:
+    """The price source rule (docs/formats.md), the one definition, with the field it came from:
+
+        F_base(i, sm, et) = forward_curves["sm/et"][i]          if the week has that curve
+                          = forward_prices[sm][i] + energy_spreads[et][i]      otherwise
+        F(i, sm, et, ct)  = forward_curves["sm/et/ct"][i]       if the week has that curve
+                          = F_base(i, sm, et) + contract_spreads[ct][i]        otherwise
+
+    ``conventional`` has a zero spread by definition. A source priced by nothing is a
+    DomainError naming ``parameters.energy_spreads.<type>`` (never a guess)."""
+    i = bucket
+    if contract_type is not None:
+        curve = parameters.forward_curves.get(f"{submarket}/{energy_type}/{contract_type}")
+        if curve is not None:
+            return curve[i], f"parameters.forward_curves.{submarket}/{energy_type}/{contract_type}"
+        spread = parameters.contract_spreads.get(contract_type)
+        if spread is None:
+            raise DomainError(f"parameters.contract_spreads.{contract_type}", "unpriced_source")
+        base, origin = forward_price(parameters, bucket, submarket, energy_type)
+        if spread[i] == 0:
+            return base, origin
+        return base + spread[i], f"parameters.contract_spreads.{contract_type}"
+    curve = parameters.forward_curves.get(f"{submarket}/{energy_type}")
+    if curve is not None:
+        return curve[i], f"parameters.forward_curves.{submarket}/{energy_type}"
+    if submarket not in parameters.forward_prices:
+        raise DomainError(f"parameters.forward_prices.{submarket}", "required")
+    spread = parameters.energy_spreads.get(energy_type)
+    if spread is None:
+        if energy_type != CONVENTIONAL:
+            raise DomainError(f"parameters.energy_spreads.{energy_type}", "unpriced_source")
+        spread = (0.0,) * BUCKET_COUNT
+    origin = (
+        f"parameters.forward_prices.{submarket}"
+        if spread[i] == 0
+        else f"parameters.energy_spreads.{energy_type}"
+    )
+    return parameters.forward_prices[submarket][i] + spread[i], origin
+
+
+CONVENTIONAL = "conventional"
+
+
+def _check_price_sources(parameters: RiskParameters) -> None:
+    """Every energy type of the week priced in every submarket (a curve or a spread),
+    conventional's spread zero, every price between the PLD floor and cap."""
+    spread = parameters.energy_spreads.get(CONVENTIONAL)
+    if spread is not None and any(v != 0 for v in spread):
+        raise DomainError(f"parameters.energy_spreads.{CONVENTIONAL}", "zero_by_definition")
+    for code in parameters.energy_types:
+        for sm in SUBMARKETS:
+            if (
+                f"{sm}/{code}" not in parameters.forward_curves
+                and code not in parameters.energy_spreads
+                and code != CONVENTIONAL
+            ):
+                raise DomainError(f"parameters.energy_spreads.{code}", "unpriced_source")
+    for code in CONTRACT_TYPES:
+        if code not in parameters.contract_spreads:
+            raise DomainError(f"parameters.contract_spreads.{code}", "unpriced_source")
+    for sm in SUBMARKETS:
+        for code in parameters.energy_types:
+            for contract in (None, *CONTRACT_TYPES):
+                for i in range(BUCKET_COUNT):
+                    price, origin = forward_price(parameters, i, sm, code, contract)
+                    if not parameters.pld_floor <= price <= parameters.pld_cap:
+                        raise DomainError(f"{origin}[{i}]", "within_pld_bounds", got=price)
 
 
 def _theta(data: Any, buckets: Any) -> float:
@@ -248,6 +406,7 @@ def check_plausible(parameters: RiskParameters) -> RiskParameters:
                 raise DomainError(
                     f"parameters.forward_prices.{submarket}[{i}]", "within_pld_bounds", got=price
                 )
+    _check_price_sources(parameters)
     for name in ("k", "theta"):
         if getattr(parameters, name) > MAX_K_THETA:
             raise DomainError(

@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 from prudencial.domain.calendar import WEEK_CODE_PATTERN
+from prudencial.domain.formats import CONTRACT_TYPES, DEFAULT_ENERGY_TYPES
 from prudencial.domain.market import (  # noqa: F401 (SUBMARKETS, month_label: re-exported)
     BUCKET_COUNT,
     SUBMARKETS,
@@ -27,6 +28,21 @@ MSG_K_THETA = _("K e θ não podem ser negativos.")
 MSG_BUCKET_INDEX = _("O bucket deve estar entre M+0 e M+6.")
 MSG_VOLATILITY = _("A volatilidade não pode ser negativa.")
 MSG_PRICES = _("Preços futuros e de estresse não podem ser negativos.")
+
+
+def default_energy_types() -> list[str]:
+    """The week parameter ``energy_types``' documented default (formats.DEFAULT_ENERGY_TYPES)."""
+    return list(DEFAULT_ENERGY_TYPES)
+
+
+def default_energy_spreads() -> dict[str, list[float]]:
+    """Zero for every default energy type: each priced on its submarket's conventional curve."""
+    return {t: [0.0] * BUCKET_COUNT for t in DEFAULT_ENERGY_TYPES}
+
+
+def default_contract_spreads() -> dict[str, list[float]]:
+    """Zero for every contract type."""
+    return {t: [0.0] * BUCKET_COUNT for t in CONTRACT_TYPES}
 
 
 class WeekStatus(models.TextChoices):
@@ -145,6 +161,35 @@ class RiskParameters(models.Model):
             "Os preços semanais de que o modelo de rede sorteia seus cenários (bootstrap), "
             "do mais antigo ao mais recente. Enviado ao enclave com a semana; sem ele, o risco "
             "sistêmico da semana não é calculado."
+        ),
+    )
+    energy_types = models.JSONField(
+        _("tipos de energia"),
+        default=default_energy_types,
+        help_text=_("Códigos dos tipos de energia que os agentes declaram nesta semana."),
+    )
+    energy_spreads = models.JSONField(
+        _("spreads por tipo de energia (R$/MWh)"),
+        default=default_energy_spreads,
+        blank=True,
+        help_text=_(
+            "JSON {tipo: [7 valores M+0 a M+6]} somados à curva convencional do submercado; "
+            "0 por padrão (período sombra). A energia convencional é 0 por definição."
+        ),
+    )
+    contract_spreads = models.JSONField(
+        _("spreads por tipo de contrato (R$/MWh)"),
+        default=default_contract_spreads,
+        blank=True,
+        help_text=_("JSON {tipo de contrato: [7 valores]}; 0 por padrão."),
+    )
+    forward_curves = models.JSONField(
+        _("curvas publicadas por fonte (R$/MWh)"),
+        default=dict,
+        blank=True,
+        help_text=_(
+            'JSON {"SE/incentivized_50": [7 preços]} ou {"SE/incentivized_50/derivative": '
+            "[7 preços]}; quando presente, prevalece sobre curva + spread."
         ),
     )
     pld_floor = models.DecimalField(_("PLD mínimo (R$/MWh)"), max_digits=10, decimal_places=2)

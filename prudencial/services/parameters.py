@@ -51,6 +51,10 @@ PARAMETER_FIELDS = (
     "sigma_period",
     "fa_alert_threshold",
     "pld_history",
+    "energy_types",
+    "energy_spreads",
+    "contract_spreads",
+    "forward_curves",
 )
 REQUIRED_FIELDS = ("first_month", "correlation", "pld_floor", "pld_cap")
 _DECIMAL_FIELDS = {"pld_floor", "pld_cap", "confidence", "k", "theta", "fa_alert_threshold"}
@@ -91,6 +95,19 @@ RULE_MESSAGES = {
         "deve listar de 1 a %(n)s preços semanais, cada um entre 0 e %(maximum)s R$/MWh"
     ),
     "agent_class": gettext_lazy("deve ser um de: %(allowed)s"),
+    "energy_types": gettext_lazy(
+        "deve listar códigos de tipo de energia (minúsculas, dígitos e _), cada um uma vez"
+    ),
+    "curve_key": gettext_lazy(
+        "deve ser submercado/tipo_de_energia ou submercado/tipo_de_energia/tipo_de_contrato, "
+        "com os tipos de energia da semana"
+    ),
+    "unpriced_source": gettext_lazy(
+        "é obrigatório: a semana não tem curva nem spread para este tipo"
+    ),
+    "zero_by_definition": gettext_lazy(
+        "deve ser 0 (a energia convencional é, por definição, a curva do submercado)"
+    ),
     "no_network_class": gettext_lazy(
         "é %(agent_class)s: distribuidores são isentos de envio e não têm classe na rede"
     ),
@@ -173,6 +190,11 @@ def _payload(parameters: RiskParameters, buckets: Sequence[ParameterBucket]) -> 
         "theta": float(parameters.theta),
         # The weekly PLD the network model bootstraps from (None until staff set it).
         "pld_history": list(parameters.pld_history or []) or None,
+        # Price sources (docs/formats.md): the week's energy types, spreads and curves.
+        "energy_types": list(parameters.energy_types),
+        "energy_spreads": dict(parameters.energy_spreads or {}),
+        "contract_spreads": dict(parameters.contract_spreads or {}),
+        "forward_curves": dict(parameters.forward_curves or {}),
     }
 
 
