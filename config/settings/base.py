@@ -59,7 +59,9 @@ INSTALLED_APPS = [
     "simple_history",
     "django_celery_beat",
     "axes",
+    "pgtrigger",  # append-only submissions and verdicts: UPDATE/DELETE refused by triggers
     "prudencial",
+    "prudencial.submissions",
     "seal",
     "enclave_bridge",
 ]

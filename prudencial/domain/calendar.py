@@ -1,4 +1,5 @@
-"""Dates of the regulation: the week code (semana, e.g. 202303001) and "in force on day d"."""
+"""Dates of the regulation: the week code (semana, e.g. 202303001), "in force on day d" and
+which weeks are a reporting cadence's events."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import re
 from datetime import date
 
 from prudencial.domain.errors import DomainError
+from prudencial.domain.market import EXEMPT, MONTHLY, REPORTING_CADENCES, WEEKLY
 
 #: YYYYMM + a 3-digit sequence; the month is the operating week's end month. The model's
 #: constraint and the JSON Schemas use this very pattern (tests/domain checks they do).
@@ -53,3 +55,29 @@ def in_force(valid_from: date, valid_until: date | None, day: date) -> bool:
     """A period valid_from … valid_until (inclusive; None: no end) is in force on `day`.
     The database filter of the same rule is prudencial.services.representations.effective_q."""
     return valid_from <= day and (valid_until is None or day <= valid_until)
+
+
+#: The week of its month (the code's 3-digit sequence) in which a monthly reporter reports:
+#: documented default 1, the month's first event (settings.PRUDENCIAL_MONTHLY_EVENT_SEQUENCE).
+DEFAULT_MONTHLY_EVENT_SEQUENCE = 1
+
+
+def has_cadence_event(
+    cadence: str,
+    week: str,
+    *,
+    monthly_sequence: int = DEFAULT_MONTHLY_EVENT_SEQUENCE,
+    field: str = "agent.reporting_cadence",
+) -> bool:
+    """Whether an agent of this reporting cadence reports in the week with this code: weekly
+    reporters every week; monthly ones only in the week whose sequence is ``monthly_sequence``
+    (202303001 with the default 1); exempt agents (distributors) never. An unknown cadence is a
+    DomainError naming it, never a silent answer."""
+    sequence = parse_week_code(week)[1]
+    if cadence == WEEKLY:
+        return True
+    if cadence == MONTHLY:
+        return sequence == monthly_sequence
+    if cadence == EXEMPT:
+        return False
+    raise DomainError(field, "choice", allowed=", ".join(REPORTING_CADENCES), got=cadence)
