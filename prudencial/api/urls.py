@@ -3,6 +3,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from enclave_bridge import api as enclave_api
 from prudencial.api import views
+from prudencial.api.registry_feed import RegistryFeedView
 
 app_name = "api"
 
@@ -10,6 +11,7 @@ urlpatterns = [
     path("auth/token/", views.TokenView.as_view(), name="token"),
     path("agents/", views.AgentListView.as_view(), name="agent-list"),
     path("agents/<int:pk>/", views.AgentDetailView.as_view(), name="agent-detail"),
+    path("registry/feed/", RegistryFeedView.as_view(), name="registry-feed"),
     path("weeks/", views.WeekListView.as_view(), name="week-list"),
     path("weeks/<str:code>/", views.WeekDetailView.as_view(), name="week-detail"),
     path("enclave/keys/", enclave_api.EnclaveKeyListView.as_view(), name="enclave-keys"),

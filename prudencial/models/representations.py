@@ -47,6 +47,14 @@ class Representation(models.Model):
         related_name="+",
         verbose_name=_("concedida por"),
     )
+    external_id = models.CharField(
+        _("id no cadastro da CCEE"),
+        max_length=64,
+        unique=True,
+        null=True,
+        blank=True,
+        help_text=_("Identificador da representação no cadastro da CCEE (feed do cadastro)."),
+    )
     created_at = models.DateTimeField(_("criada em"), auto_now_add=True)
     updated_at = models.DateTimeField(_("atualizada em"), auto_now=True)
 
@@ -59,6 +67,12 @@ class Representation(models.Model):
         verbose_name = _("representação")
         verbose_name_plural = _("representações")
         ordering = ["agent__acronym", "user__username", "-valid_from"]
+        permissions = [
+            (
+                "apply_registry_feed",
+                _("Pode aplicar o feed de representações do cadastro da CCEE"),
+            )
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(valid_until__isnull=True)

@@ -22,6 +22,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
@@ -43,10 +44,14 @@ from prudencial.models import (
     Week,
     WeekStatus,
 )
+from prudencial.models.agents import cadence_for_class
 from prudencial.risk.pld import pld_history_2017
-from prudencial.services.agents import agent_create
+from prudencial.services.agents import agents_bulk_write
 from prudencial.services.parameters import parameters_save
-from prudencial.services.representations import representation_grant
+from prudencial.services.representations import (
+    representations_bulk_write,
+    representations_overlapping,
+)
 from prudencial.services.weeks import (
     week_create,
     week_transition,
@@ -118,7 +123,11 @@ class DemoMarket:
         self.rng = random.Random(seed)
         self.progress = progress
         self.cnpjs: set[str] = set()
-        self.cpfs: set[str] = set()
+        self.cpfs: set[str] = set(User.objects.exclude(cpf=None).values_list("cpf", flat=True))
+        self.cpfs = {c[:9] for c in self.cpfs}
+        self.usernames: set[str] = set(User.objects.values_list("username", flat=True))
+        self.stems: dict[str, int] = {}
+        self.unusable = make_password(None)
 
     # --- identifiers ---------------------------------------------------------------------
 
@@ -141,37 +150,43 @@ class DemoMarket:
     # --- people ------------------------------------------------------------------------------
 
     def person(self, username: str | None = None, **extra: Any) -> User:
+        """A user with a unique username (first.last, then first.last2, …) and a valid CPF,
+        not saved: people() writes them in bulk. Usernames are checked against a set read
+        once, not probed one query at a time."""
         first, last = self.rng.choice(FIRST_NAMES), self.rng.choice(LAST_NAMES)
         if username is None:
             stem = f"{first}.{last}".lower()
             stem = stem.translate(str.maketrans("áâãéêíóôõúç", "aaaeeiooouc"))
-            username = stem
-            n = 1
-            while User.objects.filter(username=username).exists():
+            n = self.stems.get(stem, 0) + 1
+            username = stem if n == 1 else f"{stem}{n}"
+            while username in self.usernames:
                 n += 1
                 username = f"{stem}{n}"
-        user = User(
+            self.stems[stem] = n
+        self.usernames.add(username)
+        return User(
             username=username,
             first_name=first,
             last_name=last,
             email=f"{username}@{DEMO_EMAIL_DOMAIN}",
             cpf=self.cpf(),
+            password=self.unusable,
             **extra,
         )
-        user.set_unusable_password()
-        user.full_clean()
-        user.save()
-        return user
 
     def login(self, credentials: tuple[str, str], **extra: Any) -> User:
         user = self.person(credentials[0], **extra)
         user.set_password(credentials[1])
-        user.save(update_fields=["password"])
+        user.full_clean()
+        user.save()
         return user
 
     # --- agents ------------------------------------------------------------------------------
 
-    def agents(self, count: int) -> list[Agent]:
+    def agents(self, count: int, staff: User) -> list[Agent]:
+        """count agents in the class mix, written through agents_bulk_write. Acronyms are the
+        class prefix and a number drawn without repetition from a range wide enough for the
+        class's share (CL1…CL7200 for 20,000 agents), so any market size has unique acronyms."""
         plan: list[tuple[str, str]] = []
         for agent_class, share, prefix in CLASS_MIX:
             plan += [(agent_class, prefix)] * max(1, round(count * share))
@@ -179,28 +194,37 @@ class DemoMarket:
         while len(plan) < count:
             plan.append((AgentClass.FREE_CONSUMER, "CL"))
         self.rng.shuffle(plan)
-        numbers: dict[str, list[int]] = {}
-        used_names: set[str] = set()
+        needed: dict[str, int] = {}
+        for _, prefix in plan:
+            needed[prefix] = needed.get(prefix, 0) + 1
+        numbers = {
+            prefix: self.rng.sample(range(1, max(999, n) + 1), n) for prefix, n in needed.items()
+        }
+        used_names: dict[str, int] = {}
         created = []
-        for agent_class, prefix in tqdm(plan, desc="agentes", disable=not self.progress):
-            pool = numbers.setdefault(prefix, self.rng.sample(range(1, 1000), 999))
-            acronym = f"{prefix}{pool.pop()}"
+        for agent_class, prefix in plan:
+            acronym = f"{prefix}{numbers[prefix].pop()}"
             word = self.rng.choice(WORDS)
             name = NAME_PATTERNS[agent_class].format(w=word)
-            suffix = 2
-            while name in used_names:
+            if name in used_names:  # the next free suffix, remembered per name
+                suffix = used_names[name] + 1
+                used_names[name] = suffix
                 name = NAME_PATTERNS[agent_class].format(w=f"{word} {suffix}")
-                suffix += 1
-            used_names.add(name)
+            used_names.setdefault(name, 1)
             created.append(
-                agent_create(
+                Agent(
                     acronym=acronym,
                     cnpj=self.cnpj(alphanumeric=self.rng.random() < 0.04),
                     legal_name=name,
                     agent_class=agent_class,
+                    reporting_cadence=cadence_for_class(agent_class),
                     is_active=self.rng.random() > 0.03,
                 )
             )
+        for start in tqdm(
+            range(0, len(created), 2000), desc="agentes (lotes de 2.000)", disable=not self.progress
+        ):
+            agents_bulk_write(creates=created[start : start + 2000], by=staff, reason="demo market")
         return created
 
     # --- representations ---------------------------------------------------------------------
@@ -234,14 +258,20 @@ class DemoMarket:
         def since() -> date:
             return today - timedelta(days=self.rng.randint(30, 900))
 
+        owners = []
         for agent in agents:
-            owner = self.person()
-            users.append(owner)
-            grant(owner, agent, RepresentationRole.CONTROLS, since())
+            owners.append((self.person(), agent, since()))
+        users += [owner for owner, _, _ in owners]
         consultants = [self.person() for _ in range(max(3, len(agents) // 30))]
         users += consultants
+        for user in users:
+            user.full_clean(validate_unique=False)  # usernames and CPFs are unique by build
+        User.objects.bulk_create(users, batch_size=2000)
+        for owner, agent, start in owners:
+            grant(owner, agent, RepresentationRole.CONTROLS, start)
+        monitors = consultants + users[: len(agents)]
         for agent in agents:
-            monitor = self.rng.choice(consultants + users[: len(agents)])
+            monitor = self.rng.choice(monitors)
             grant(monitor, agent, RepresentationRole.MONITORING, since())
         for consultant in consultants:
             for agent in self.rng.sample(agents, k=min(len(agents), self.rng.randint(4, 12))):
@@ -278,8 +308,19 @@ class DemoMarket:
                 f"{RepresentationRole(role).label}, {state}"
             )
 
-        for g in tqdm(grants, desc="representações", disable=not self.progress):
-            representation_grant(granted_by=staff, **g)
+        reps = [Representation(granted_by=staff, **g) for g in grants]
+        for rep in reps:
+            rep.full_clean(validate_unique=False, validate_constraints=False)
+        if representations_overlapping(reps):  # the same rule the services hold, in bulk
+            raise CommandError("demo market: overlapping representations generated")
+        for start in tqdm(
+            range(0, len(reps), 5000),
+            desc="representações (lotes de 5.000)",
+            disable=not self.progress,
+        ):
+            representations_bulk_write(
+                creates=reps[start : start + 5000], by=staff, reason="demo market"
+            )
         return len(users) + 1, len(grants), described
 
     # --- weeks and parameters ----------------------------------------------------------------
@@ -440,7 +481,7 @@ class Command(BaseCommand):
         market.login(SUPERUSER_LOGIN, is_staff=True, is_superuser=True)
         demo_user = market.login(AGENT_LOGIN)
         token, _ = Token.objects.get_or_create(user=demo_user)
-        created = market.agents(agents)
+        created = market.agents(agents, staff)
         users, grants, links = market.representations(created, staff, demo_user)
         created_weeks = market.weeks(weeks, staff)
         return DemoSummary(
