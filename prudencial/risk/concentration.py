@@ -1,9 +1,10 @@
 """Counterparty concentration: the largest exposure to one counterparty, net of mitigants, over PLA.
 
-From the weekly declaration of the agent's five largest counterparties (contrapartes), with their
-mark-to-market over M0–M2 and the amount covered by mitigants (guarantees, bank letters):
+From the weekly declaration of the agent's five largest counterparties (contrapartes,
+``prudencial/counterparties/v2``, docs/formats.md), with their mark-to-market over M0–M2 and
+the amount covered by mitigants (guarantees, bank letters):
 
-    exposure[c]  = max(0, mtm_m0 + mtm_m1 + mtm_m2 − mitigation_amount)
+    exposure[c]  = max(0, mtm_m0_brl + mtm_m1_brl + mtm_m2_brl − mitigation_brl)
     largest      = max_c exposure[c] / PLA
     top_five     = Σ_c exposure[c] / PLA
 """
@@ -15,34 +16,35 @@ from dataclasses import dataclass
 from typing import Any
 
 from prudencial.domain import values as check
+from prudencial.domain.formats import COUNTERPARTIES_SCHEMA_ID, MAX_COUNTERPARTIES, VOLUME_MONTHS
 from prudencial.risk.agent import AgentRef
 
-COUNTERPARTIES_SCHEMA = "prudencial/counterparties/v1"
-MAX_COUNTERPARTIES = 5
-VOLUME_MONTHS = 3
+COUNTERPARTIES_SCHEMA = COUNTERPARTIES_SCHEMA_ID
 
 
 @dataclass(frozen=True)
 class Counterparty:
-    """One declared counterparty; `volume_mwm` is M0–M2 MWm, + bought from it, − sold to it."""
+    """One declared counterparty; `volume_mwm` is M0–M2 MWm, + bought from it, − sold to it.
+    `acronym` is None when the counterparty is not a registered agent."""
 
+    rank: int
     cnpj: str
-    acronym: str
-    mtm_m0: float
-    mtm_m1: float
-    mtm_m2: float
-    mitigation_amount: float = 0.0
+    acronym: str | None
+    mtm_m0_brl: float
+    mtm_m1_brl: float
+    mtm_m2_brl: float
+    mitigation_brl: float = 0.0
     mitigants: str = ""
     volume_mwm: tuple[float, ...] | None = None
 
     @property
     def gross_exposure(self) -> float:
-        return self.mtm_m0 + self.mtm_m1 + self.mtm_m2
+        return self.mtm_m0_brl + self.mtm_m1_brl + self.mtm_m2_brl
 
     @property
     def net_exposure(self) -> float:
         """Exposure net of mitigants, never below zero."""
-        return max(0.0, self.gross_exposure - self.mitigation_amount)
+        return max(0.0, self.gross_exposure - self.mitigation_brl)
 
     @classmethod
     def from_dict(cls, data: Any, field: str = "counterparty") -> Counterparty:
@@ -57,31 +59,36 @@ class Counterparty:
             )
         mitigants = data.get("mitigants", "")
         if not isinstance(mitigants, str):
-            raise ValueError(f"{field}.mitigants must be text (got {mitigants!r})")
+            raise ValueError(f"{field}.mitigants must be text")
+        acronym = data.get("acronym")
         return cls(
+            rank=check.integer(get("rank"), f"{field}.rank", low=1, high=MAX_COUNTERPARTIES),
             cnpj=check.text(get("cnpj"), f"{field}.cnpj"),
-            acronym=check.text(get("acronym"), f"{field}.acronym"),
-            mtm_m0=check.number(get("mtm_m0"), f"{field}.mtm_m0"),
-            mtm_m1=check.number(get("mtm_m1"), f"{field}.mtm_m1"),
-            mtm_m2=check.number(get("mtm_m2"), f"{field}.mtm_m2"),
-            mitigation_amount=check.number(
-                data.get("mitigation_amount", 0.0), f"{field}.mitigation_amount", minimum=0
+            acronym=None if acronym is None else check.text(acronym, f"{field}.acronym"),
+            mtm_m0_brl=check.number(get("mtm_m0_brl"), f"{field}.mtm_m0_brl"),
+            mtm_m1_brl=check.number(get("mtm_m1_brl"), f"{field}.mtm_m1_brl"),
+            mtm_m2_brl=check.number(get("mtm_m2_brl"), f"{field}.mtm_m2_brl"),
+            mitigation_brl=check.number(
+                data.get("mitigation_brl", 0.0), f"{field}.mitigation_brl", minimum=0
             ),
             mitigants=mitigants,
             volume_mwm=volume,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
+            "rank": self.rank,
             "cnpj": self.cnpj,
             "acronym": self.acronym,
-            "mtm_m0": self.mtm_m0,
-            "mtm_m1": self.mtm_m1,
-            "mtm_m2": self.mtm_m2,
-            "mitigation_amount": self.mitigation_amount,
+            "mtm_m0_brl": self.mtm_m0_brl,
+            "mtm_m1_brl": self.mtm_m1_brl,
+            "mtm_m2_brl": self.mtm_m2_brl,
+            "mitigation_brl": self.mitigation_brl,
             "mitigants": self.mitigants,
-            "volume_mwm": None if self.volume_mwm is None else list(self.volume_mwm),
         }
+        if self.volume_mwm is not None:
+            out["volume_mwm"] = list(self.volume_mwm)
+        return out
 
 
 @dataclass(frozen=True)
@@ -161,16 +168,17 @@ def counterparty_concentration(
     pla = check.number(adjusted_equity, "adjusted_equity")
     exposures = tuple(
         {
+            "rank": c.rank,
             "cnpj": c.cnpj,
             "acronym": c.acronym,
             "gross_exposure": c.gross_exposure,
-            "mitigation_amount": c.mitigation_amount,
+            "mitigation_brl": c.mitigation_brl,
             "net_exposure": c.net_exposure,
         }
-        for c in counterparties.counterparties
+        for c in sorted(counterparties.counterparties, key=lambda c: c.rank)
     )
     top = max(exposures, key=lambda e: e["net_exposure"], default=None)
-    largest_name = None if top is None else top["acronym"]
+    largest_name = None if top is None else (top["acronym"] or top["cnpj"])
     largest = 0.0 if top is None else top["net_exposure"]
     total = sum(e["net_exposure"] for e in exposures)
     if pla > 0:

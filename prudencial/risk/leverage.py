@@ -1,31 +1,38 @@
 """Leverage factor (Fator de Alavancagem, FA) of one agent's forward portfolio.
 
-Per bucket i (M+0 … M+6) and price source s = (submarket, energy type):
+Per bucket i (M+0 … M+6) and netting source s = (submarket, energy type):
 
     NET[i,s]  = resource − requirement                          (MWm)
-    MtM[i,s]  = NET[i,s] · F[i,s] · h[i]                        (R$)
+    MtM[i,s]  = Σ_rows (resource − requirement) · F(i, sm, et, ct) · h[i]     (R$; each row at its
+                own price: F for a contract type, F_base for forecasts and rows without one)
     VaR[i]    = Σ_s |MtM[i,s]| · z · σ[i] · √D                  (netting="absolute_per_source")
               = |Σ_s MtM[i,s]| · z · σ[i] · √D                  (netting="net_per_bucket")
     VaR_total = sqrt(VaRᵀ ρ VaR)
     RWA       = max(K·VaR_total, VaR_total) + θ·max(K·extra_risk, extra_risk)
-    RES_FIN   = Σ_i Σ_s (requirement·sale price − resource·purchase price)·h[i] + regulated revenue
+    RES_FIN   = Σ rows' declared R$ (sales − purchases; v2) or
+                Σ_i Σ_s (requirement·sale price − resource·purchase price)·h[i], + regulated revenue
     FA_risk   = RWA / PLA;   FA = max(0, (RWA − RES_FIN) / PLA), undefined when PLA ≤ 0
 
 The open conventions (netting, σ period, K, θ, stress prices) are parameters of the week, so an
-official change is data, not code. See docs/risk.md.
+official change is data, not code. See docs/risk.md. The agents' payloads
+(``prudencial/portfolio/v2``, docs/formats.md) reach the engine through
+``prudencial.domain.formats.engine_portfolio``; this module's position list (the former v1 shape,
+with the optional ``contract_type`` and ``financial_brl``) is the engine's input.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
+from prudencial.domain import formats
 from prudencial.domain import values as check
-from prudencial.domain.market import BUCKET_COUNT, ENERGY_TYPES, SUBMARKETS
+from prudencial.domain.formats import CONTRACT_TYPES
+from prudencial.domain.market import BUCKET_COUNT, SUBMARKETS
 from prudencial.domain.parameters import (  # the week's parameters: one definition, the domain's
     Bucket,
     RiskParameters,
@@ -43,6 +50,7 @@ __all__ = [
     "leverage_factor",
     "leverage_stress",
     "source_key",
+    "source_stress_loss",
     "stress_loss",
     "validate_correlation",
 ]
@@ -57,7 +65,9 @@ def source_key(submarket: str, energy_type: str) -> str:
 
 @dataclass(frozen=True)
 class Position:
-    """One portfolio row: a bucket, submarket and energy type with its MWm and average prices."""
+    """One portfolio row: a bucket, submarket, energy type and (optionally) contract type with its
+    MWm; its financial result is ``financial_brl`` (declared R$, v2) or, without it, follows
+    from the average prices. ``contract_type`` None: priced at F_base (forecasts, v1 rows)."""
 
     bucket: int
     submarket: str
@@ -66,6 +76,8 @@ class Position:
     requirement_mwm: float
     avg_purchase_price: float = 0.0
     avg_sale_price: float = 0.0
+    contract_type: str | None = None
+    financial_brl: float | None = None
 
     @property
     def net_mwm(self) -> float:
@@ -83,7 +95,7 @@ class Position:
         return cls(
             bucket=check.integer(get("bucket"), f"{field}.bucket", low=0, high=BUCKET_COUNT - 1),
             submarket=check.choice(get("submarket"), f"{field}.submarket", SUBMARKETS),
-            energy_type=check.choice(get("energy_type"), f"{field}.energy_type", ENERGY_TYPES),
+            energy_type=check.text(get("energy_type"), f"{field}.energy_type"),
             resource_mwm=check.number(get("resource_mwm"), f"{field}.resource_mwm", minimum=0),
             requirement_mwm=check.number(
                 get("requirement_mwm"), f"{field}.requirement_mwm", minimum=0
@@ -94,10 +106,16 @@ class Position:
             avg_sale_price=check.number(
                 data.get("avg_sale_price", 0.0), f"{field}.avg_sale_price", minimum=0
             ),
+            contract_type=None
+            if data.get("contract_type") is None
+            else check.choice(data["contract_type"], f"{field}.contract_type", CONTRACT_TYPES),
+            financial_brl=None
+            if data.get("financial_brl") is None
+            else check.number(data["financial_brl"], f"{field}.financial_brl"),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "bucket": self.bucket,
             "submarket": self.submarket,
             "energy_type": self.energy_type,
@@ -106,6 +124,19 @@ class Position:
             "avg_purchase_price": self.avg_purchase_price,
             "avg_sale_price": self.avg_sale_price,
         }
+        if self.contract_type is not None:
+            out["contract_type"] = self.contract_type
+        if self.financial_brl is not None:
+            out["financial_brl"] = self.financial_brl
+        return out
+
+    def financial_result(self, hours: float) -> float:
+        """The row's RES_FIN share, R$: declared (v2) or from the average prices (v1)."""
+        if self.financial_brl is not None:
+            return self.financial_brl
+        return (
+            self.requirement_mwm * self.avg_sale_price - self.resource_mwm * self.avg_purchase_price
+        ) * hours
 
 
 @dataclass(frozen=True)
@@ -121,6 +152,8 @@ class Portfolio:
     @classmethod
     def from_dict(cls, data: Any) -> Portfolio:
         data = check.require_mapping(data, "portfolio")
+        if data.get("schema") == formats.PORTFOLIO_SCHEMA_ID:
+            data = formats.engine_portfolio(data)  # an agent's v2 payload (already validated)
         check.schema(data, PORTFOLIO_SCHEMA, "portfolio")
         rows = check.require_key(data, "positions", "portfolio")
         if not isinstance(rows, Sequence) or isinstance(rows, str | bytes):
@@ -128,13 +161,14 @@ class Portfolio:
         positions = tuple(
             Position.from_dict(row, f"portfolio.positions[{n}]") for n, row in enumerate(rows)
         )
-        seen: dict[tuple[int, str, str], int] = {}
+        seen: dict[tuple[int, str, str, str | None], int] = {}
         for n, pos in enumerate(positions):
-            key = (pos.bucket, pos.submarket, pos.energy_type)
+            key = (pos.bucket, pos.submarket, pos.energy_type, pos.contract_type)
             if key in seen:
                 raise ValueError(
                     f"portfolio.positions[{n}] repeats bucket {pos.bucket}, {pos.submarket}, "
-                    f"{pos.energy_type} of positions[{seen[key]}] (one row per bucket and source)"
+                    f"{pos.energy_type}, {pos.contract_type} of positions[{seen[key]}] (one row "
+                    "per bucket, source and contract type)"
                 )
             seen[key] = n
         return cls(
@@ -261,13 +295,18 @@ def _coerce(
 
 
 def stress_loss(position: Position, forward_price: float, bucket: Bucket) -> float:
-    """Stress parcel of one row (R$, ≥ 0).
+    """Stress parcel of one row (R$, ≥ 0): ``source_stress_loss`` of its NET at its price."""
+    return source_stress_loss(position.net_mwm, forward_price, bucket)
+
+
+def source_stress_loss(net: float, forward_price: float, bucket: Bucket) -> float:
+    """Stress parcel of one netting source (R$, ≥ 0).
 
     Long (NET > 0): the loss if the price falls from F to the bucket's long stress price,
     NET·h·max(0, F − P_long). Short (NET < 0): the loss if the price rises to the short stress
-    price, |NET|·h·max(0, P_short − F). A price move in the agent's favour counts as zero.
+    price, |NET|·h·max(0, P_short − F). A price move in the agent's favour counts as zero. F is
+    the source's MtM-weighted price (MtM / (NET·h)) when its rows carry different prices.
     """
-    net = position.net_mwm
     if net > 0 and bucket.stress_price_long is not None:
         return net * bucket.hours * max(0.0, forward_price - bucket.stress_price_long)
     if net < 0 and bucket.stress_price_short is not None:
@@ -278,7 +317,12 @@ def stress_loss(position: Position, forward_price: float, bucket: Bucket) -> flo
 def leverage_factor(
     portfolio: Portfolio | Mapping[str, Any], parameters: RiskParameters | Mapping[str, Any]
 ) -> LeverageResult:
-    """Compute the leverage factor (FA) of a portfolio under a week's parameters."""
+    """Compute the leverage factor (FA) of a portfolio under a week's parameters.
+
+    ``portfolio``: the engine's Portfolio or its payload, or an agent's v2 payload (converted by
+    ``formats.engine_portfolio``). Each row is priced by the week's price source rule
+    (``RiskParameters.price``); the netting source stays (submarket, energy type).
+    """
     portfolio, parameters = _coerce(portfolio, parameters)
     if portfolio.week != parameters.week:
         # Another week's prices and volatilities would give a plausible but wrong FA.
@@ -293,6 +337,11 @@ def leverage_factor(
             raise ValueError(
                 f"parameters.forward_prices.{pos.submarket} is required by portfolio.positions[{n}]"
             )
+        if pos.energy_type not in parameters.energy_types:
+            raise ValueError(
+                f"portfolio.positions[{n}].energy_type must be one of the week's energy types "
+                f"({', '.join(parameters.energy_types)})"
+            )
         rows_by_bucket[pos.bucket].append(pos)
 
     figures = []
@@ -300,17 +349,22 @@ def leverage_factor(
         net: dict[str, float] = {}
         forward: dict[str, float] = {}
         mtm: dict[str, float] = {}
-        extra = 0.0
         financial = 0.0
         for pos in rows_by_bucket[bucket.index]:
-            price = parameters.forward_prices[pos.submarket][bucket.index]
-            net[pos.source] = pos.net_mwm
-            forward[pos.source] = price
-            mtm[pos.source] = pos.net_mwm * price * bucket.hours
-            extra += stress_loss(pos, price, bucket)
-            financial += (
-                pos.requirement_mwm * pos.avg_sale_price - pos.resource_mwm * pos.avg_purchase_price
-            ) * bucket.hours
+            source = pos.source
+            price = parameters.price(
+                bucket.index, pos.submarket, pos.energy_type, pos.contract_type
+            )
+            net[source] = net.get(source, 0.0) + pos.net_mwm
+            forward.setdefault(
+                source, parameters.price(bucket.index, pos.submarket, pos.energy_type)
+            )
+            mtm[source] = mtm.get(source, 0.0) + pos.net_mwm * price * bucket.hours
+            financial += pos.financial_result(bucket.hours)
+        extra = 0.0
+        for source, n_mwm in net.items():
+            price = mtm[source] / (n_mwm * bucket.hours) if n_mwm != 0 else forward[source]
+            extra += source_stress_loss(n_mwm, price, bucket)
         mtm_total = sum(mtm.values())
         if parameters.netting == "absolute_per_source":
             exposure = sum(abs(v) for v in mtm.values())
@@ -379,22 +433,34 @@ def leverage_stress(
     shifts: Sequence[float] = (-100.0, 100.0),
 ) -> dict[str, LeverageResult]:
     """FA under stressed forward curves: the base curve, every price at the PLD floor and at the
-    PLD cap (when the week sets them) and parallel shifts of the curve in R$/MWh (floored at 0)."""
+    PLD cap (when the week sets them) and parallel shifts of the curve in R$/MWh (floored at 0).
+
+    At the floor or the cap every price source is at that price (spreads 0, no published
+    curves); a shift moves the submarkets' curves and the published curves alike."""
     portfolio, parameters = _coerce(portfolio, parameters)
-    curves: dict[str, dict[str, list[float]]] = {}
-    if parameters.pld_floor is not None:
-        curves["pld_floor"] = {
-            s: [parameters.pld_floor] * BUCKET_COUNT for s in parameters.forward_prices
-        }
-    if parameters.pld_cap is not None:
-        curves["pld_cap"] = {
-            s: [parameters.pld_cap] * BUCKET_COUNT for s in parameters.forward_prices
-        }
+    scenarios: dict[str, RiskParameters] = {}
+    zeros = (0.0,) * BUCKET_COUNT
+    for name, level in (("pld_floor", parameters.pld_floor), ("pld_cap", parameters.pld_cap)):
+        if level is not None:
+            scenarios[name] = replace(
+                parameters.with_forward_prices(
+                    {s: [level] * BUCKET_COUNT for s in parameters.forward_prices}
+                ),
+                energy_spreads=dict.fromkeys(parameters.energy_types, zeros),
+                contract_spreads=dict.fromkeys(CONTRACT_TYPES, zeros),
+                forward_curves={},
+            )
     for shift in shifts:
-        curves[f"shift_{shift:+g}"] = {
-            s: [max(0.0, p + shift) for p in c] for s, c in parameters.forward_prices.items()
-        }
+
+        def moved(curve: Sequence[float], shift: float = shift) -> tuple[float, ...]:
+            return tuple(max(0.0, p + shift) for p in curve)
+
+        scenarios[f"shift_{shift:+g}"] = replace(
+            parameters,
+            forward_prices={s: moved(c) for s, c in parameters.forward_prices.items()},
+            forward_curves={k: moved(c) for k, c in parameters.forward_curves.items()},
+        )
     results = {"base": leverage_factor(portfolio, parameters)}
-    for name, curve in curves.items():
-        results[name] = leverage_factor(portfolio, parameters.with_forward_prices(curve))
+    for name, scenario in scenarios.items():
+        results[name] = leverage_factor(portfolio, scenario)
     return results

@@ -14,7 +14,7 @@ def test_largest_and_top_five(counterparties_payload):
 
 
 def test_mitigants_never_make_exposure_negative(counterparties_payload):
-    counterparties_payload["counterparties"][1]["mitigation_amount"] = 9e9
+    counterparties_payload["counterparties"][1]["mitigation_brl"] = 9e9
     r = counterparty_concentration(counterparties_payload, 1e7)
     assert r.exposures[1]["net_exposure"] == 0.0
     assert r.top_five_exposure == pytest.approx(2_300_000)
@@ -36,8 +36,8 @@ def test_at_most_five(counterparties_payload):
 @pytest.mark.parametrize(
     ("key", "value", "field"),
     [
-        ("mtm_m1", "x", r"counterparties.counterparties\[0\].mtm_m1"),
-        ("mitigation_amount", -1.0, r"counterparties.counterparties\[0\].mitigation_amount"),
+        ("mtm_m1_brl", "x", r"counterparties.counterparties\[0\].mtm_m1_brl"),
+        ("mitigation_brl", -1.0, r"counterparties.counterparties\[0\].mitigation_brl"),
         ("volume_mwm", [1.0], r"counterparties.counterparties\[0\].volume_mwm"),
         ("cnpj", "", r"counterparties.counterparties\[0\].cnpj"),
     ],

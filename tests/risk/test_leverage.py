@@ -39,7 +39,7 @@ def _two_sources(portfolio):
     portfolio["positions"] = [
         {"bucket": 0, "submarket": "SE", "energy_type": "conventional",
          "resource_mwm": 10.0, "requirement_mwm": 0.0},
-        {"bucket": 0, "submarket": "S", "energy_type": "incentivized",
+        {"bucket": 0, "submarket": "S", "energy_type": "incentivized_50",
          "resource_mwm": 0.0, "requirement_mwm": 4.0},
     ]  # fmt: skip
     return portfolio
@@ -219,3 +219,74 @@ def test_portfolio_of_another_week_is_refused(worked_portfolio, worked_parameter
     other = {**worked_portfolio, "week": "209901001"}
     with pytest.raises(ValueError, match=r"portfolio\.week 209901001 must be the parameters' week"):
         leverage_factor(other, worked_parameters)
+
+
+# --- v2 payloads (docs/formats.md) --------------------------------------------------------------
+
+
+@pytest.fixture
+def worked_v2() -> dict:
+    from tests.risk.conftest import _load
+
+    return _load("worked_example_portfolio_v2.json")
+
+
+def test_worked_example_holds_on_the_v2_payload(worked_v2, worked_parameters):
+    result = leverage_factor(worked_v2, worked_parameters)
+    assert result.mtm_by_bucket[:3] == pytest.approx((1_116_000, -576_000, 379_440), abs=1e-6)
+    assert result.var_total == pytest.approx(430_035.23, abs=0.01)
+    assert round(result.fa, 4) == 0.0430 and result.pla == 10_000_000.0
+
+
+def _contract(bucket, side, contract_type, volume, amount, energy="conventional", sm="SE"):
+    return {"bucket": bucket, "side": side, "contract_type": contract_type,
+            "energy_type": energy, "submarket": sm, "volume_mwm": volume, "amount_brl": amount}  # fmt: skip
+
+
+def test_each_row_has_its_own_price_and_the_source_nets(worked_v2, worked_parameters):
+    worked_v2["forecasts"] = []
+    worked_v2["contracts"] = [
+        _contract(0, "purchase", "fixed_price", 10.0, 1_000_000.0, "incentivized_50"),
+        _contract(0, "sale", "derivative", 4.0, 500_000.0, "incentivized_50"),
+    ]
+    worked_parameters["energy_spreads"] = {
+        t: [20.0] * 7 if t == "incentivized_50" else [0.0] * 7
+        for t in ("conventional", "conventional_special", "incentivized_50", "incentivized_80",
+                  "incentivized_100", "qualified_cogeneration")
+    }  # fmt: skip
+    worked_parameters["contract_spreads"] = {
+        "fixed_price": [0.0] * 7, "variable_price": [0.0] * 7, "derivative": [0.0] * 7
+    }  # fmt: skip
+    worked_parameters["forward_curves"] = {"SE/incentivized_50/derivative": [200.0] * 7}
+    r = leverage_factor(worked_v2, worked_parameters)
+    # purchase at F_base = 150 + 20; sale at the derivative curve 200: one source, netted
+    mtm = 10 * 170 * 744 - 4 * 200 * 744
+    assert r.buckets[0].mtm == {"SE/incentivized_50": pytest.approx(mtm)}
+    assert r.buckets[0].net_mwm == {"SE/incentivized_50": pytest.approx(6.0)}
+    assert r.buckets[0].forward_price == {"SE/incentivized_50": pytest.approx(170.0)}
+    # RES_FIN from the declared R$: sales − purchases
+    assert r.res_fin == pytest.approx(500_000.0 - 1_000_000.0)
+    assert r.pla == 10_000_000.0
+
+
+def test_pla_is_equity_minus_the_deductions(worked_v2, worked_parameters):
+    worked_v2["equity"]["intangibles_brl"] = 2_000_000.0
+    worked_v2["equity"]["tax_credits_brl"] = 500_000.0
+    r = leverage_factor(worked_v2, worked_parameters)
+    assert r.pla == 7_500_000.0
+    assert r.fa == pytest.approx(430_035.23122 / 7_500_000.0, rel=1e-9)
+
+
+def test_an_unpriced_energy_type_is_refused_naming_the_field(worked_v2, worked_parameters):
+    worked_v2["forecasts"][0]["energy_type"] = "incentivized_80"
+    worked_parameters["energy_spreads"] = {"conventional": [0.0] * 7}
+    with pytest.raises(ValueError, match=r"parameters\.energy_spreads\.incentivized_80"):
+        leverage_factor(worked_v2, worked_parameters)
+
+
+def test_stress_at_the_floor_prices_every_source_at_the_floor(worked_v2, worked_parameters):
+    worked_parameters["forward_curves"] = {"SE/conventional": [300.0] * 7}
+    results = leverage_stress(worked_v2, worked_parameters)
+    assert results["base"].buckets[0].forward_price["SE/conventional"] == 300.0
+    assert results["pld_floor"].buckets[0].forward_price["SE/conventional"] == 61.07
+    assert results["shift_+100"].buckets[0].forward_price["SE/conventional"] == 400.0
