@@ -12,7 +12,11 @@ production enclave that restarts is unlocked by the next call, without a person.
 
     gateway.ensure_unlocked()                       # what `manage.py enclave_boot` runs
     gateway.attest(nonce)                           # verified Attestation
-    gateway.validate_envelope(envelope=..., kind="portfolio", agent=..., week="202303001")
+    sha = gateway.stage_registry(entries)           # the public registry, once per change
+    gateway.validate_envelope(envelope=..., kind="portfolio", agent=..., week="202303001",
+                              energy_types=[...], registry_sha256=sha, registry=loader)
+    gateway.split_batch(envelope=..., week=..., agents=[...], energy_types=[...],
+                        registry_sha256=sha, registry=loader)      # -> SignedBatch
     gateway.compute_week(parameters=..., items=[...], network={...})
 
 One EnclaveGateway (one EnclaveClient, one connection pool) per process and address; it is
@@ -42,6 +46,8 @@ from enclave_bridge.client import (
     EnclaveConnectionError,
     EnclaveError,
     check_attestation,
+    split_args,
+    validate_args,
 )
 from enclave_bridge.models import EnclaveKey, SealedKeySet
 from enclave_bridge.selectors import sealed_key_sets_for_boot
@@ -54,7 +60,13 @@ from enclave_bridge.services import (
     sealed_key_set_store,
     trusted_root,
 )
-from enclave_bridge.wire.protocol import E_ALREADY_UNLOCKED, E_LOCKED
+from enclave_bridge.wire.protocol import (
+    E_ALREADY_UNLOCKED,
+    E_LOCKED,
+    E_UNKNOWN_REGISTRY,
+    SIGNING_CURVE,
+    registry_sha256,
+)
 
 __all__ = [
     "AnswerVerificationError",
@@ -65,6 +77,8 @@ __all__ = [
     "EnclaveBoot",
     "EnclaveGateway",
     "EnclaveUnlockError",
+    "RegistrySource",
+    "SignedBatch",
     "SignedResults",
     "SignedVerdict",
     "attest",
@@ -75,6 +89,8 @@ __all__ = [
     "gateway",
     "register_attestation",
     "reset_gateways",
+    "split_batch",
+    "stage_registry",
     "validate_envelope",
     "verify_attestation_of",
 ]
@@ -137,6 +153,44 @@ class SignedVerdict:
 
 
 @dataclass(frozen=True)
+class SignedBatch:
+    """A verified split of one batch file, and what proves it (as SignedVerdict).
+
+    ``result`` is ``{"status": "accepted"|"rejected", "errors": [file-level {field,row,rule}],
+    "digest", "kid", "agents": [{"acronym", "portfolio": {"verdict", "envelope"}|None,
+    "counterparties": ...}], "counts"}``: a rejected file has no agents; an accepted one has
+    every agent of the request, in its order, each payload re-encrypted to the enclave's
+    current envelope key (``kid``) with its verdict (``envelope`` None only for a rejected
+    payload whose cells could not even be serialised)."""
+
+    result: dict[str, Any]
+    token: str
+    args: dict[str, Any]
+    args_sha256: str
+    request_id: str
+    nonce: bytes
+    signing_kid: str
+
+    @property
+    def status(self) -> str:
+        return self.result["status"]
+
+    @property
+    def errors(self) -> list[dict[str, Any]]:
+        return self.result["errors"]
+
+    @property
+    def agents(self) -> list[dict[str, Any]]:
+        return self.result["agents"]
+
+
+# Where the gateway finds the registry's entries to stage (again) when the enclave answers
+# `unknown_registry`: the entries themselves, or a callable returning them (called only then).
+RegistrySource = Iterable[Mapping[str, Any]] | Callable[[], Iterable[Mapping[str, Any]]]
+_REMEMBERED_REGISTRIES = 4
+
+
+@dataclass(frozen=True)
 class SignedResults:
     """A week's verified results, with the JWS of the `compute` answer and its args' digest."""
 
@@ -195,8 +249,15 @@ def enclave_boot(*, client: EnclaveClient, kms_key_id: str) -> EnclaveBoot:
     action = "unsealed"
     if sealed is not None:
         pending = None
-        client.unseal(bytes(sealed.blob), aws_credentials=parent_aws_credentials())
+        keys = client.unseal(bytes(sealed.blob), aws_credentials=parent_aws_credentials())
         logger.info("enclave unsealed with key set of %s", sealed.created_at.isoformat())
+        if keys.sealed_keys is not None:
+            # A set sealed before ES256: the enclave replaced its P-384 signing key and resealed
+            # the set. Kept pending until the attestation below binds the new signing key.
+            pending = sealed_key_set_store(
+                blob=keys.sealed_keys, reason="rotate", kms_key_id=kms_key_id, attested=False
+            )
+            logger.info("legacy signing key replaced: resealed key set stored (pending)")
     else:
         action = "unsealed_pending"
         if pending is not None:
@@ -248,6 +309,10 @@ class EnclaveGateway:
         self.kms_key_id = kms_key_id
         self.client = EnclaveClient(address, timeout=timeout, retries=retries, backoff=backoff)
         self._unlock = threading.Lock()
+        # Registries this process staged, by digest (the last few): staged again on
+        # `unknown_registry` (an enclave restart, or evicted by newer ones).
+        self._registries: dict[str, list[dict[str, str]]] = {}
+        self._registries_lock = threading.Lock()
 
     def close(self) -> None:
         self.client.close()
@@ -340,7 +405,9 @@ class EnclaveGateway:
         """Make the client check answers against the registered signing key (another process
         may have booted or rotated it); False when none is registered yet."""
         signing = current_signing_key()
-        if signing is None:
+        if signing is None or signing.public_jwk.get("crv") != SIGNING_CURVE:
+            # None registered, or a pre-ES256 (P-384) key no answer is signed with any more:
+            # the next unlock's attestation registers the enclave's current one.
             return False
         if self.client.signing_kid != signing.kid:
             self.client.register_signing_key(signing.public_jwk)
@@ -382,21 +449,146 @@ class EnclaveGateway:
         verify_attestation_of(attestation)
         return attestation
 
+    # --- the registry ------------------------------------------------------------------------
+
+    def stage_registry(self, entries: Iterable[Mapping[str, Any]]) -> str:
+        """Stage the public registry ({cnpj, acronym} each, ≤ 100,000) in the enclave and
+        return its digest, which validations and splits name (``registry_sha256``)."""
+        canonical = [{"cnpj": e["cnpj"], "acronym": e["acronym"]} for e in entries]
+        digest = self._call(lambda client: client.stage_registry(canonical))
+        self._remember(digest, canonical)
+        return digest
+
+    def _remember(self, digest: str, entries: list[dict[str, str]]) -> None:
+        with self._registries_lock:
+            self._registries.pop(digest, None)
+            self._registries[digest] = entries
+            while len(self._registries) > _REMEMBERED_REGISTRIES:
+                self._registries.pop(next(iter(self._registries)))
+
+    def _registry_digest(
+        self, registry_sha256_: str | None, registry: RegistrySource | None
+    ) -> str | None:
+        if registry_sha256_ is not None or registry is None or callable(registry):
+            return registry_sha256_
+        entries = [{"cnpj": e["cnpj"], "acronym": e["acronym"]} for e in registry]
+        digest = registry_sha256(entries)
+        self._remember(digest, entries)
+        return digest
+
+    def _registry_entries(self, digest: str, registry: RegistrySource | None) -> list[dict]:
+        with self._registries_lock:
+            known = self._registries.get(digest)
+        if known is not None:
+            return known
+        if registry is None:
+            raise EnclaveError(
+                E_UNKNOWN_REGISTRY,
+                "the enclave holds no registry with this digest and none was given to stage "
+                "(pass registry=entries or a loader, or call stage_registry first)",
+            )
+        source = registry() if callable(registry) else registry
+        entries = [{"cnpj": e["cnpj"], "acronym": e["acronym"]} for e in source]
+        if registry_sha256(entries) != digest:
+            raise ValueError("registry entries given do not have the registry_sha256 named")
+        self._remember(digest, entries)
+        return entries
+
+    def _with_registry(
+        self,
+        op: str,
+        args: dict[str, Any],
+        registry: RegistrySource | None,
+        timeout: float | None = None,
+    ) -> Any:
+        """call_signed(op, args) and, once, when the enclave does not hold the registry the
+        args name (`unknown_registry`: it restarted, or newer ones evicted it): stage it and
+        send the same args again."""
+        digest = args.get("registry_sha256")
+
+        def run(client: EnclaveClient):
+            try:
+                return client.call_signed(op, args, timeout=timeout)
+            except EnclaveError as exc:
+                if exc.code != E_UNKNOWN_REGISTRY or digest is None:
+                    raise
+                logger.info("enclave at %s lacks registry %s: staging it", self.address, digest)
+                client.stage_registry(self._registry_entries(digest, registry))
+            return client.call_signed(op, args, timeout=timeout)
+
+        return self._call(run)
+
+    # --- validation --------------------------------------------------------------------------
+
     def validate_envelope(
-        self, *, envelope: str, kind: str, agent: Mapping[str, str], week: str
+        self,
+        *,
+        envelope: str,
+        kind: str,
+        agent: Mapping[str, str],
+        week: str,
+        energy_types: Iterable[str] | None = None,
+        bucket_labels: Iterable[str] | None = None,
+        registry_sha256: str | None = None,
+        registry: RegistrySource | None = None,
     ) -> SignedVerdict:
-        """The enclave's signed verdict on one envelope for this agent and week."""
-        args = {
-            "envelope": envelope,
-            "kind": kind,
-            "expected": {
-                "agent": {"acronym": agent["acronym"], "cnpj": agent["cnpj"]},
-                "week": week,
-            },
-        }
-        answer = self._call(lambda client: client.call_signed("validate", args))
+        """The enclave's signed verdict on one envelope for this agent and week.
+
+        ``energy_types`` / ``bucket_labels``: the week's (its parameters'); the defaults of
+        formats.py when None. ``registry_sha256``: the staged registry to judge the
+        counterparties' acronyms by (``stage_registry``); ``registry``: its entries, or a
+        callable returning them, staged only if the enclave answers `unknown_registry`
+        (entries alone, without a digest, are hashed here: O(n log n) per call). Neither:
+        the acronym rule is skipped."""
+        args = validate_args(
+            envelope,
+            kind=kind,
+            agent=agent,
+            week=week,
+            energy_types=energy_types,
+            bucket_labels=bucket_labels,
+            registry_sha256=self._registry_digest(registry_sha256, registry),
+        )
+        answer = self._with_registry("validate", args, registry)
         return SignedVerdict(
             verdict=answer.result,
+            token=answer.token,
+            args=args,
+            args_sha256=answer.args_sha256,
+            request_id=answer.request_id,
+            nonce=answer.nonce,
+            signing_kid=self.client.signing_kid,
+        )
+
+    def split_batch(
+        self,
+        *,
+        envelope: str,
+        week: str,
+        agents: Iterable[Mapping[str, str]],
+        energy_types: Iterable[str] | None = None,
+        bucket_labels: Iterable[str] | None = None,
+        registry_sha256: str | None = None,
+        registry: RegistrySource | None = None,
+        timeout: float | None = None,
+    ) -> SignedBatch:
+        """One batch file (JSON prudencial/batch/v1 or the multi-agent XLSX) → the enclave's
+        signed split: per agent the verdicts and each payload re-encrypted to its current
+        envelope key. ``agents`` ({acronym, cnpj}, ≤ 2,000) are those the file must cover
+        exactly; any other agent in it, or one of them missing, rejects the file whole.
+        ``registry_sha256`` / ``registry`` as in validate_envelope."""
+        args = split_args(
+            envelope,
+            week=week,
+            agents=agents,
+            energy_types=energy_types,
+            bucket_labels=bucket_labels,
+            registry_sha256=self._registry_digest(registry_sha256, registry),
+        )
+        timeout = timeout or max(self.client.timeout, 300.0)
+        answer = self._with_registry("split", args, registry, timeout)
+        return SignedBatch(
+            result=answer.result,
             token=answer.token,
             args=args,
             args_sha256=answer.args_sha256,
@@ -503,10 +695,54 @@ def attest(nonce: bytes | None = None) -> Attestation:
     return gateway().attest(nonce)
 
 
+def stage_registry(entries: Iterable[Mapping[str, Any]]) -> str:
+    return gateway().stage_registry(entries)
+
+
 def validate_envelope(
-    *, envelope: str, kind: str, agent: Mapping[str, str], week: str
+    *,
+    envelope: str,
+    kind: str,
+    agent: Mapping[str, str],
+    week: str,
+    energy_types: Iterable[str] | None = None,
+    bucket_labels: Iterable[str] | None = None,
+    registry_sha256: str | None = None,
+    registry: RegistrySource | None = None,
 ) -> SignedVerdict:
-    return gateway().validate_envelope(envelope=envelope, kind=kind, agent=agent, week=week)
+    return gateway().validate_envelope(
+        envelope=envelope,
+        kind=kind,
+        agent=agent,
+        week=week,
+        energy_types=energy_types,
+        bucket_labels=bucket_labels,
+        registry_sha256=registry_sha256,
+        registry=registry,
+    )
+
+
+def split_batch(
+    *,
+    envelope: str,
+    week: str,
+    agents: Iterable[Mapping[str, str]],
+    energy_types: Iterable[str] | None = None,
+    bucket_labels: Iterable[str] | None = None,
+    registry_sha256: str | None = None,
+    registry: RegistrySource | None = None,
+    timeout: float | None = None,
+) -> SignedBatch:
+    return gateway().split_batch(
+        envelope=envelope,
+        week=week,
+        agents=agents,
+        energy_types=energy_types,
+        bucket_labels=bucket_labels,
+        registry_sha256=registry_sha256,
+        registry=registry,
+        timeout=timeout,
+    )
 
 
 def compute_week(

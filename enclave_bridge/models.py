@@ -13,7 +13,7 @@ class EnclaveKey(models.Model):
 
     class Use(models.TextChoices):
         ENCRYPTION = "enc", _("Cifragem de envelopes (RSA-OAEP-256)")
-        SIGNATURE = "sig", _("Assinatura de resultados (ES384)")
+        SIGNATURE = "sig", _("Assinatura de resultados (ES256)")
 
     class Status(models.TextChoices):
         CURRENT = "current", _("Vigente")

@@ -34,6 +34,8 @@ from enclave_bridge.wire.protocol import (
     AnswerVerificationError,
     b64url_decode,
     encode_request,
+    registry_entries,
+    registry_sha256,
 )
 from enclave_bridge.wire.transport import Address, parse_address
 
@@ -206,25 +208,68 @@ class EnclaveClient:
         )
 
     def validate(
-        self, envelope: str, *, kind: str, agent: Mapping[str, str], week: str
+        self, envelope: str, *, kind: str, agent: Mapping[str, str], week: str, **binding: Any
     ) -> dict[str, Any]:
         """Signed verdict: {status, errors[{field,row,rule}], digest, summary}."""
-        return self.validate_signed(envelope, kind=kind, agent=agent, week=week).result
+        return self.validate_signed(envelope, kind=kind, agent=agent, week=week, **binding).result
 
     def validate_signed(
-        self, envelope: str, *, kind: str, agent: Mapping[str, str], week: str
+        self,
+        envelope: str,
+        *,
+        kind: str,
+        agent: Mapping[str, str],
+        week: str,
+        energy_types: Iterable[str] | None = None,
+        bucket_labels: Iterable[str] | None = None,
+        registry_sha256: str | None = None,
     ) -> SignedAnswer:
         """The verdict with its JWS and args digest, for storing and verifying again later."""
         return self.call_signed(
             "validate",
-            {
-                "envelope": envelope,
-                "kind": kind,
-                "expected": {
-                    "agent": {"acronym": agent["acronym"], "cnpj": agent["cnpj"]},
-                    "week": week,
-                },
-            },
+            validate_args(
+                envelope,
+                kind=kind,
+                agent=agent,
+                week=week,
+                energy_types=energy_types,
+                bucket_labels=bucket_labels,
+                registry_sha256=registry_sha256,
+            ),
+        )
+
+    def stage_registry(self, entries: Iterable[Mapping[str, Any]]) -> str:
+        """Stage the public registry ({cnpj, acronym} each) in the enclave; return its digest
+        (``protocol.registry_sha256``), which validations and splits then name."""
+        canonical = registry_entries(entries)
+        result = self.call("registry", {"entries": canonical}, timeout=max(self.timeout, 60.0))
+        if result.get("registry_sha256") != registry_sha256(canonical):
+            raise AnswerVerificationError("the enclave staged another registry than the one sent")
+        return result["registry_sha256"]
+
+    def split_signed(
+        self,
+        envelope: str,
+        *,
+        week: str,
+        agents: Iterable[Mapping[str, str]],
+        energy_types: Iterable[str] | None = None,
+        bucket_labels: Iterable[str] | None = None,
+        registry_sha256: str | None = None,
+        timeout: float | None = None,
+    ) -> SignedAnswer:
+        """One batch file → per agent its verdicts and re-encrypted envelopes (op ``split``)."""
+        return self.call_signed(
+            "split",
+            split_args(
+                envelope,
+                week=week,
+                agents=agents,
+                energy_types=energy_types,
+                bucket_labels=bucket_labels,
+                registry_sha256=registry_sha256,
+            ),
+            timeout=timeout or max(self.timeout, 300.0),
         )
 
     def compute(
@@ -298,6 +343,55 @@ class EnclaveClient:
             {"batch": batch, "network": dict(network or {})},
             timeout=timeout or max(self.timeout, 600.0),
         )
+
+
+def validate_args(
+    envelope: str,
+    *,
+    kind: str,
+    agent: Mapping[str, str],
+    week: str,
+    energy_types: Iterable[str] | None = None,
+    bucket_labels: Iterable[str] | None = None,
+    registry_sha256: str | None = None,
+) -> dict[str, Any]:
+    """The args of a ``validate`` request (what its signed answer's ``args_sha256`` covers)."""
+    expected: dict[str, Any] = {
+        "agent": {"acronym": agent["acronym"], "cnpj": agent["cnpj"]},
+        "week": week,
+    }
+    if energy_types is not None:
+        expected["energy_types"] = list(energy_types)
+    if bucket_labels is not None:
+        expected["bucket_labels"] = list(bucket_labels)
+    args: dict[str, Any] = {"envelope": envelope, "kind": kind, "expected": expected}
+    if registry_sha256 is not None:
+        args["registry_sha256"] = registry_sha256
+    return args
+
+
+def split_args(
+    envelope: str,
+    *,
+    week: str,
+    agents: Iterable[Mapping[str, str]],
+    energy_types: Iterable[str] | None = None,
+    bucket_labels: Iterable[str] | None = None,
+    registry_sha256: str | None = None,
+) -> dict[str, Any]:
+    """The args of a ``split`` request."""
+    args: dict[str, Any] = {
+        "envelope": envelope,
+        "week": week,
+        "agents": [{"acronym": a["acronym"], "cnpj": a["cnpj"]} for a in agents],
+    }
+    if energy_types is not None:
+        args["energy_types"] = list(energy_types)
+    if bucket_labels is not None:
+        args["bucket_labels"] = list(bucket_labels)
+    if registry_sha256 is not None:
+        args["registry_sha256"] = registry_sha256
+    return args
 
 
 def _item_size(item: Mapping[str, Any]) -> int:

@@ -16,6 +16,8 @@ from jwcrypto import jwk
 from enclave_bridge.wire.protocol import (
     E_LOCKED,
     LOCKED_OPS,
+    SIGNING_ALG,
+    SIGNING_CURVE,
     AnswerVerificationError,
     b64url_decode,
     canonical_json,
@@ -155,8 +157,10 @@ class AnswerVerifier:
     def register(self, key: Mapping[str, Any] | jwk.JWK) -> None:
         """Trust this public key (from a checked attestation) for every later answer."""
         key = key if isinstance(key, jwk.JWK) else jwk.JWK(**dict(key))
-        if key.get("kty") != "EC" or key.get("crv") != "P-384" or key.has_private:
-            raise ValueError("signing key must be a public EC P-384 JWK")
+        if key.get("kty") != "EC" or key.get("crv") != SIGNING_CURVE or key.has_private:
+            raise ValueError(f"signing key must be a public EC {SIGNING_CURVE} JWK ({SIGNING_ALG})")
+        if key.get("alg") not in (None, SIGNING_ALG):
+            raise ValueError(f"signing key must be for {SIGNING_ALG}")
         self._key = key
 
     @property

@@ -126,9 +126,15 @@ class KeyLifecycle:
                 raise ProtocolError(
                     E_SEAL, f"sealed keys could not be unsealed ({_kms_reason(exc)})"
                 ) from exc
+            resealed = None
+            if keys.signing.replaced_legacy:
+                # A pre-ES256 set: its P-384 signing key was replaced by a P-256 one, so the
+                # host must store this resealed set (the unseal answer carries it).
+                resealed = _seal(keys, sealer)
+                logger.info("legacy P-384 signing key replaced; key set resealed")
             self._unlock(keys)
         logger.info("keys unsealed: kid=%s signing_kid=%s", keys.current.kid, keys.signing.kid)
-        return _Signed(keys, self._key_answer(keys, None))
+        return _Signed(keys, self._key_answer(keys, resealed))
 
     def op_rotate(self, req: Request) -> _Signed:
         """New envelope key (older kept); answer signed by the signing key the host already trusts."""

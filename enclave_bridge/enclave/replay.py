@@ -14,6 +14,11 @@ from enclave_bridge.wire.protocol import E_BUSY, E_IN_PROGRESS, E_REPLAY, Protoc
 
 # The ops whose answers are remembered for the replay window (they change what the enclave holds,
 # or their answer could not be recomputed on a retry: a computed batch is consumed).
+# Not here, on purpose: ``registry`` (staging is keyed by the list's digest, so running it again
+# leaves the enclave as the first run did and returns the same answer) and ``split`` (a retry
+# re-encrypts the same payloads to the same key: an equivalent answer, and one far too large to
+# keep for the window). Kept out of the cache, a flood of either cannot fill it and lock the
+# host's stateful ops out.
 STATEFUL_OPS = frozenset({"init", "unseal", "rotate", "batch_open", "batch_add", "compute"})
 
 

@@ -1,5 +1,5 @@
 """The enclave's request dispatch: ``Service.handle(request)`` takes a parsed request and returns
-the answer map the server frames. Every answer of an unlocked enclave is signed (JWS ES384) over
+the answer map the server frames. Every answer of an unlocked enclave is signed (JWS ES256) over
 the request id, the request nonce, the op, the args' digest, a timestamp and the result.
 
 Transport-independent. The concerns live apart: replay protection (replay.py), the key lifecycle
@@ -16,6 +16,8 @@ from collections.abc import Callable
 from typing import Any
 
 from enclave_bridge.wire.protocol import (
+    E_BAD_REQUEST,
+    E_BUSY,
     E_INTERNAL,
     E_LOCKED,
     E_UNKNOWN_OP,
@@ -31,12 +33,18 @@ from .checks import check_envelope, check_kind
 from .compute import CheckPool
 from .keys import KeyRing
 from .lifecycle import KeyLifecycle, SealerFactory, _Signed
+from .registry import RegistryStore
 from .replay import STATEFUL_OPS, NonceCache
+from .split import check_agents, check_bucket_labels, check_energy_types, check_week, split_envelope
 from .validation import check_expected
 
 logger = logging.getLogger(__name__)
 
 VERSION = "1"
+# Splits running at once: each holds a batch file's payloads (up to ~6 MiB of plaintext, some
+# hundreds of MB parsed) in memory; more wait for a slot, or are told `busy` after SPLIT_WAIT_S.
+SPLIT_SLOTS = 2
+SPLIT_WAIT_S = 30.0
 
 
 class Service(KeyLifecycle, BatchOps):
@@ -62,6 +70,8 @@ class Service(KeyLifecycle, BatchOps):
         self._state_lock = threading.Lock()
         self._batches: dict[str, _Batch] = {}
         self._week_parameters: dict[str, str] = {}  # week → digest of its parameters
+        self.registries = RegistryStore()
+        self._split_slots = threading.BoundedSemaphore(SPLIT_SLOTS)
         self._ops: dict[str, Callable[[Request], Any]] = {
             "health": self.op_health,
             "describe": self.op_describe,
@@ -70,6 +80,8 @@ class Service(KeyLifecycle, BatchOps):
             "rotate": self.op_rotate,
             "attest": self.op_attest,
             "validate": self.op_validate,
+            "registry": self.op_registry,
+            "split": self.op_split,
             "batch_open": self.op_batch_open,
             "batch_add": self.op_batch_add,
             "compute": self.op_compute,
@@ -198,19 +210,61 @@ class Service(KeyLifecycle, BatchOps):
             "counts": dict(self.counts),
             "nonces_kept": len(self.nonces),
             "open_batches": len(self._batches),
+            "registries": len(self.registries),
             "workers": self.pool.workers,
             "limits": self.limits,
         }
 
     # --- validation and computation --------------------------------------------------------------
 
+    def _registry(self, req: Request) -> Any:
+        """The staged registry the args name (``registry_sha256``), or None when they name none
+        (the acronym rule is then skipped); an unknown digest is ``unknown_registry``."""
+        return self.registries.get(req.args.get("registry_sha256"))
+
+    def op_registry(self, req: Request) -> dict[str, Any]:
+        """Stage the public registry (CNPJ → acronym) under its canonical digest."""
+        digest, count = self.registries.stage(req.args.get("entries"))
+        return {"registry_sha256": digest, "entries": count}
+
     def op_validate(self, req: Request) -> dict[str, Any]:
         keys = self.keys
         assert keys is not None
         kind = check_kind(req.args.get("kind"))
         expected = check_expected(req.args.get("expected"))
+        registry = self._registry(req)
+        if registry is not None:
+            if expected.get("registry") is not None:
+                raise ProtocolError(
+                    E_BAD_REQUEST, "name the registry by registry_sha256 or inline, not both"
+                )
+            expected["registry"] = registry
         outcome = check_envelope(keys, req.args.get("envelope"), kind, expected)
         return outcome.public()
+
+    def op_split(self, req: Request) -> dict[str, Any]:
+        """One batch file → per agent the verdicts and each payload re-encrypted (split.py)."""
+        keys = self.keys
+        assert keys is not None
+        week = check_week(req.args.get("week"))
+        agents = check_agents(req.args.get("agents"))
+        energy_types = check_energy_types(req.args.get("energy_types"))
+        labels = check_bucket_labels(req.args.get("bucket_labels"), week)
+        registry = self._registry(req)
+        if not self._split_slots.acquire(timeout=SPLIT_WAIT_S):
+            raise ProtocolError(E_BUSY, f"at most {SPLIT_SLOTS} splits run at once; retry later")
+        try:
+            return split_envelope(
+                keys,
+                req.args.get("envelope"),
+                week=week,
+                agents=agents,
+                energy_types=energy_types,
+                bucket_labels=labels,
+                registry=registry,
+            )
+        finally:
+            self._split_slots.release()
 
 
 def error_answer(req_id: Any, nonce: Any, op: Any, exc: ProtocolError) -> dict[str, Any]:

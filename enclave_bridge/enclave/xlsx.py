@@ -90,6 +90,37 @@ MAX_VALUE_CHARS = 65_536  # one text run, or one element's attribute values (Exc
 MAX_PART_TEXT = 4 * 1024 * 1024  # characters of text in one part
 
 
+@dataclass(frozen=True)
+class XlsxLimits:
+    """The bounds that depend on how many agents a workbook may cover. One envelope is one
+    agent's (``SINGLE``, the module constants above); a batch file (op ``split``) may cover up
+    to 2,000 agents (``BATCH``). Every other bound (depth, attributes, text runs, styles, sheets,
+    package parts) is the same for both."""
+
+    file_bytes: int = MAX_XLSX_BYTES
+    member_bytes: int = MAX_MEMBER_BYTES
+    total_bytes: int = MAX_TOTAL_BYTES
+    rows: int = MAX_ROWS
+    cells: int = MAX_CELLS
+    total_elements: int = MAX_TOTAL_ELEMENTS
+    part_text: int = MAX_PART_TEXT
+
+
+SINGLE = XlsxLimits()
+# A batch: ~135,000 cells for 1,000 agents (6 contract, 3 forecast, 1 PLA and 5 counterparty
+# rows each); the bounds below allow 2,000 such agents with room, and the file must still fit an
+# envelope's plaintext (6 MiB). openpyxl reads the full bound in about 10 s (docs/enclave.md).
+BATCH = XlsxLimits(
+    file_bytes=6 * 1024 * 1024,
+    member_bytes=96 * 1024 * 1024,
+    total_bytes=160 * 1024 * 1024,
+    rows=50_000,
+    cells=400_000,
+    total_elements=2_500_000,
+    part_text=32 * 1024 * 1024,
+)
+
+
 def is_xlsx(data: bytes) -> bool:
     return data[:4] == XLSX_MAGIC
 
@@ -147,7 +178,7 @@ def build_template(
     return out.getvalue()
 
 
-def check_archive(data: bytes) -> None:
+def check_archive(data: bytes, limits: XlsxLimits = SINGLE) -> None:
     """Refuse the file unless every part openpyxl will read is bounded in size and in entries.
 
     The central directory is checked first (nothing inflated), then the parts are resolved through
@@ -155,8 +186,8 @@ def check_archive(data: bytes) -> None:
     openpyxl builds whole trees of most parts (styles, workbook, shared strings) before any of our
     own limits could apply, so the bounds must hold before ``load_workbook`` is called.
     """
-    if len(data) > MAX_XLSX_BYTES:
-        raise ProtocolError(E_TOO_LARGE, f"XLSX file exceeds {MAX_XLSX_BYTES} bytes")
+    if len(data) > limits.file_bytes:
+        raise ProtocolError(E_TOO_LARGE, f"XLSX file exceeds {limits.file_bytes} bytes")
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, ValueError, NotImplementedError, EOFError) as exc:
@@ -168,10 +199,10 @@ def check_archive(data: bytes) -> None:
             raise ProtocolError(E_XLSX, f"XLSX archive has more than {MAX_ZIP_MEMBERS} members")
         total = 0
         for info in members:
-            if info.file_size > MAX_MEMBER_BYTES:
+            if info.file_size > limits.member_bytes:
                 raise ProtocolError(
                     E_TOO_LARGE,
-                    f"XLSX member declares more than {MAX_MEMBER_BYTES} uncompressed bytes",
+                    f"XLSX member declares more than {limits.member_bytes} uncompressed bytes",
                 )
             total += info.file_size
             if info.file_size > RATIO_FLOOR and info.file_size > MAX_RATIO * max(
@@ -180,11 +211,12 @@ def check_archive(data: bytes) -> None:
                 raise ProtocolError(
                     E_TOO_LARGE, f"XLSX member compression ratio exceeds {MAX_RATIO}:1"
                 )
-        if total > MAX_TOTAL_BYTES:
+        if total > limits.total_bytes:
             raise ProtocolError(
-                E_TOO_LARGE, f"XLSX archive declares more than {MAX_TOTAL_BYTES} uncompressed bytes"
+                E_TOO_LARGE,
+                f"XLSX archive declares more than {limits.total_bytes} uncompressed bytes",
             )
-        _check_parts(archive)
+        _check_parts(archive, limits)
 
 
 @dataclass(frozen=True)
@@ -208,22 +240,29 @@ _WORKBOOK = _Role(
     counted={"sheet": (MAX_SHEETS, "sheets"), "definedName": (MAX_DEFINED_NAMES, "defined names")},
     collect=frozenset({"sheet"}),
 )
-_WORKSHEET = _Role(
-    "worksheet",
-    MAX_SHEET_ELEMENTS,
-    counted={
-        "row": (MAX_ROWS, "rows"),
-        "c": (MAX_CELLS, "cells"),
-        "col": (MAX_COL_ENTRIES, "<col> entries"),
-        "mergeCell": (MAX_MERGED_CELLS, "merged cells"),
-    },
-    outside=("sheetData", MAX_SHEET_EXTRA_ELEMENTS),
-)
-_SHARED_STRINGS = _Role(
-    "shared strings part",
-    MAX_SHARED_STRING_ELEMENTS,
-    counted={"si": (MAX_SHARED_STRINGS, "strings")},
-)
+
+
+def _worksheet_role(limits: XlsxLimits) -> _Role:
+    return _Role(
+        "worksheet",
+        limits.rows + 5 * limits.cells + MAX_SHEET_EXTRA_ELEMENTS,  # c, v, f, is, t per cell
+        counted={
+            "row": (limits.rows, "rows"),
+            "c": (limits.cells, "cells"),
+            "col": (MAX_COL_ENTRIES, "<col> entries"),
+            "mergeCell": (MAX_MERGED_CELLS, "merged cells"),
+        },
+        outside=("sheetData", MAX_SHEET_EXTRA_ELEMENTS),
+    )
+
+
+def _shared_strings_role(limits: XlsxLimits) -> _Role:
+    # A valid file never needs more strings than cells; si, t, and a few rich-text runs each.
+    return _Role("shared strings part", 5 * limits.cells, counted={"si": (limits.cells, "strings")})
+
+
+_WORKSHEET = _worksheet_role(SINGLE)
+_SHARED_STRINGS = _shared_strings_role(SINGLE)
 _STYLES = _Role(
     "styles part",
     MAX_STYLE_ELEMENTS,
@@ -265,7 +304,7 @@ def _label(name: str) -> str:
     return clean + ("..." if len(name) > 80 else "")
 
 
-def _check_parts(archive: zipfile.ZipFile) -> None:
+def _check_parts(archive: zipfile.ZipFile, limits: XlsxLimits = SINGLE) -> None:
     """Resolve the parts openpyxl 3.1 reads (read-only, keep_links=False) and scan each of them.
 
     openpyxl finds the workbook and the shared strings through ``[Content_Types].xml``, reads
@@ -279,12 +318,17 @@ def _check_parts(archive: zipfile.ZipFile) -> None:
     present = set(names)
     if len(present) != len(names):
         raise ProtocolError(E_XLSX, "XLSX archive has duplicate member names")
-    budget = [MAX_TOTAL_ELEMENTS]
+    budget = [limits.total_elements]
+    worksheet, shared_strings = (
+        (_WORKSHEET, _SHARED_STRINGS)
+        if limits == SINGLE
+        else (_worksheet_role(limits), _shared_strings_role(limits))
+    )
 
     def scan(name: str, role: _Role) -> list[tuple[str, dict[str, str]]]:
         if name not in present:
             raise ProtocolError(E_XLSX, f"XLSX {role.name} {_label(name)} is missing")
-        return _scan_part(archive, name, role, budget)
+        return _scan_part(archive, name, role, budget, limits)
 
     manifest = scan(ARC_CONTENT_TYPES, _PACKAGE)
     overrides = [
@@ -345,9 +389,9 @@ def _check_parts(archive: zipfile.ZipFile) -> None:
         if name in present:
             scan(name, _PROPERTIES)
     for name in sorted(shared):
-        scan(name, _SHARED_STRINGS)
+        scan(name, shared_strings)
     for name in sheets:
-        scan(name, _WORKSHEET)
+        scan(name, worksheet)
         folder, base = posixpath.split(name)
         rels_name = posixpath.join(folder, "_rels", f"{base}.rels")
         if rels_name in present:
@@ -381,7 +425,11 @@ def _read_rels(name: str, scan: _Scan) -> list[_Rel]:
 
 
 def _scan_part(
-    archive: zipfile.ZipFile, name: str, role: _Role, budget: list[int]
+    archive: zipfile.ZipFile,
+    name: str,
+    role: _Role,
+    budget: list[int],
+    limits: XlsxLimits = SINGLE,
 ) -> list[tuple[str, dict[str, str]]]:
     """Stream one part through expat, counting against ``role``'s limits; stop at the first breach.
 
@@ -410,7 +458,7 @@ def _scan_part(
         if budget[0] < 0:
             raise ProtocolError(
                 E_TOO_LARGE,
-                f"XLSX archive: more than {MAX_TOTAL_ELEMENTS} XML elements in its parts",
+                f"XLSX archive: more than {limits.total_elements} XML elements in its parts",
             )
         if depth > MAX_DEPTH:
             raise too_large(f"XML nested deeper than {MAX_DEPTH}")
@@ -443,8 +491,8 @@ def _scan_part(
                     raise too_large(f"more than {outside_cap} XML elements outside <{outside_tag}>")
         if local in role.collect:
             found.append((local, attrs))
-        if local == "dimension" and role is _WORKSHEET:
-            _check_dimension(attrs.get("ref", ""), label)
+        if local == "dimension" and role.name == "worksheet":
+            _check_dimension(attrs.get("ref", ""), label, limits.rows)
 
     def end(tag: str) -> None:
         depth = state["depth"]
@@ -460,8 +508,8 @@ def _scan_part(
         state["text"] += len(data)
         if state["run"] > MAX_VALUE_CHARS:
             raise too_large(f"a text run exceeds {MAX_VALUE_CHARS} characters")
-        if state["text"] > MAX_PART_TEXT:
-            raise too_large(f"more than {MAX_PART_TEXT} characters of text")
+        if state["text"] > limits.part_text:
+            raise too_large(f"more than {limits.part_text} characters of text")
 
     def doctype(*_: Any) -> None:
         raise ProtocolError(E_XLSX, f"{label}: a DOCTYPE is not accepted")
@@ -495,19 +543,20 @@ def _scan_part(
     return found
 
 
-def _check_dimension(ref: str, label: str) -> None:
+def _check_dimension(ref: str, label: str, max_rows: int = MAX_ROWS) -> None:
     last = ref.rpartition(":")[2]
     digits = "".join(c for c in last if c.isdigit())
-    if digits and (len(digits) > 7 or int(digits) > MAX_ROWS):
+    if digits and (len(digits) > 7 or int(digits) > max_rows):
         raise ProtocolError(
-            E_TOO_LARGE, f"{label}: declares more than {MAX_ROWS} rows (limit {MAX_ROWS})"
+            E_TOO_LARGE, f"{label}: declares more than {max_rows} rows (limit {max_rows})"
         )
 
 
-def read_cells(data: bytes) -> dict[str, list[tuple[Any, ...]]]:
+def read_cells(data: bytes, limits: XlsxLimits = SINGLE) -> dict[str, list[tuple[Any, ...]]]:
     """The data sheets' cell rows (row 1 the headers), bounded in rows, columns and cells;
     ``check_archive`` runs first, so openpyxl only ever opens a bounded file."""
-    check_archive(data)
+    check_archive(data, limits)
+    max_rows, max_cells = limits.rows, limits.cells
     try:
         wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True, keep_links=False)
     except ProtocolError:
@@ -521,20 +570,20 @@ def read_cells(data: bytes) -> dict[str, list[tuple[Any, ...]]]:
             if name not in sheets.DATA_SHEETS:
                 continue  # Instruções, or a sheet of the agent's own: not read
             ws = wb[name]
-            if ws.max_row is not None and ws.max_row > MAX_ROWS:
+            if ws.max_row is not None and ws.max_row > max_rows:
                 raise ProtocolError(
                     E_TOO_LARGE,
-                    f"sheet {name} declares more than {MAX_ROWS} rows (limit {MAX_ROWS})",
+                    f"sheet {name} declares more than {max_rows} rows (limit {max_rows})",
                 )
             rows: list[tuple[Any, ...]] = []
             for excel_row, values in enumerate(
                 ws.iter_rows(min_row=1, max_col=MAX_COLS, values_only=True), start=1
             ):
-                if excel_row > MAX_ROWS:
-                    raise ProtocolError(E_TOO_LARGE, f"sheet {name} has more than {MAX_ROWS} rows")
+                if excel_row > max_rows:
+                    raise ProtocolError(E_TOO_LARGE, f"sheet {name} has more than {max_rows} rows")
                 cells += len(values)
-                if cells > MAX_CELLS:
-                    raise ProtocolError(E_TOO_LARGE, f"workbook has more than {MAX_CELLS} cells")
+                if cells > max_cells:
+                    raise ProtocolError(E_TOO_LARGE, f"workbook has more than {max_cells} cells")
                 rows.append(tuple(values))
             grid[name] = rows
     finally:

@@ -4,7 +4,7 @@ A frame is a 4-byte big-endian length followed by that many bytes of CBOR (RFC 8
 map. Requests are ``{"id", "op", "nonce", "args"}``. Answers echo ``id``, ``op`` and ``nonce`` and
 carry exactly one of:
 
-- ``"answer"``: a JWS compact serialization (ES384) over the JSON body
+- ``"answer"``: a JWS compact serialization (ES256, P-256) over the JSON body
   ``{"id", "nonce", "op", "args_sha256", "ts", "result"}`` signed with the enclave's
   result-signing key (``args_sha256`` ties the answer to the exact args it answers);
 - ``"result"``: an unsigned result, only for ``health``/``describe`` while the enclave is locked
@@ -43,7 +43,13 @@ MAX_ID_INT = 1 << 53
 _ID_CHARS = re.compile(r"[A-Za-z0-9._:-]+")
 OP_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 MAX_CBOR_DEPTH = 32
-SIGNING_ALG = "ES384"
+# ES256 (P-256), not ES384: the signature is on every answer, and P-384 signing (0.22 ms) was
+# most of what put one envelope's validation above 1.5x a bare RSA-OAEP-256 decryption; P-256
+# costs ~0.03 ms and is what WebCrypto verifies everywhere (docs/attestation.md §6).
+SIGNING_ALG = "ES256"
+SIGNING_CURVE = "P-256"
+_SIGNING_CURVE_NAME = "secp256r1"
+_SIGNATURE_HALF = 32  # bytes of r and of s for P-256 (RFC 7518 §3.4)
 # The ops a locked enclave (no keys yet, so nothing to sign with) runs; their errors and locked
 # health answers are the only unsigned frames a client may accept.
 LOCKED_OPS = frozenset({"health", "describe", "init", "unseal"})
@@ -67,6 +73,10 @@ E_PAYLOAD = "payload_unreadable"
 E_SEAL = "sealing_failed"
 E_BUSY = "busy"
 E_INTERNAL = "internal_error"
+E_UNKNOWN_REGISTRY = "unknown_registry"
+
+# The public registry the host stages (op "registry"); see enclave/registry.py.
+MAX_REGISTRY_ENTRIES = 100_000
 
 
 class ProtocolError(Exception):
@@ -510,6 +520,20 @@ def args_sha256(args: dict[str, Any]) -> str:
     return hashlib.sha256(cbor2.dumps(args, canonical=True)).hexdigest()
 
 
+def registry_entries(entries: Any) -> list[dict[str, str]]:
+    """The registry's canonical form: ``{cnpj, acronym}`` only, sorted by CNPJ."""
+    return sorted(
+        ({"cnpj": e["cnpj"], "acronym": e["acronym"]} for e in entries),
+        key=lambda e: (str(e["cnpj"]), str(e["acronym"])),
+    )
+
+
+def registry_sha256(entries: Any) -> str:
+    """SHA-256 (hex) of the registry's canonical JSON (``registry_entries``): the key the
+    enclave stages it under and validations name. Host and enclave run this same code."""
+    return hashlib.sha256(canonical_json(registry_entries(entries))).hexdigest()
+
+
 def answer_body(
     *,
     req_id: str | int | None,
@@ -530,7 +554,7 @@ def answer_body(
 
 
 def sign_answer(body: bytes, signing_key: jwk.JWK | ec.EllipticCurvePrivateKey, kid: str) -> str:
-    """JWS compact serialization (RFC 7515: ES384, ``kid`` in the protected header) over ``body``.
+    """JWS compact serialization (RFC 7515: ES256, ``kid`` in the protected header) over ``body``.
 
     Built with ``cryptography`` rather than a jwcrypto JWS object, whose construction deep-copies
     its header registry on every call: that was a third of the enclave's per-envelope overhead
@@ -538,13 +562,14 @@ def sign_answer(body: bytes, signing_key: jwk.JWK | ec.EllipticCurvePrivateKey, 
     verifies every answer with jwcrypto.
     """
     key = signing_key.get_op_key("sign") if isinstance(signing_key, jwk.JWK) else signing_key
-    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp384r1":
-        raise ValueError("the answer-signing key must be a private EC P-384 key")
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != _SIGNING_CURVE_NAME:
+        raise ValueError(f"the answer-signing key must be a private EC {SIGNING_CURVE} key")
     protected = b64url(json.dumps({"alg": SIGNING_ALG, "kid": kid}).encode("utf-8"))
     signing_input = f"{protected}.{b64url(body)}"
-    r, s = decode_dss_signature(key.sign(signing_input.encode("ascii"), ec.ECDSA(hashes.SHA384())))
-    # JWS carries the raw r || s, each 48 bytes for P-384 (RFC 7518 §3.4), not DER.
-    return f"{signing_input}.{b64url(r.to_bytes(48, 'big') + s.to_bytes(48, 'big'))}"
+    r, s = decode_dss_signature(key.sign(signing_input.encode("ascii"), ec.ECDSA(hashes.SHA256())))
+    # JWS carries the raw r || s, each 32 bytes for P-256 (RFC 7518 §3.4), not DER.
+    half = _SIGNATURE_HALF
+    return f"{signing_input}.{b64url(r.to_bytes(half, 'big') + s.to_bytes(half, 'big'))}"
 
 
 class AnswerVerificationError(Exception):
@@ -568,7 +593,11 @@ def verify_answer(
         verifier.deserialize(token)
         header = verifier.jose_header
         if header.get("alg") != SIGNING_ALG:
-            raise AnswerVerificationError(f"answer signed with {header.get('alg')!r}, not ES384")
+            raise AnswerVerificationError(
+                f"answer signed with {header.get('alg')!r}, not {SIGNING_ALG}"
+            )
+        if signing_key.get("kty") != "EC" or signing_key.get("crv") != SIGNING_CURVE:
+            raise AnswerVerificationError(f"the answer-signing key must be EC {SIGNING_CURVE}")
         verifier.allowed_algs = [SIGNING_ALG]
         verifier.verify(signing_key)
     except AnswerVerificationError:
