@@ -3,6 +3,7 @@
 GET  /api/v1/enclave/keys/          registered keys (JWK, PCRs, attestation document, validity)
 POST /api/v1/enclave/attestation/   {"nonce": base64url of 16–64 random bytes} → a fresh document
                                     from the running enclave, bound to that nonce and its JWKS
+GET  /api/v1/enclave/attestation/?nonce=…   the same, the nonce in the query (browsers, curl)
 """
 
 from __future__ import annotations
@@ -115,11 +116,23 @@ class AttestationView(APIView):
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "attestation"
 
+    @extend_schema(
+        parameters=[AttestationInputSerializer],
+        responses=AttestationOutputSerializer,
+        description=str(_("O mesmo que o POST, com o nonce em ?nonce= (base64url).")),
+    )
+    def get(self, request):
+        data = AttestationInputSerializer(data=request.query_params)
+        data.is_valid(raise_exception=True)
+        return self._attest(data.validated_data["nonce"])
+
     @extend_schema(request=AttestationInputSerializer, responses=AttestationOutputSerializer)
     def post(self, request):
         data = AttestationInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        nonce = data.validated_data["nonce"]
+        return self._attest(data.validated_data["nonce"])
+
+    def _attest(self, nonce: bytes) -> Response:
         try:
             # Verified by the gateway with the deployment's trust root and PCRs; a restarted
             # enclave is unlocked first.

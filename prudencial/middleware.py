@@ -11,6 +11,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
 from django.middleware.common import CommonMiddleware as DjangoCommonMiddleware
 from django.middleware.locale import LocaleMiddleware
+from django.urls import Resolver404, resolve
 from django.utils import translation
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -71,6 +72,8 @@ class APIBoundaryMiddleware:
             )
         limit = settings.PRUDENCIAL_API_MAX_BODY_BYTES
         if int(declared) > limit:
+            limit = _route_body_limit(request, limit)
+        if int(declared) > limit:
             return error_response(413, "request_too_large", too_large_message(int(declared), limit))
         return None
 
@@ -89,6 +92,17 @@ class APIBoundaryMiddleware:
             if header in response:
                 converted[header] = response[header]
         return converted
+
+
+def _route_body_limit(request, default: int) -> int:
+    """The larger body limit a view declares by naming a setting (``max_body_bytes_setting``:
+    the batch upload), else the API's default. Only looked up for a body over the default."""
+    try:
+        view = resolve(request.path_info).func
+    except Resolver404:
+        return default
+    name = getattr(getattr(view, "view_class", None), "max_body_bytes_setting", None)
+    return int(getattr(settings, name)) if name else default
 
 
 # Answers Django gives before or around the views (a bad Host header, a CSRF page...).

@@ -189,6 +189,19 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = PRUDENCIAL_API_MAX_BODY_BYTES
 PRUDENCIAL_API_MAX_JSON_DEPTH = int(os.environ.get("API_MAX_JSON_DEPTH", "32"))
 PRUDENCIAL_API_MAX_LIMIT = int(os.environ.get("API_MAX_PAGE_LIMIT", "500"))  # ?limit= of a list
 
+# --- Submissions (prudencial.submissions; docs/formats.md) -----------------------------------
+# One agent's envelope (the JWE text) at most this many bytes; within the API's body limit.
+PRUDENCIAL_SUBMISSION_MAX_BYTES = int(os.environ.get("SUBMISSION_MAX_BYTES", str(2_097_152)))  # 2 MiB
+# A batch's envelope (JSON or XLSX covering many agents): at most 7 MiB, so that it fits the
+# enclave's 8 MiB request frame with its args; its route alone accepts a body of up to
+# PRUDENCIAL_BATCH_MAX_BODY_BYTES (prudencial.middleware; every other route keeps the default).
+PRUDENCIAL_BATCH_MAX_BYTES = int(os.environ.get("BATCH_MAX_BYTES", str(7 * 1024 * 1024)))
+PRUDENCIAL_BATCH_MAX_BODY_BYTES = PRUDENCIAL_BATCH_MAX_BYTES + 256 * 1024  # + the agents list
+PRUDENCIAL_BATCH_MAX_AGENTS = int(os.environ.get("BATCH_MAX_AGENTS", "2000"))
+# The week of its month (the code's sequence) in which monthly reporters report; documented
+# default 1, the month's first event (prudencial.domain.calendar.has_cadence_event).
+PRUDENCIAL_MONTHLY_EVENT_SEQUENCE = int(os.environ.get("MONTHLY_EVENT_SEQUENCE", "1"))
+
 # --- Client addresses behind proxies (prudencial.api.addresses) ------------------------------
 # Networks of our own reverse proxies / load balancers, comma-separated CIDR. X-Forwarded-For is
 # believed only when the direct peer is one of them. Empty (the default): the peer is the client.

@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from enclave_bridge import api as enclave_api
@@ -16,6 +16,9 @@ urlpatterns = [
     path("weeks/<str:code>/", views.WeekDetailView.as_view(), name="week-detail"),
     path("enclave/keys/", enclave_api.EnclaveKeyListView.as_view(), name="enclave-keys"),
     path("enclave/attestation/", enclave_api.AttestationView.as_view(), name="enclave-attestation"),
+    # Submissions: weeks/{code}/agents/{id}/portfolio|counterparties|submissions/, weeks/{code}/
+    # batch|progress/, batches/{id}/ (prudencial.submissions.urls).
+    path("", include("prudencial.submissions.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
 ]
