@@ -342,6 +342,9 @@ def _host_modules() -> list[Path]:
         for p in paths
         if not p.relative_to(root).as_posix().startswith(("enclave_bridge/enclave/",))
         and not p.relative_to(root).as_posix().startswith("enclave_bridge/client")
+        # The agents' own library (runs on the agent's machine, checks attestations with
+        # enclave_bridge.client.check_attestation, never reaches the enclave's socket).
+        and not p.relative_to(root).as_posix().startswith("prudencial/client/")
     ]
 
 
@@ -371,3 +374,103 @@ def test_an_enclave_unlocked_by_someone_else_is_attested_before_its_keys_are_tru
     report = gateway.ensure_unlocked()
     assert (report.state_before, report.action) == ("unlocked", "registered")
     assert _current_kids() == kids
+
+
+# --- registry and split through the gateway ------------------------------------------------------
+
+
+def _registry_entries(*agents: dict[str, str]) -> list[dict[str, str]]:
+    return [{"cnpj": a["cnpj"], "acronym": a["acronym"], "legal_name": "ignored"} for a in agents]
+
+
+def test_the_registry_is_staged_again_once_after_a_restart(booted):
+    """A validation naming a registry the (restarted) enclave lost gets `unknown_registry`; the
+    gateway stages the entries it was given (a loader, called only then) and retries once."""
+    from tests.enclave.payloads import counterparties
+
+    who, other = make_agent(5), make_agent(6, "GE")
+    sha = gateway.stage_registry(_registry_entries(who, other))
+    key = EnclaveKey.objects.get(use="enc", status="current").public_jwk
+    wrong = encrypt(counterparties(who, [dict(other, acronym="XX1")]), key)
+
+    def judge():
+        return gateway.validate_envelope(
+            envelope=wrong,
+            kind="counterparties",
+            agent=who,
+            week=WEEK,
+            registry_sha256=sha,
+            registry=loader,
+        )
+
+    calls = []
+
+    def loader():
+        calls.append(1)
+        return _registry_entries(who, other)
+
+    first = judge()
+    assert first.verdict["status"] == "rejected"
+    assert first.args["registry_sha256"] == sha
+    assert calls == []  # staged in this process: remembered, the loader is not needed
+    gateway.reset_gateways()  # a new process: nothing remembered
+    booted.restart_enclave()  # and the enclave lost its registries
+    again = judge()
+    assert again.verdict == dict(first.verdict, digest=again.verdict["digest"])
+    assert calls == [1]
+    # Entries alone (no digest) are hashed here and staged on demand.
+    plain = gateway.validate_envelope(
+        envelope=wrong, kind="counterparties", agent=who, week=WEEK, registry=[dict(other)]
+    )
+    assert plain.verdict["status"] == "rejected"
+
+
+def test_split_batch_returns_a_signed_batch(booted):
+    from prudencial.domain import formats
+    from tests.enclave.payloads import counterparties
+
+    agents = [make_agent(80 + n) for n in range(2)]
+    key = EnclaveKey.objects.get(use="enc", status="current").public_jwk
+    doc = {
+        "schema": formats.BATCH_SCHEMA_ID,
+        "week": WEEK,
+        "portfolios": [portfolio(a) for a in agents],
+        "counterparties": [counterparties(agents[0], [agents[1]])],
+    }
+    signed = gateway.split_batch(
+        envelope=encrypt(doc, key),
+        week=WEEK,
+        agents=agents,
+        registry=_registry_entries(*agents),
+    )
+    assert isinstance(signed, gateway.SignedBatch)
+    assert signed.status == "accepted" and signed.errors == []
+    assert [a["acronym"] for a in signed.agents] == [a["acronym"] for a in agents]
+    assert signed.agents[0]["counterparties"]["verdict"]["status"] == "accepted"
+    assert signed.agents[1]["counterparties"] is None
+    assert args_sha256(signed.args) == signed.args_sha256
+    sig = jwk.JWK(**EnclaveKey.objects.get(use="sig", status="current").public_jwk)
+    body = verify_answer(
+        signed.token,
+        sig,
+        req_id=signed.request_id,
+        nonce=signed.nonce,
+        op="split",
+        args_digest=signed.args_sha256,
+    )
+    assert body["result"] == signed.result
+    # The host stores the re-encrypted envelope; the closing opens it like any other.
+    envelope = signed.agents[1]["portfolio"]["envelope"]
+    verdict = gateway.validate_envelope(
+        envelope=envelope, kind="portfolio", agent=agents[1], week=WEEK
+    )
+    assert verdict.verdict["digest"] == signed.agents[1]["portfolio"]["verdict"]["digest"]
+
+    foreign = gateway.split_batch(envelope=encrypt(doc, key), week=WEEK, agents=agents[:1])
+    assert foreign.status == "rejected" and foreign.agents == []
+
+
+def test_the_signing_key_is_es256(booted):
+    key = EnclaveKey.objects.get(use="sig", status="current")
+    assert (key.public_jwk["crv"], key.public_jwk["alg"]) == ("P-256", "ES256")
+    assert key.get_use_display().endswith("(ES256)")
