@@ -40,7 +40,7 @@ from django.utils.translation import gettext as _
 
 from enclave_bridge import gateway
 from enclave_bridge.models import EnclaveKey
-from enclave_bridge.wire.protocol import b64url, b64url_decode
+from enclave_bridge.wire.protocol import b64url, b64url_decode, registry_sha256
 from prudencial import selectors as registry_selectors
 from prudencial.domain import calendar
 from prudencial.domain.errors import DomainError
@@ -520,6 +520,42 @@ def registry_entries() -> list[dict[str, str]]:
     ]
 
 
+_registry_cache: dict[str, Any] = {}
+
+
+def registry_snapshot() -> tuple[str, list[dict[str, str]]]:
+    """(registry_sha256, entries) of the current registry, recomputed in this process only when
+    the agents changed (one aggregate query per call otherwise)."""
+    from django.db.models import Count
+    from django.db.models import Max as MaxOf
+
+    stamp = Agent.objects.aggregate(n=Count("pk"), changed=MaxOf("updated_at"))
+    if _registry_cache.get("stamp") != stamp:
+        entries = registry_entries()
+        _registry_cache.update(stamp=stamp, entries=entries, digest=registry_sha256(entries))
+    return _registry_cache["digest"], _registry_cache["entries"]
+
+
+def week_bucket_labels(week: Week) -> list[str] | None:
+    """The labels of the week's seven buckets (MAR/2023 …), when its parameters are set."""
+    parameters = getattr(week, "parameters", None)
+    if parameters is None:
+        return None
+    labels = [b.label for b in parameters.buckets.order_by("index")]
+    return labels or None
+
+
+def _enclave_inputs(week: Week) -> dict[str, Any]:
+    digest, entries = registry_snapshot()
+    return {
+        "week": week.code,
+        "energy_types": week_energy_types(week),
+        "bucket_labels": week_bucket_labels(week),
+        "registry_sha256": digest,
+        "registry": lambda: entries,  # staged only when the enclave does not hold it yet
+    }
+
+
 def _enclave_call(run):
     """Run a gateway call; what means "try later" becomes EnclaveUnavailable."""
     try:
@@ -543,27 +579,14 @@ def _verdict_errors(errors: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _validate_args(submission: Submission) -> dict[str, Any]:
+def _validate_kwargs(submission: Submission) -> dict[str, Any]:
     """The keyword arguments of gateway.validate_envelope for a submission."""
-    week = submission.week
     return {
         "envelope": submission.envelope,
         "kind": submission.kind,
         "agent": {"acronym": submission.agent.acronym, "cnpj": submission.agent.cnpj},
-        "week": week.code,
-        "energy_types": week_energy_types(week),
-        "registry": registry_entries(),
+        **_enclave_inputs(submission.week),
     }
-
-
-def _call_validate(kwargs: dict[str, Any]):
-    """gateway.validate_envelope, passing the week's energy types and the registry when this
-    gateway takes them."""
-    import inspect
-
-    accepted = inspect.signature(gateway.validate_envelope).parameters
-    call = {k: v for k, v in kwargs.items() if k in accepted}
-    return gateway.validate_envelope(**call)
 
 
 def submission_validate(*, submission_id: int) -> Verdict | None:
@@ -581,9 +604,9 @@ def submission_validate(*, submission_id: int) -> Verdict | None:
     existing = Verdict.objects.filter(submission_id=submission_id).first()
     if existing is not None:
         return existing
-    kwargs = _validate_args(submission)
+    kwargs = _validate_kwargs(submission)
     try:
-        signed = _enclave_call(lambda: _call_validate(kwargs))
+        signed = _enclave_call(lambda: gateway.validate_envelope(**kwargs))
     except gateway.EnclaveError as exc:
         if exc.code not in ENVELOPE_CODES:
             raise
@@ -632,18 +655,9 @@ def _store_verdict(submission: Submission, **fields: Any) -> Verdict:
 def _split_kwargs(batch: Batch, agents: list[Agent]) -> dict[str, Any]:
     return {
         "envelope": batch.envelope,
-        "week": batch.week.code,
         "agents": [{"acronym": a.acronym, "cnpj": a.cnpj} for a in agents],
-        "energy_types": week_energy_types(batch.week),
-        "registry": registry_entries(),
+        **_enclave_inputs(batch.week),
     }
-
-
-def _call_split(kwargs: dict[str, Any]):
-    import inspect
-
-    accepted = inspect.signature(gateway.split_batch).parameters
-    return gateway.split_batch(**{k: v for k, v in kwargs.items() if k in accepted})
 
 
 def batch_process(*, batch_id: int) -> Batch | None:
@@ -659,25 +673,17 @@ def batch_process(*, batch_id: int) -> Batch | None:
         return batch
     agents = sorted(batch.agents.all(), key=lambda a: a.acronym)
     try:
-        signed = _enclave_call(lambda: _call_split(_split_kwargs(batch, agents)))
+        signed = _enclave_call(lambda: gateway.split_batch(**_split_kwargs(batch, agents)))
     except gateway.EnclaveError as exc:
         if exc.code not in ENVELOPE_CODES:
             raise
         return _batch_rejected(
             batch, errors=[{"field": "jwe", "row": None, "rule": exc.code}], signed=None
         )
-    result = _signed_result(signed)
+    result = dict(signed.result)
     if result.get("status") != "accepted":
         return _batch_rejected(batch, errors=_verdict_errors(result.get("errors")), signed=signed)
     return _batch_accepted(batch, agents, result, signed)
-
-
-def _signed_result(signed) -> dict[str, Any]:
-    for name in ("result", "batch", "split", "verdict"):
-        value = getattr(signed, name, None)
-        if isinstance(value, Mapping):
-            return dict(value)
-    raise TypeError("the gateway's split answer carries no result")
 
 
 def _signed_fields(signed) -> dict[str, Any]:
@@ -709,12 +715,14 @@ def _batch_rejected(batch: Batch, *, errors: list[dict[str, Any]], signed) -> Ba
 
 def _batch_accepted(batch: Batch, agents: list[Agent], result: dict[str, Any], signed) -> Batch:
     by_acronym = {a.acronym: a for a in agents}
+    # The split answer says whether the file was the XLSX template ("format": "xlsx").
     channel = Channel.SPREADSHEET if result.get("format") == "xlsx" else Channel.API
     with transaction.atomic():
         locked = Batch.objects.select_for_update().get(pk=batch.pk)
         if locked.status != BatchStatus.RECEIVED:
             return locked
         made = 0
+        unstored: list[dict[str, Any]] = []
         for entry in result.get("agents") or []:
             agent = by_acronym.get(entry.get("acronym"))
             if agent is None:
@@ -724,8 +732,16 @@ def _batch_accepted(batch: Batch, agents: list[Agent], result: dict[str, Any], s
                 part = entry.get(kind)
                 if not part:
                     continue
-                envelope = part["envelope"]
+                envelope = part.get("envelope")
                 verdict = part.get("verdict") or {}
+                if not envelope:
+                    # Cells the enclave could not even serialise: no ciphertext to keep, so
+                    # the refusal is the batch's, under the agent and kind.
+                    unstored += [
+                        dict(e, field=f"{agent.acronym}.{kind}: {e['field']}")
+                        for e in _verdict_errors(verdict.get("errors"))
+                    ]
+                    continue
                 submission = Submission.objects.create(
                     week=batch.week,
                     agent=agent,
@@ -751,7 +767,7 @@ def _batch_accepted(batch: Batch, agents: list[Agent], result: dict[str, Any], s
                 made += 1
         Batch.objects.filter(pk=batch.pk).update(
             status=BatchStatus.ACCEPTED,
-            errors=_verdict_errors(result.get("errors")),
+            errors=_verdict_errors(result.get("errors")) + unstored,
             file_format=str(result.get("format") or "")[:10],
             processed_at=timezone.now(),
             **_signed_fields(signed),

@@ -187,3 +187,90 @@ def test_the_attestation_by_get(enclave, api):
     assert body["nonce"] == nonce and body["kid"] in body["kids"]
     assert set(body) == {"document", "nonce", "kid", "kids", "signing_kid", "jwks"}
     assert api.get("/api/v1/enclave/attestation/?nonce=abc").status_code == 400
+
+
+# --- batches, split by the enclave --------------------------------------------------------------
+
+
+def batch_file(week: str = WEEK, portfolios=(), counterparties_=()) -> dict:
+    return {
+        "schema": "prudencial/batch/v1",
+        "week": week,
+        "portfolios": list(portfolios),
+        "counterparties": list(counterparties_),
+    }
+
+
+def post_batch(api, agents, payload) -> dict:
+    response = api.post(
+        f"/api/v1/weeks/{WEEK}/batch/",
+        {"jwe": encrypt_for_enclave(payload), "agents": [a.pk for a in agents]},
+        format="json",
+    )
+    assert response.status_code == 202, response.content
+    return response.json()
+
+
+def process(batch_id: int) -> str:
+    return tasks.process_batch.apply(args=[batch_id]).get()
+
+
+def test_a_json_batch_becomes_one_submission_per_agent_and_kind(
+    enclave, api, week, trader, generator
+):
+    bad = portfolio(generator)
+    bad["contracts"][0]["amount_brl"] = 0.0
+    received = post_batch(
+        api,
+        [trader, generator],
+        batch_file(
+            portfolios=[portfolio(trader), bad],
+            counterparties_=[counterparties(trader, generator)],
+        ),
+    )
+    assert process(received["id"]) == "accepted"
+    assert process(received["id"]) == "accepted"  # a second run does nothing
+    made = Submission.objects.filter(batch_id=received["id"])
+    assert made.count() == 3
+    assert set(made.values_list("channel", flat=True)) == {"api"}
+    detail = api.get(f"/api/v1/batches/{received['id']}/").json()
+    assert detail["status"] == "accepted"
+    assert detail["counts"] == {"submissions": 3, "accepted": 2, "rejected": 1}
+    assert {r["agent"] for r in detail["submissions"]} == {trader.pk, generator.pk}
+    trader_rows = {r["kind"]: r for r in listing(api, trader)}
+    assert trader_rows["portfolio"]["status"] == "accepted"
+    assert trader_rows["portfolio"]["verdict_verified"] and trader_rows["portfolio"]["is_current"]
+    assert trader_rows["portfolio"]["batch"] == received["id"]
+    [generator_row] = listing(api, generator)
+    assert generator_row["status"] == "rejected"
+    assert generator_row["errors"][0]["field"] == "contracts[0].amount_brl"
+    # The re-encrypted envelope is a submission like any other: the enclave opens it.
+    envelope = made.get(agent=trader, kind="portfolio").envelope
+    assert envelope.count(".") == 4
+
+
+def test_a_batch_file_that_does_not_cover_the_declared_agents_stores_nothing(
+    enclave, api, week, trader, generator
+):
+    received = post_batch(api, [trader, generator], batch_file(portfolios=[portfolio(trader)]))
+    assert process(received["id"]) == "rejected"
+    assert not Submission.objects.exists()
+    detail = api.get(f"/api/v1/batches/{received['id']}/").json()
+    assert detail["status"] == "rejected" and detail["errors"]
+    assert detail["errors"][0]["field"].startswith("agents")
+
+
+def test_a_tampered_batch_verdict_is_not_accepted(enclave, api, week, trader):
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL triggers")
+    bad = portfolio(trader)
+    bad["contracts"][0]["amount_brl"] = 0.0
+    received = post_batch(api, [trader], batch_file(portfolios=[bad]))
+    process(received["id"])
+    target = Verdict.objects.get(submission__batch_id=received["id"])
+    _tamper(
+        "UPDATE submissions_verdict SET status = 'accepted', errors = '[]' WHERE id = %s",
+        [target.pk],
+    )
+    [row] = listing(api, trader)
+    assert row["status"] == "unverified" and not row["is_current"]
