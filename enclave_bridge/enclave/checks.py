@@ -20,6 +20,7 @@ from enclave_bridge.wire.protocol import (
     ProtocolError,
     describe_failure,
 )
+from prudencial.domain.formats import pla
 from prudencial.risk.concentration import counterparty_concentration
 from prudencial.risk.leverage import leverage_factor
 
@@ -150,14 +151,22 @@ def _verdict(
     token: Any,
     kind: str,
     agent: dict[str, Any],
-    week: str,
+    parameters: Any,
     *,
     index: int = -1,
     request_id: Any = None,
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """(public verdict, payload if accepted); a fault is ``{"status": "error", "error": ...}``."""
+    """(public verdict, payload if accepted); a fault is ``{"status": "error", "error": ...}``.
+    The binding carries the week's energy types and bucket labels from its parameters."""
     try:
-        expected = check_expected({"agent": agent, "week": week})
+        expected = check_expected(
+            {
+                "agent": agent,
+                "week": parameters.week,
+                "energy_types": list(parameters.energy_types),
+                "bucket_labels": [b.label for b in parameters.buckets],
+            }
+        )
         outcome = check_envelope(keys, token, kind, expected)
         return outcome.public(), outcome.payload
     except ProtocolError as exc:
@@ -183,7 +192,6 @@ def check_agents(
     Both envelopes of an agent are handled in the same task, so FA and concentration are computed
     where the plaintext already is, in parallel, and the main process only assembles.
     """
-    week = parameters.week
     out = []
     for index, agent, portfolio_token, cps_token in items:
         ref = {"acronym": agent["acronym"], "cnpj": agent["cnpj"]}
@@ -195,11 +203,11 @@ def check_agents(
             "concentration": None,
         }
         where = {"index": index, "request_id": request_id}
-        verdict, portfolio = _verdict(keys, portfolio_token, "portfolio", ref, week, **where)
+        verdict, portfolio = _verdict(keys, portfolio_token, "portfolio", ref, parameters, **where)
         entry["verdicts"]["portfolio"] = verdict
         cps = None
         if cps_token is not None:
-            verdict, cps = _verdict(keys, cps_token, "counterparties", ref, week, **where)
+            verdict, cps = _verdict(keys, cps_token, "counterparties", ref, parameters, **where)
             entry["verdicts"]["counterparties"] = verdict
         if portfolio is not None:
             entry["payloads"]["portfolio"] = portfolio
@@ -207,7 +215,7 @@ def check_agents(
             if cps is not None:
                 entry["payloads"]["counterparties"] = cps
                 entry["concentration"] = _concentration(
-                    counterparty_concentration, cps, portfolio["adjusted_equity"], where
+                    counterparty_concentration, cps, pla(portfolio), where
                 )
         elif cps is not None:
             entry["payloads"]["counterparties"] = cps

@@ -16,8 +16,9 @@ Market built from a batch (documented in docs/enclave.md):
 - generation / consumption: what is left of the declared net position once in-batch trades are
   taken out, r = (resource − requirement) − (purchases − sales): generation = max(r, 0),
   consumption = max(−r, 0), so every agent keeps exactly its declared net position;
-- price of an edge: the seller's volume-weighted average sale price over the horizon, else the
-  buyer's average purchase price, else the mean SE forward price of the horizon;
+- price of an edge: the seller's average sale price over the horizon (Σ sales amount_brl / Σ
+  sold MWh), else the buyer's average purchase price, else the mean SE forward price of the
+  horizon;
 - PLD scenarios: ``bootstrap_pld`` over the week parameters' ``pld_history``, the weekly prices the host sends
   (required: never a packaged series in its place), clipped to the week's PLD floor and cap.
 """
@@ -36,6 +37,7 @@ import numpy as np
 
 from enclave_bridge.wire.protocol import E_BAD_REQUEST, ProtocolError
 from prudencial.domain.errors import DomainError
+from prudencial.domain.formats import engine_portfolio
 from prudencial.domain.parameters import check_week_parameters
 from prudencial.domain.payloads import BatchAgent
 
@@ -214,16 +216,14 @@ def public_entries(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _weighted_price(
-    positions: list[dict[str, Any]], volume: str, price: str, hours: list[float]
-) -> float:
-    weight = total = 0.0
-    for pos in positions:
-        if pos["bucket"] < len(hours) and pos[volume] > 0:
-            w = pos[volume] * hours[pos["bucket"]]
-            weight += w
-            total += w * pos[price]
-    return total / weight if weight > 0 else 0.0
+def _weighted_price(contracts: list[dict[str, Any]], side: str, hours: list[float]) -> float:
+    """R$/MWh of one side's contracts over the horizon: Σ amount_brl / Σ volume·h."""
+    energy = total = 0.0
+    for row in contracts:
+        if row["side"] == side and row["bucket"] < len(hours) and row["volume_mwm"] > 0:
+            energy += row["volume_mwm"] * hours[row["bucket"]]
+            total += row["amount_brl"]
+    return total / energy if energy > 0 else 0.0
 
 
 def build_market(
@@ -242,13 +242,13 @@ def build_market(
     declared: dict[tuple[int, int], dict[int, float]] = {}
     outside = 0
     for i, entry in enumerate(nodes):
-        positions = entry["payloads"]["portfolio"]["positions"]
-        for pos in positions:
+        payload = entry["payloads"]["portfolio"]  # a validated v2 portfolio
+        for pos in engine_portfolio(payload)["positions"]:
             if pos["bucket"] < horizon:
                 h = hours[pos["bucket"]]
                 net[i] += (pos["resource_mwm"] - pos["requirement_mwm"]) * h
-        sale_price[i] = _weighted_price(positions, "requirement_mwm", "avg_sale_price", hours)
-        purchase_price[i] = _weighted_price(positions, "resource_mwm", "avg_purchase_price", hours)
+        sale_price[i] = _weighted_price(payload["contracts"], "sale", hours)
+        purchase_price[i] = _weighted_price(payload["contracts"], "purchase", hours)
         cps = entry["payloads"].get("counterparties")
         for cp in (cps or {}).get("counterparties", []):
             volumes = cp.get("volume_mwm")

@@ -1,9 +1,15 @@
 """Validation of decrypted payloads: JSON Schema (draft 2020-12) first, then business rules.
 
-Every error is ``{"field", "row", "rule"}``: the field path (``positions[3].resource_mwm``), the row
-(1-based item number for JSON, the Excel row for the XLSX template) and the rule broken, built
-only from the schema and the rules themselves. jsonschema's own messages quote the offending value,
-so they are never passed on.
+The schemas and the rules are ``prudencial.domain.formats``' (docs/formats.md): the schemas are
+generated there for the week's energy types and compiled here once per tuple of types (jsonschema,
+and the fast validator below for the common valid case); the business rules and the agent/week
+binding are ``formats.rule_errors``. Only ``prudencial/portfolio/v2`` and
+``prudencial/counterparties/v2`` are accepted; a v1 payload is refused with a rule saying so.
+
+Every error is ``{"field", "row", "rule"}``: the field path (``contracts[3].amount_brl``), the row
+(1-based item number for JSON, the Excel row for the XLSX template, whose sheet the field names)
+and the rule broken, built only from the schema and the rules themselves. jsonschema's own
+messages quote the offending value, so they are never passed on.
 """
 
 from __future__ import annotations
@@ -14,24 +20,22 @@ import math
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import cache
-from importlib import resources
+from functools import lru_cache
 from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from enclave_bridge.wire.protocol import E_BAD_REQUEST, ProtocolError, strict_json_loads
-from prudencial.domain.identifiers import cnpj_is_valid
+from prudencial.domain import formats
 from prudencial.domain.market import BUCKETS
 
-KINDS = ("portfolio", "counterparties")
-SCHEMA_IDS = {
-    "portfolio": "prudencial/portfolio/v1",
-    "counterparties": "prudencial/counterparties/v1",
-}
-ROW_LISTS = {"portfolio": "positions", "counterparties": "counterparties"}
-MAX_ERRORS = 200
+KINDS = formats.KINDS
+SCHEMA_IDS = formats.SCHEMA_IDS
+ROW_LISTS = formats.ROW_LISTS
+MAX_ERRORS = formats.MAX_ERRORS
+DEFAULT_TYPES = formats.DEFAULT_ENERGY_TYPES
+MAX_REGISTRY = 100_000  # registered agents the host may bind an envelope to
 
 
 @dataclass
@@ -54,26 +58,47 @@ class Outcome:
         }
 
 
-@cache
-def validator(kind: str) -> Draft202012Validator:
-    """Compiled schema for a payload kind (loaded once per process)."""
-    text = resources.files(__package__).joinpath("schemas", f"{kind}.json").read_text("utf-8")
-    schema = json.loads(text)
-    Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema)
+@lru_cache(maxsize=32)
+def _schema_json(kind: str, energy_types: tuple[str, ...]) -> str:
+    return json.dumps(formats.json_schema(kind, energy_types), ensure_ascii=False, indent=2)
 
 
-@cache
-def fast_validator(kind: str) -> Callable[[Any], bool]:
+def schema(kind: str, energy_types: Iterable[str] = DEFAULT_TYPES) -> dict[str, Any]:
+    """The payload kind's JSON Schema for the week's energy types (a fresh copy)."""
+    return json.loads(_schema_json(kind, tuple(energy_types)))
+
+
+def schema_text(kind: str, energy_types: Iterable[str] = DEFAULT_TYPES) -> str:
+    return _schema_json(kind, tuple(energy_types))
+
+
+@lru_cache(maxsize=32)
+def _validator(kind: str, energy_types: tuple[str, ...]) -> Draft202012Validator:
+    compiled = schema(kind, energy_types)
+    Draft202012Validator.check_schema(compiled)
+    return Draft202012Validator(compiled)
+
+
+def validator(kind: str, energy_types: Iterable[str] = DEFAULT_TYPES) -> Draft202012Validator:
+    """Compiled schema for a payload kind and a week's energy types (cached per tuple)."""
+    return _validator(kind, tuple(energy_types))
+
+
+@lru_cache(maxsize=32)
+def _fast_validator(kind: str, energy_types: tuple[str, ...]) -> Callable[[Any], bool]:
+    compiled = schema(kind, energy_types)
+    return _compile(compiled, compiled)
+
+
+def fast_validator(kind: str, energy_types: Iterable[str] = DEFAULT_TYPES) -> Callable[[Any], bool]:
     """The same schema compiled to plain closures: answers only "valid or not", ~20x faster than
     jsonschema's iter_errors. A valid payload (the common case) never reaches jsonschema; an
     invalid one is re-checked by jsonschema for the error list, so jsonschema stays the
     reference. Keywords outside the supported subset make compilation fail loudly."""
-    schema = json.loads(schema_text(kind))
-    return _compile(schema, schema)
+    return _fast_validator(kind, tuple(energy_types))
 
 
-_ANNOTATIONS = {"$schema", "$id", "$defs", "title", "description"}
+_ANNOTATIONS = {"$schema", "$id", "$defs", "title", "description", "examples", "$comment"}
 _TYPES: dict[str, Callable[[Any], bool]] = {
     "object": lambda v: isinstance(v, dict),
     "array": lambda v: isinstance(v, list),
@@ -101,7 +126,10 @@ _GENERAL_KEYWORDS = {"$ref", "enum", "const", "type"}
 def _compile(node: dict[str, Any], root: dict[str, Any]) -> Callable[[Any], bool]:
     """One closure per schema node; type-specific keywords are checked only under their type."""
     kind = node.get("type")
-    allowed = _GENERAL_KEYWORDS | _ANNOTATIONS | _TYPED_KEYWORDS.get(kind, set())
+    kinds = kind if isinstance(kind, list) else [kind]
+    allowed = _GENERAL_KEYWORDS | _ANNOTATIONS
+    for name in kinds:
+        allowed |= _TYPED_KEYWORDS.get(name, set())
     unknown = sorted(set(node) - allowed)
     if unknown:
         raise ValueError(f"schema keyword(s) {unknown} unsupported by the fast validator here")
@@ -117,7 +145,10 @@ def _compile(node: dict[str, Any], root: dict[str, Any]) -> Callable[[Any], bool
     if "const" in node:
         const = node["const"]
         parts.append(lambda v: _same(v, const))
-    if kind is not None:
+    if isinstance(kind, list):  # e.g. ["string", "null"]: any one of the types, with its keywords
+        options = [_typed(name, node, root) for name in kind]
+        parts.append(lambda v: any(check(v) for check in options))
+    elif kind is not None:
         parts.append(_typed(kind, node, root))
     if len(parts) == 1:
         return parts[0]
@@ -188,20 +219,6 @@ def _same(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b if isinstance(a, bool) or isinstance(b, bool) else a == b
 
 
-def schema_text(kind: str) -> str:
-    return resources.files(__package__).joinpath("schemas", f"{kind}.json").read_text("utf-8")
-
-
-def _path(parts: Iterable[Any]) -> str:
-    out = ""
-    for part in parts:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
 def _rule(error: ValidationError) -> tuple[str, str | None]:
     """Describe a schema violation from the schema side only; may refine the field name."""
     v, expected = error.validator, error.validator_value
@@ -213,7 +230,7 @@ def _rule(error: ValidationError) -> tuple[str, str | None]:
         allowed = sorted((error.schema.get("properties") or {}).keys())
         return f"has a property that is not allowed (allowed: {', '.join(allowed)})", None
     if v == "type":
-        return f"must be of type {expected}", None
+        return f"must be of type {expected}", None  # a list prints as formats' walker prints it
     if v == "minimum":
         return f"must be ≥ {expected:g}", None
     if v == "maximum":
@@ -235,92 +252,38 @@ def _rule(error: ValidationError) -> tuple[str, str | None]:
     return f"violates the schema rule {v}", None
 
 
-class ErrorList:
-    """Collects errors, attaching rows from the row map, and caps their number."""
-
-    def __init__(self, kind: str, rows: dict[int, int] | None) -> None:
-        self.kind = kind
-        self.rows = rows
-        self.items: list[dict[str, Any]] = []
-        self.truncated = False
-
-    def row_of(self, index: int | None) -> int | None:
-        if index is None:
-            return None
-        if self.rows is not None:
-            return self.rows.get(index)
-        return index + 1
-
-    def add(self, field_path: str, rule: str, index: int | None = None) -> None:
-        if len(self.items) >= MAX_ERRORS:
-            self.truncated = True
-            return
-        self.items.append({"field": field_path, "row": self.row_of(index), "rule": rule})
-
-
-def _schema_errors(kind: str, payload: Any, errors: ErrorList) -> None:
-    row_list = ROW_LISTS[kind]
+def _schema_errors(
+    kind: str, payload: Any, energy_types: tuple[str, ...], errors: formats.Errors
+) -> None:
     # At most MAX_ERRORS + 1 errors are built (iter_errors is lazy): the report is cut there anyway.
-    first = itertools.islice(validator(kind).iter_errors(payload), MAX_ERRORS + 1)
-    for error in sorted(first, key=lambda e: list(e.path)):
+    first = itertools.islice(validator(kind, energy_types).iter_errors(payload), MAX_ERRORS + 1)
+    for error in sorted(first, key=lambda e: [str(p) for p in e.absolute_path]):
         parts = list(error.absolute_path)
         rule, missing = _rule(error)
         if missing:
             parts.append(missing)
-        index = parts[1] if len(parts) > 1 and parts[0] == row_list else None
-        errors.add(_path(parts) or "(payload)", rule, index if isinstance(index, int) else None)
+        errors.add(tuple(parts), rule)
 
 
-def _portfolio_rules(payload: dict[str, Any], errors: ErrorList) -> None:
-    seen: dict[tuple[Any, ...], int] = {}
-    for i, pos in enumerate(payload["positions"]):
-        key = (pos["bucket"], pos["submarket"], pos["energy_type"])
-        if key in seen:
-            errors.add(
-                f"positions[{i}]",
-                f"duplicates positions[{seen[key]}]: one row per (bucket, submarket, energy_type)",
-                i,
-            )
-        else:
-            seen[key] = i
-        if pos["resource_mwm"] > 0 and not pos["avg_purchase_price"] > 0:
-            errors.add(f"positions[{i}].avg_purchase_price", "must be > 0 when resource_mwm > 0", i)
-        if pos["requirement_mwm"] > 0 and not pos["avg_sale_price"] > 0:
-            errors.add(f"positions[{i}].avg_sale_price", "must be > 0 when requirement_mwm > 0", i)
-
-
-def _counterparty_rules(payload: dict[str, Any], errors: ErrorList) -> None:
-    own = payload["agent"]["cnpj"]
-    seen: dict[str, int] = {}
-    for i, cp in enumerate(payload["counterparties"]):
-        cnpj = cp["cnpj"]
-        if not cnpj_is_valid(cnpj):
-            errors.add(f"counterparties[{i}].cnpj", "must have valid CNPJ check digits", i)
-        if cnpj == own:
-            errors.add(f"counterparties[{i}].cnpj", "must not be the agent's own CNPJ", i)
-        if cnpj in seen:
-            errors.add(
-                f"counterparties[{i}].cnpj",
-                f"duplicates counterparties[{seen[cnpj]}]: one entry per counterparty",
-                i,
-            )
-        else:
-            seen[cnpj] = i
-
-
-def _binding_rules(payload: dict[str, Any], expected: dict[str, Any], errors: ErrorList) -> None:
-    agent = payload["agent"]
-    if not cnpj_is_valid(agent["cnpj"]):
-        errors.add("agent.cnpj", "must have valid CNPJ check digits")
-    want = expected["agent"]
-    if agent["acronym"] != want["acronym"] or agent["cnpj"] != want["cnpj"]:
-        errors.add("agent", "must be the agent this envelope was submitted for")
-    if payload["week"] != expected["week"]:
-        errors.add("week", "must be the week this envelope was submitted for")
+def _check_registry(registry: Any) -> dict[str, str] | None:
+    if registry is None:
+        return None
+    if (
+        not isinstance(registry, dict)
+        or len(registry) > MAX_REGISTRY
+        or not all(
+            isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in registry.items()
+        )
+    ):
+        raise ProtocolError(E_BAD_REQUEST, "expected.registry must map CNPJ (text) to acronym")
+    return {k: v for k, v in registry.items() if v is not None}
 
 
 def check_expected(expected: Any) -> dict[str, Any]:
-    """The host's binding (agent + week) for an envelope; shape errors are request errors."""
+    """The host's binding for an envelope: agent + week, and optionally the week's
+    ``energy_types``, ``bucket_labels`` (the XLSX months) and the ``registry`` (CNPJ → acronym
+    of the registered agents; absent, the counterparties' acronym rule is skipped). Shape
+    errors are request errors."""
     if not isinstance(expected, dict):
         raise ProtocolError(E_BAD_REQUEST, "expected must be a map with agent and week")
     agent, week = expected.get("agent"), expected.get("week")
@@ -332,7 +295,32 @@ def check_expected(expected: Any) -> dict[str, Any]:
         raise ProtocolError(E_BAD_REQUEST, "expected.agent must have acronym and cnpj (text)")
     if not isinstance(week, str):
         raise ProtocolError(E_BAD_REQUEST, "expected.week must be text")
-    return {"agent": {"acronym": agent["acronym"], "cnpj": agent["cnpj"]}, "week": week}
+    out: dict[str, Any] = {
+        "agent": {"acronym": agent["acronym"], "cnpj": agent["cnpj"]},
+        "week": week,
+        "energy_types": DEFAULT_TYPES,
+        "registry": _check_registry(expected.get("registry")),
+    }
+    types = expected.get("energy_types")
+    if types is not None:
+        try:
+            if not isinstance(types, list | tuple) or len(types) > 64:
+                raise ValueError
+            out["energy_types"] = formats.check_energy_types(types)
+        except ValueError:
+            raise ProtocolError(
+                E_BAD_REQUEST, "expected.energy_types must list energy type codes, each once"
+            ) from None
+    labels = expected.get("bucket_labels")
+    if labels is not None:
+        if (
+            not isinstance(labels, list | tuple)
+            or len(labels) != len(BUCKETS)
+            or not all(isinstance(x, str) and 0 < len(x) <= 20 for x in labels)
+        ):
+            raise ProtocolError(E_BAD_REQUEST, "expected.bucket_labels must list 7 labels")
+        out["bucket_labels"] = tuple(labels)
+    return out
 
 
 def _summary(kind: str, payload: Any, *, accepted: bool) -> dict[str, Any]:
@@ -340,14 +328,20 @@ def _summary(kind: str, payload: Any, *, accepted: bool) -> dict[str, Any]:
     of 0–6 (a rejected payload's values, even integers, never leave the enclave)."""
     if not isinstance(payload, dict):
         return {"kind": kind}
-    items = payload.get(ROW_LISTS[kind])
-    count = len(items) if isinstance(items, list) else 0
-    if kind == "portfolio":
-        summary = {"kind": kind, "positions": count}
-        if accepted and isinstance(items, list):
-            summary["buckets"] = sorted({p["bucket"] for p in items if p.get("bucket") in BUCKETS})
-        return summary
-    return {"kind": kind, "counterparties": count}
+    summary: dict[str, Any] = {"kind": kind}
+    for name in ROW_LISTS[kind]:
+        items = payload.get(name)
+        summary[name] = len(items) if isinstance(items, list) else 0
+    if kind == "portfolio" and accepted:
+        summary["buckets"] = sorted(
+            {
+                row["bucket"]
+                for name in ROW_LISTS[kind]
+                for row in payload[name]
+                if row.get("bucket") in BUCKETS
+            }
+        )
+    return summary
 
 
 def _reject_constant(name: str) -> float:
@@ -394,35 +388,44 @@ def validate_payload(
     expected: dict[str, Any],
     *,
     digest: str,
-    rows: dict[int, int] | None = None,
+    rows: dict[str, Any] | None = None,
     source_errors: list[dict[str, Any]] | None = None,
     finite_checked: bool = False,
 ) -> Outcome:
     """Schema, then business rules and the agent/week binding (only on a schema-valid payload).
 
+    ``expected`` is check_expected's. ``rows``: the XLSX row map (formats.validate's).
     ``finite_checked``: the parser already refused non-finite numbers (``parse_json`` does).
     """
-    errors = ErrorList(kind, rows)
-    for err in source_errors or []:
-        errors.items.append(err)
+    types = tuple(expected.get("energy_types") or DEFAULT_TYPES)
+    errors = formats.Errors(rows)
+    errors.items.extend(source_errors or [])
     if not errors.items:
-        if not finite_checked and not _finite(payload):
-            errors.add("(payload)", "numbers must be finite")
-        elif not fast_validator(kind)(payload):
-            _schema_errors(kind, payload, errors)
+        retired = formats.RETIRED_SCHEMA_IDS.get(kind, ())
+        if isinstance(payload, dict) and payload.get("schema") in retired:
+            errors.add(("schema",), f"schema must be {SCHEMA_IDS[kind]}")
+        elif not finite_checked and not _finite(payload):
+            errors.add(("(payload)",), "numbers must be finite")
+        elif not fast_validator(kind, types)(payload):
+            _schema_errors(kind, payload, types, errors)
         if not errors.items:
-            _binding_rules(payload, expected, errors)
-            if kind == "portfolio":
-                _portfolio_rules(payload, errors)
-            else:
-                _counterparty_rules(payload, errors)
+            errors.items.extend(
+                formats.rule_errors(
+                    kind,
+                    payload,
+                    agent=expected["agent"],
+                    week=expected["week"],
+                    registry=expected.get("registry"),
+                    rows=rows,
+                )
+            )
     accepted = not errors.items
     summary = _summary(kind, payload, accepted=accepted)
-    if errors.truncated:
+    if len(errors.items) > MAX_ERRORS:
         summary["errors_truncated"] = True
     return Outcome(
         status="accepted" if accepted else "rejected",
-        errors=errors.items,
+        errors=errors.items[:MAX_ERRORS],
         digest=digest,
         summary=summary,
         payload=payload if accepted else None,

@@ -9,7 +9,7 @@ from enclave_bridge.enclave.compute import build_market, parse_items, parse_para
 from enclave_bridge.wire.protocol import ProtocolError
 from prudencial.domain import market
 from prudencial.models import AgentClass
-from tests.enclave.payloads import make_cnpj, parameters
+from tests.enclave.payloads import contract, make_cnpj, parameters, portfolio
 
 EXPECTED = {
     "generator": "GE",
@@ -42,17 +42,10 @@ def test_each_class_reaches_the_network_model_as_its_network_class():
         {
             "agent": item["agent"],
             "payloads": {
-                "portfolio": {
-                    "positions": [
-                        {
-                            "bucket": 0,
-                            "resource_mwm": 1.0 + n,
-                            "requirement_mwm": 0.0,
-                            "avg_purchase_price": 100.0,
-                            "avg_sale_price": 0.0,
-                        }
-                    ]
-                }
+                "portfolio": portfolio(
+                    item["agent"],
+                    contracts=[contract(0, "purchase", 1.0 + n, 100.0 * (1.0 + n) * 720)],
+                )
             },
         }
         for n, item in enumerate(items)

@@ -141,40 +141,48 @@ def test_opening_runs_the_enclaves_checks_and_names_the_field(week):
 
 # --- the worked example of docs/domain.md, host → enclave → results -----------------------------
 
-WORKED_PORTFOLIO = {
-    "schema": "prudencial/portfolio/v1",
+WORKED_PORTFOLIO = {  # a v2 payload (docs/formats.md): the worked example as contracts
+    "schema": "prudencial/portfolio/v2",
     "agent": {"acronym": "CM47", "cnpj": "12345678000195"},
-    "adjusted_equity": 10_000_000.0,
-    "regulated_market_revenue": 0.0,
-    "positions": [
+    "contracts": [
         {
             "bucket": 0,
-            "submarket": "SE",
+            "side": "purchase",
+            "contract_type": "fixed_price",
             "energy_type": "conventional",
-            "resource_mwm": 10.0,
-            "requirement_mwm": 0.0,
-            "avg_purchase_price": 150.0,
-            "avg_sale_price": 0.0,
+            "submarket": "SE",
+            "volume_mwm": 10.0,
+            "amount_brl": 10 * 150.0 * 744,
         },
         {
             "bucket": 1,
-            "submarket": "SE",
+            "side": "sale",
+            "contract_type": "fixed_price",
             "energy_type": "conventional",
-            "resource_mwm": 0.0,
-            "requirement_mwm": 5.0,
-            "avg_purchase_price": 0.0,
-            "avg_sale_price": 160.0,
+            "submarket": "SE",
+            "volume_mwm": 5.0,
+            "amount_brl": 5 * 160.0 * 720,
         },
         {
             "bucket": 2,
-            "submarket": "SE",
+            "side": "purchase",
+            "contract_type": "variable_price",
             "energy_type": "conventional",
-            "resource_mwm": 3.0,
-            "requirement_mwm": 0.0,
-            "avg_purchase_price": 170.0,
-            "avg_sale_price": 0.0,
+            "submarket": "SE",
+            "volume_mwm": 3.0,
+            "amount_brl": 3 * 170.0 * 744,
         },
-    ],
+    ],  # fmt: skip
+    "forecasts": [],
+    "equity": {
+        "equity_brl": 10_500_000.0,
+        "goodwill_net_of_deferred_tax_brl": 0.0,
+        "intangibles_brl": 500_000.0,
+        "sector_stakes_brl": 0.0,
+        "financial_stakes_brl": 0.0,
+        "tax_credits_brl": 0.0,
+    },
+    "regulated_market_revenue_brl": 0.0,
 }
 
 
@@ -209,7 +217,7 @@ def test_worked_example_round_trip(correlation, var_total):
     [entry] = check_agents(keys, [(0, agent, token, None)], parse_parameters(payload))
 
     assert entry["verdicts"]["portfolio"]["status"] == "accepted", entry["verdicts"]
-    pla = 10_000_000.0
+    pla = 10_000_000.0  # 10.5 million of equity less 0.5 million of intangibles
     # RES_FIN = 5·160·720 − 10·150·744 − 3·170·744 = −919,440 (K = θ = 0: RWA = VaR_total).
     assert entry["leverage"]["fa_risk"] == pytest.approx(var_total / pla, abs=1e-9)
     assert entry["leverage"]["fa"] == pytest.approx((var_total + 919_440.0) / pla, abs=1e-9)

@@ -7,6 +7,7 @@ from typing import Any
 
 from jwcrypto import jwe, jwk
 
+from prudencial.domain import formats
 from prudencial.domain.identifiers import cnpj_check_digits
 from prudencial.risk.pld import pld_history_2017
 
@@ -37,27 +38,70 @@ def agent(n: int, prefix: str = "CM") -> dict[str, str]:
 
 
 def portfolio(who: dict[str, str], week: str = WEEK, **overrides: Any) -> dict[str, Any]:
+    """A v2 portfolio (docs/formats.md): purchases 10+b MWm at 150 R$/MWh and sales 4 MWm at
+    170 R$/MWh in M+0..M+2 (SE, conventional, fixed price), equity R$ 10 million, no deductions."""
+    hours = [720 + 24 * (b % 2) for b in range(7)]
     doc = {
-        "schema": "prudencial/portfolio/v1",
+        "schema": formats.PORTFOLIO_SCHEMA_ID,
         "agent": {"acronym": who["acronym"], "cnpj": who["cnpj"]},
         "week": week,
-        "adjusted_equity": 10_000_000.0,
-        "regulated_market_revenue": 0.0,
-        "positions": [
-            {
-                "bucket": b,
-                "submarket": "SE",
-                "energy_type": "conventional",
-                "resource_mwm": 10.0 + b,
-                "requirement_mwm": 4.0,
-                "avg_purchase_price": 150.0,
-                "avg_sale_price": 170.0,
-            }
+        "contracts": [
+            row
             for b in range(3)
+            for row in (
+                contract(b, "purchase", 10.0 + b, 150.0 * (10.0 + b) * hours[b]),
+                contract(b, "sale", 4.0, 170.0 * 4.0 * hours[b]),
+            )
         ],
+        "forecasts": [],
+        "equity": equity(10_000_000.0),
+        "regulated_market_revenue_brl": 0.0,
     }
     doc.update(overrides)
     return doc
+
+
+def contract(
+    bucket: int,
+    side: str,
+    volume: float,
+    amount: float,
+    *,
+    contract_type: str = "fixed_price",
+    energy_type: str = "conventional",
+    submarket: str = "SE",
+) -> dict[str, Any]:
+    return {
+        "bucket": bucket,
+        "side": side,
+        "contract_type": contract_type,
+        "energy_type": energy_type,
+        "submarket": submarket,
+        "volume_mwm": volume,
+        "amount_brl": amount,
+    }
+
+
+def forecast(
+    bucket: int,
+    generation: float,
+    consumption: float,
+    *,
+    energy_type: str = "conventional",
+    submarket: str = "SE",
+) -> dict[str, Any]:
+    return {
+        "bucket": bucket,
+        "submarket": submarket,
+        "energy_type": energy_type,
+        "generation_mwm": generation,
+        "consumption_mwm": consumption,
+    }
+
+
+def equity(equity_brl: float, **deductions: float) -> dict[str, float]:
+    """The equity parts: PLA = equity_brl − the deductions (0 unless given)."""
+    return {"equity_brl": equity_brl, **dict.fromkeys(formats.DEDUCTION_FIELDS, 0.0), **deductions}
 
 
 def counterparties(
@@ -66,26 +110,33 @@ def counterparties(
     week: str = WEEK,
     volumes: list[list[float]] | None = None,
 ) -> dict[str, Any]:
+    """A v2 counterparties declaration, ranked by MtM M0–M2 (the first of ``others`` largest)."""
     entries = []
     for i, other in enumerate(others):
         entry = {
+            "rank": i + 1,
             "cnpj": other["cnpj"],
             "acronym": other["acronym"],
-            "mtm_m0": 1_200_000.0 - i,
-            "mtm_m1": 800_000.0,
-            "mtm_m2": 500_000.0,
-            "mitigation_amount": 200_000.0,
+            "mtm_m0_brl": 1_200_000.0 - i,
+            "mtm_m1_brl": 800_000.0,
+            "mtm_m2_brl": 500_000.0,
+            "mitigation_brl": 200_000.0,
             "mitigants": "fiança bancária",
         }
         if volumes is not None:
             entry["volume_mwm"] = volumes[i]
         entries.append(entry)
     return {
-        "schema": "prudencial/counterparties/v1",
+        "schema": formats.COUNTERPARTIES_SCHEMA_ID,
         "agent": {"acronym": who["acronym"], "cnpj": who["cnpj"]},
         "week": week,
         "counterparties": entries,
     }
+
+
+def registry(*agents: dict[str, str]) -> dict[str, str]:
+    """The registry mapping (CNPJ → acronym) the host stages for these agents."""
+    return {a["cnpj"]: a["acronym"] for a in agents}
 
 
 def parameters(week: str = WEEK) -> dict[str, Any]:

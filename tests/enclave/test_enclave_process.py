@@ -30,6 +30,7 @@ from .payloads import (
     batch_agent,
     counterparties,
     encrypt,
+    equity,
     network_options,
     parameters,
     portfolio,
@@ -72,7 +73,12 @@ def test_json_envelope_round_trips(client, current_key):
     assert verdict["digest"] != hashlib.sha256(plaintext).hexdigest()
     again = client.validate(encrypt(plaintext, current_key), kind="portfolio", agent=who, week=WEEK)
     assert again["digest"] == verdict["digest"]
-    assert verdict["summary"] == {"kind": "portfolio", "positions": 3, "buckets": [0, 1, 2]}
+    assert verdict["summary"] == {
+        "kind": "portfolio",
+        "contracts": 6,
+        "forecasts": 0,
+        "buckets": [0, 1, 2],
+    }
 
 
 def test_counterparties_round_trip_with_alphanumeric_cnpj(client, current_key):
@@ -89,14 +95,7 @@ def test_xlsx_template_round_trips(client, current_key):
     who = agent(50)
     doc = portfolio(who)
     cps = counterparties(who, [agent(51)], volumes=[[1.0, 2.0, 3.0]])
-    book = build_template(
-        agent=who,
-        week=WEEK,
-        adjusted_equity=doc["adjusted_equity"],
-        regulated_market_revenue=0.0,
-        positions=doc["positions"],
-        counterparties=cps["counterparties"],
-    )
+    book = build_template([doc, cps], week=WEEK)
     envelope = encrypt(book, current_key)
     digests = set()
     for kind in ("portfolio", "counterparties"):
@@ -110,24 +109,26 @@ def test_xlsx_template_round_trips(client, current_key):
 def test_xlsx_errors_carry_excel_rows_not_values(client, current_key, enclave):
     who = agent(52)
     doc = portfolio(who)
-    doc["positions"][1]["resource_mwm"] = -CANARY
-    doc["positions"][2]["avg_purchase_price"] = 0.0
-    doc["positions"][2]["resource_mwm"] = CANARY
-    book = build_template(agent=who, week=WEEK, adjusted_equity=1e7, positions=doc["positions"])
+    doc["contracts"][1]["volume_mwm"] = -CANARY
+    doc["contracts"][2]["amount_brl"] = 0.0
+    doc["contracts"][2]["volume_mwm"] = CANARY
+    book = build_template([doc])
     verdict = client.validate(encrypt(book, current_key), kind="portfolio", agent=who, week=WEEK)
     assert verdict["status"] == "rejected"
-    assert {"field": "positions[1].resource_mwm", "row": 3, "rule": "must be ≥ 0"} in verdict[
-        "errors"
-    ]
+    assert {
+        "field": "sheet Contratos: contracts[1].volume_mwm",
+        "row": 3,
+        "rule": "must be ≥ 0",
+    } in verdict["errors"]
     # Schema errors stop the business rules; fix the schema error and see the rule error by row.
-    doc["positions"][1]["resource_mwm"] = 1.0
-    book = build_template(agent=who, week=WEEK, adjusted_equity=1e7, positions=doc["positions"])
+    doc["contracts"][1]["volume_mwm"] = 1.0
+    book = build_template([doc])
     verdict = client.validate(encrypt(book, current_key), kind="portfolio", agent=who, week=WEEK)
     assert verdict["errors"] == [
         {
-            "field": "positions[2].avg_purchase_price",
+            "field": "sheet Contratos: contracts[2].amount_brl",
             "row": 4,
-            "rule": "must be > 0 when resource_mwm > 0",
+            "rule": "must be > 0 when volume_mwm > 0",
         }
     ]
     assert str(CANARY) not in json.dumps(verdict) and "987654" not in json.dumps(verdict)
@@ -136,9 +137,9 @@ def test_xlsx_errors_carry_excel_rows_not_values(client, current_key, enclave):
 def test_business_rule_errors_name_field_and_row_never_values(client, current_key, enclave):
     who = agent(53)
     doc = portfolio(who)
-    doc["positions"].append(dict(doc["positions"][0]))  # duplicate (bucket, submarket, type)
-    doc["positions"][1]["requirement_mwm"] = CANARY
-    doc["positions"][1]["avg_sale_price"] = 0.0
+    doc["contracts"].append(dict(doc["contracts"][0]))  # duplicate key
+    doc["contracts"][1]["volume_mwm"] = CANARY
+    doc["contracts"][1]["amount_brl"] = 0.0
     cps = counterparties(who, [agent(54), agent(54), who])
     cps["counterparties"][0]["mitigants"] = f"canary {CANARY}"
     cps["counterparties"][1]["cnpj"] = "12345678000196"  # bad check digits
@@ -149,15 +150,15 @@ def test_business_rule_errors_name_field_and_row_never_values(client, current_ke
         texts.append(json.dumps(verdict, ensure_ascii=False))
         rules = {(e["field"], e["row"]) for e in verdict["errors"]}
         if kind == "portfolio":
-            assert ("positions[1].avg_sale_price", 2) in rules
-            assert ("positions[3]", 4) in rules
+            assert ("contracts[1].amount_brl", 2) in rules
+            assert ("contracts[6]", 7) in rules
         else:
             assert ("counterparties[1].cnpj", 2) in rules
             assert ("counterparties[2].cnpj", 3) in rules
     # Schema errors never quote the value either.
     doc = portfolio(who)
-    doc["positions"][0]["submarket"] = f"X{CANARY}"
-    doc["positions"][0]["bucket"] = CANARY
+    doc["contracts"][0]["submarket"] = f"X{CANARY}"
+    doc["contracts"][0]["bucket"] = CANARY
     verdict = client.validate(encrypt(doc, current_key), kind="portfolio", agent=who, week=WEEK)
     assert verdict["status"] == "rejected"
     texts.append(json.dumps(verdict, ensure_ascii=False))
@@ -297,7 +298,7 @@ def _zip_bomb() -> bytes:
 def _million_row_sheet(tmp_path) -> bytes:
     """A real workbook whose sheet has 1,000,000 rows (streamed to disk, ~1 MB compressed)."""
     path = tmp_path / "rows.xlsx"
-    template = build_template(agent=agent(58), week=WEEK, adjusted_equity=1e7)
+    template = build_template(agents=[agent(58)], week=WEEK)
     with (
         zipfile.ZipFile(io.BytesIO(template)) as src,
         zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as dst,
@@ -392,7 +393,7 @@ def _batch(n: int, key: dict) -> tuple[list[dict], dict[str, dict]]:
     items = []
     for i, who in enumerate(agents):
         doc = portfolio(who)
-        doc["positions"][0]["resource_mwm"] = 5.0 + i
+        doc["contracts"][0]["volume_mwm"] = 5.0 + i
         docs[who["acronym"]] = doc
         partner = agents[(i + 1) % n]
         cps = counterparties(
@@ -498,7 +499,7 @@ def test_compute_answer_publishes_only_the_allow_listed_figures(client, current_
     canary = 12_345_678.9
     items, _ = _batch(6, current_key)
     for i, item in enumerate(items):
-        doc = portfolio(item["agent"], adjusted_equity=canary + i)
+        doc = portfolio(item["agent"], equity=equity(canary + i))
         item["portfolio"] = encrypt(doc, current_key)
     result = client.compute(parameters(), items, network=network_options(scenarios=100, seed=5))
     text = json.dumps(result)

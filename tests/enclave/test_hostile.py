@@ -348,30 +348,30 @@ def test_deep_or_duplicate_json_payloads_are_rejected_naming_the_rule(hostile, l
     assert verdict["status"] == "rejected"
     assert "nests deeper than" in verdict["errors"][0]["rule"]
     doc = json.dumps(portfolio(who))
-    duplicated = doc[:-1] + ', "adjusted_equity": 1}'
+    duplicated = doc[:-1] + ', "regulated_market_revenue_brl": 1}'
     verdict = legit.validate(
         encrypt(duplicated.encode(), envelope_key), kind="portfolio", agent=who, week=WEEK
     )
     assert verdict["status"] == "rejected"
-    assert "'adjusted_equity' appears twice" in verdict["errors"][0]["rule"]
+    assert "'regulated_market_revenue_brl' appears twice" in verdict["errors"][0]["rule"]
     _legit_validate(legit, envelope_key)
 
 
 def test_a_huge_but_small_plaintext_is_refused_before_the_schema_walks_it(
     hostile, legit, envelope_key
 ):
-    """150,000 empty positions are 450 KB of plaintext (under every size limit) but used to make
+    """150,000 empty contract rows are 450 KB of plaintext (under every size limit) but used to make
     the schema build an error per value: 29 s and 3.8 GiB. The value budget refuses them first."""
     who = agent(93)
     doc = portfolio(who)
-    doc["positions"] = [{}] * 150_000
+    doc["contracts"] = [{}] * 150_000
     started = time.monotonic()
     verdict = legit.validate(encrypt(doc, envelope_key), kind="portfolio", agent=who, week=WEEK)
     assert time.monotonic() - started < 3.0
     assert verdict["status"] == "rejected"
     assert verdict["errors"][0]["rule"] == "holds more than 20000 values"
     many_errors = portfolio(who)
-    many_errors["positions"] = [{"bucket": "x"}] * 3_000  # 6,000 values, each one wrong
+    many_errors["contracts"] = [{"bucket": "x"}] * 3_000  # 6,000 values, each one wrong
     verdict = legit.validate(
         encrypt(many_errors, envelope_key), kind="portfolio", agent=who, week=WEEK
     )

@@ -22,6 +22,7 @@ from enclave_bridge.wire.protocol import (
     sign_answer,
     verify_answer,
 )
+from prudencial.domain import formats
 from prudencial.domain.identifiers import cnpj_is_valid
 
 from .payloads import WEEK, agent, counterparties, portfolio
@@ -103,20 +104,11 @@ def test_cnpj_check_digits(value, valid):
 def test_xlsx_parser_maps_pt_br_cells_and_rows():
     who = agent(70)
     doc = portfolio(who)
-    rows = [
-        dict(p, submarket="SE/CO", energy_type="Incentivada", bucket=f"M+{p['bucket']}")
-        for p in doc["positions"]
-    ]
-    book = build_template(
-        agent={"acronym": who["acronym"], "cnpj": who["cnpj"]},
-        week=WEEK,
-        adjusted_equity=5.0,
-        positions=rows,
-    )
-    sheet = parse_workbook(book, "portfolio")
+    book = build_template([doc], week=WEEK)
+    sheet = parse_workbook(book, "portfolio", agent=who, week=WEEK)
     assert sheet.errors == []
-    assert sheet.rows == {0: 2, 1: 3, 2: 4}
-    assert sheet.payload["positions"][1] == dict(doc["positions"][1], energy_type="incentivized")
+    assert sheet.rows["contracts"] == {i: i + 2 for i in range(6)}
+    assert sheet.payload == formats.normalize("portfolio", doc)
     assert sheet.payload["agent"] == who and sheet.payload["week"] == WEEK
 
 
@@ -205,7 +197,7 @@ def test_rejected_payload_summary_echoes_no_value():
 
     who = agent(70)
     bad = portfolio(who)
-    bad["positions"][0]["bucket"] = 123456789
+    bad["contracts"][0]["bucket"] = 123456789
     expected = {"agent": who, "week": WEEK}
     outcome = validate_payload("portfolio", bad, expected, digest="d")
     assert outcome.status == "rejected"

@@ -24,6 +24,7 @@ from enclave_bridge.enclave.xlsx import (
     parse_workbook,
 )
 from enclave_bridge.wire.protocol import E_TOO_LARGE, E_XLSX, ProtocolError
+from prudencial.domain import formats
 
 from .payloads import WEEK, agent
 
@@ -49,7 +50,7 @@ LIMIT_SECONDS = 5  # generous: the refusals take milliseconds, the old code took
 
 
 def template() -> bytes:
-    return build_template(agent=WHO, week=WEEK, adjusted_equity=5.0, positions=[POSITION])
+    return build_template([formats.example_payload("portfolio", agent=WHO, week=WEEK)], week=WEEK)
 
 
 def rebuild(
@@ -192,7 +193,7 @@ def laughs_book() -> bytes:
 def small_laughs_book() -> bytes:
     """3 MB of entity expansion from a few hundred bytes, under expat's own amplification guard."""
     return rebuild(
-        {"xl/worksheets/sheet2.xml": lambda x: laughs(6) + x.replace("<t>SE</t>", "<t>&l6;</t>")}
+        {"xl/worksheets/sheet2.xml": lambda x: laughs(6) + x.replace("<t>SE/CO</t>", "<t>&l6;</t>")}
     )
 
 
@@ -279,7 +280,7 @@ def test_too_many_defined_names_are_refused():
 
 def test_a_cell_longer_than_excel_allows_is_refused():
     data = rebuild(
-        {"xl/worksheets/sheet2.xml": lambda x: x.replace("<t>SE</t>", f"<t>{'x' * 70_000}</t>")}
+        {"xl/worksheets/sheet2.xml": lambda x: x.replace("<t>SE/CO</t>", f"<t>{'x' * 70_000}</t>")}
     )
     message = assert_refused(data, E_TOO_LARGE, "text run")
     assert "xxx" not in message
@@ -288,7 +289,7 @@ def test_a_cell_longer_than_excel_allows_is_refused():
 def test_an_oversized_dimension_is_refused_not_crashed():
     """A 5,000-digit row number made the old int() raise ValueError (not a ProtocolError)."""
     data = rebuild(
-        {"xl/worksheets/sheet2.xml": lambda x: x.replace('ref="A1:G2"', f'ref="A1:G{"9" * 5000}"')}
+        {"xl/worksheets/sheet2.xml": lambda x: x.replace('ref="A1:F2"', f'ref="A1:F{"9" * 5000}"')}
     )
     assert_refused(data, E_TOO_LARGE, "declares more than 500 rows")
 
@@ -303,7 +304,7 @@ def test_a_doctype_is_refused_in_utf16_too():
     text = laughs(6).replace('version="1.0"', 'version="1.0" encoding="UTF-16"')
     data = rebuild(
         {
-            "xl/worksheets/sheet2.xml": lambda x: text + x.replace("<t>SE</t>", "<t>&l6;</t>"),
+            "xl/worksheets/sheet2.xml": lambda x: text + x.replace("<t>SE/CO</t>", "<t>&l6;</t>"),
         }
     )
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
@@ -364,39 +365,33 @@ def test_an_unreferenced_worksheet_is_still_scanned():
 
 
 def test_the_template_still_parses_to_the_same_payload():
-    """Regression guard (passes before and after): the genuine template is accepted unchanged."""
-    second = dict(POSITION, bucket=2, submarket="NE", energy_type="incentivized")
-    book = build_template(
-        agent=WHO,
-        week=WEEK,
-        adjusted_equity=5.0,
-        regulated_market_revenue=2.5,
-        positions=[POSITION, second],
+    """Regression guard: the genuine template is accepted unchanged, byte for byte after
+    canonicalisation (formats.canonical_json of formats.normalize)."""
+    doc = formats.example_payload("portfolio", agent=WHO, week=WEEK)
+    doc["contracts"].append(
+        dict(doc["contracts"][0], bucket=2, submarket="NE", energy_type="incentivized_50")
     )
-    sheet = parse_workbook(book, "portfolio")
+    doc["regulated_market_revenue_brl"] = 2.5
+    sheet = parse_workbook(build_template([doc]), "portfolio", agent=WHO, week=WEEK)
     assert sheet.errors == []
-    assert sheet.rows == {0: 2, 1: 3}
-    assert sheet.payload == {
-        "schema": "prudencial/portfolio/v1",
-        "agent": WHO,
-        "week": WEEK,
-        "adjusted_equity": 5.0,
-        "regulated_market_revenue": 2.5,
-        "positions": [POSITION, second],
-    }
+    assert sheet.rows["contracts"] == {0: 2, 1: 3} and sheet.rows["equity"] == 2
+    assert formats.canonical_json(sheet.payload) == formats.canonical_json(
+        formats.normalize("portfolio", doc)
+    )
     other = agent(42)
-    cps = [{"cnpj": other["cnpj"], "acronym": other["acronym"], "mtm_m0": 1.0, "mtm_m1": 2.0}]
-    counterparty_book = build_template(agent=WHO, week=WEEK, counterparties=cps)
-    parsed = parse_workbook(counterparty_book, "counterparties")
-    assert parsed.errors == [] and parsed.rows == {0: 2}
-    assert parsed.payload["counterparties"] == [
+    cps = formats.example_payload("counterparties", agent=WHO, week=WEEK)
+    cps["counterparties"] = [
         {
+            "rank": 1,
             "cnpj": other["cnpj"],
             "acronym": other["acronym"],
-            "mtm_m0": 1.0,
-            "mtm_m1": 2.0,
-            "mtm_m2": None,
-            "mitigation_amount": 0,
+            "mtm_m0_brl": 1.0,
+            "mtm_m1_brl": 2.0,
+            "mtm_m2_brl": 0.0,
+            "mitigation_brl": 0.0,
             "mitigants": "",
         }
     ]
+    parsed = parse_workbook(build_template([cps]), "counterparties", agent=WHO, week=WEEK)
+    assert parsed.errors == [] and parsed.rows["counterparties"] == {0: 2}
+    assert parsed.payload["counterparties"] == cps["counterparties"]

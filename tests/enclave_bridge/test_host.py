@@ -195,7 +195,7 @@ def test_only_an_attested_sealed_set_can_be_current(db):
 
 
 def test_answers_signed_by_an_unregistered_key_are_refused(booted, stack):
-    impostor = jwk.JWK.generate(kty="EC", crv="P-256", kid="impostor")
+    impostor = jwk.JWK.generate(kty="EC", crv="P-384", kid="impostor")
     client = EnclaveClient(
         stack.address,
         retries=0,
@@ -217,12 +217,12 @@ def test_answers_signed_by_an_unregistered_key_are_refused(booted, stack):
 def test_no_plaintext_in_host_logs_or_errors(booted, caplog):
     who = make_agent(4)
     bad = portfolio(who)
-    bad["positions"][0]["resource_mwm"] = -CANARY  # breaks "≥ 0": the answer must not echo it
+    bad["contracts"][0]["volume_mwm"] = -CANARY  # breaks "≥ 0": the answer must not echo it
     key = EnclaveKey.objects.get(use="enc", status="current").public_jwk
     with caplog.at_level(logging.DEBUG):
         verdict = booted.validate(encrypt(bad, key), kind="portfolio", agent=who, week="202303001")
     assert verdict["status"] == "rejected"
-    assert any(e["field"].endswith("resource_mwm") for e in verdict["errors"])
+    assert any(e["field"].endswith("volume_mwm") for e in verdict["errors"])
     blob = repr(verdict) + caplog.text
     assert str(CANARY) not in blob and "987654" not in blob
 

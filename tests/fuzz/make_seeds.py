@@ -68,17 +68,7 @@ def _material() -> dict:
 
 
 def _xlsx(who: dict) -> bytes:
-    doc = portfolio(who)
-    rows = [
-        dict(p, submarket="SE/CO", energy_type="Incentivada", bucket=f"M+{p['bucket']}")
-        for p in doc["positions"]
-    ]
-    return build_template(
-        agent={"acronym": who["acronym"], "cnpj": who["cnpj"]},
-        week=WEEK,
-        adjusted_equity=5.0,
-        positions=rows,
-    )
+    return build_template([portfolio(who)], week=WEEK)
 
 
 def _structured_seeds() -> dict[str, bytes]:
