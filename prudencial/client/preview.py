@@ -1,8 +1,8 @@
 """``fa-preview``: the agent's own leverage factor, computed on its machine before it sends.
 
-Same code as the enclave: the payload is checked with ``prudencial.domain.formats.validate``,
-turned into the engine's input with ``formats.engine_portfolio`` and priced with
-``prudencial.risk.leverage.leverage_factor`` under the week's published parameters (parsed and
+Same code as the enclave: the payload is checked with ``prudencial.domain.formats.validate`` and
+priced with ``prudencial.risk.leverage.leverage_factor`` (which turns it into the engine's
+input with ``formats.engine_portfolio``) under the week's published parameters (parsed and
 checked by ``prudencial.domain.parameters.check_week_parameters``, as the enclave parses them).
 Nothing is sent anywhere: the only network call is reading the week's public parameters
 (``GET /api/v1/weeks/{code}/``), and a parameters file can replace even that.
@@ -162,7 +162,9 @@ def fa_preview(
     )
     if errors:
         return Preview(agent, parsed.week, errors=errors)
-    result = leverage_factor(formats.engine_portfolio(payload, parsed), parsed)
+    # The enclave's call, exactly (enclave_bridge/enclave/checks.py): the v2 payload goes in
+    # and the engine converts it with formats.engine_portfolio.
+    result = leverage_factor(dict(payload), parsed)
     figures = result.to_dict()
     return Preview(
         agent,
