@@ -576,8 +576,11 @@ def read_cells(data: bytes, limits: XlsxLimits = SINGLE) -> dict[str, list[tuple
                     f"sheet {name} declares more than {max_rows} rows (limit {max_rows})",
                 )
             rows: list[tuple[Any, ...]] = []
+            # Read-only openpyxl pads every row to max_col: ask for the sheet's declared width
+            # (≤ MAX_COLS), or padding alone would count 32 cells a row against the cell bound.
+            width = min(MAX_COLS, ws.max_column or MAX_COLS)
             for excel_row, values in enumerate(
-                ws.iter_rows(min_row=1, max_col=MAX_COLS, values_only=True), start=1
+                ws.iter_rows(min_row=1, max_col=width, values_only=True), start=1
             ):
                 if excel_row > max_rows:
                     raise ProtocolError(E_TOO_LARGE, f"sheet {name} has more than {max_rows} rows")

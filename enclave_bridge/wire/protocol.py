@@ -443,7 +443,10 @@ class JsonRefused(ValueError):
 
 
 def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+    out = dict(pairs)
+    if len(out) == len(pairs):  # no key twice (the common case, at C speed)
+        return out
+    out = {}
     for key, value in pairs:
         if key in out:
             # A key is a field name, not a value; one that does not look like a name is not shown.
@@ -455,23 +458,26 @@ def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def json_shape_refusal(value: Any, max_depth: int, max_values: int) -> str | None:
     """The rule ``value`` breaks, or None: more than ``max_depth`` nested arrays/objects, or more
-    than ``max_values`` values in all. One iterative walk, stopping at the first breach."""
+    than ``max_values`` values in all. One iterative walk over the containers only (scalars are
+    counted by their container's length), stopping at the first breach."""
+    if value.__class__ is not dict and value.__class__ is not list:
+        return None
     stack = [(value, 1)]
-    count = 0
+    count = 1
     while stack:
         item, depth = stack.pop()
-        count += 1
-        if count > max_values:
-            return f"holds more than {max_values} values"
-        if isinstance(item, dict):
-            children = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
         if depth > max_depth:
             return f"nests deeper than {max_depth} levels"
-        stack.extend((child, depth + 1) for child in children)
+        children = item.values() if item.__class__ is dict else item
+        count += len(children)
+        if count > max_values:
+            return f"holds more than {max_values} values"
+        inner = depth + 1
+        stack.extend(
+            (child, inner)
+            for child in children
+            if child.__class__ is dict or child.__class__ is list
+        )
     return None
 
 

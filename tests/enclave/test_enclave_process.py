@@ -344,7 +344,7 @@ def test_million_row_sheet_is_refused_by_the_row_limit(client, current_key, tmp_
 
 
 def test_forged_signature_is_refused_by_the_client(enclave):
-    impostor = jwk.JWK.generate(kty="EC", crv="P-384")
+    impostor = jwk.JWK.generate(kty="EC", crv="P-256")
     public = impostor.export_public(as_dict=True)
     with (
         EnclaveClient(enclave.address, signing_jwk=public) as c,
@@ -355,7 +355,7 @@ def test_forged_signature_is_refused_by_the_client(enclave):
 
 def test_error_answers_are_signed_and_a_forged_error_is_refused(enclave, current_key):
     """A relay that rewrote an error (or its code) would fail the signature check."""
-    impostor = jwk.JWK.generate(kty="EC", crv="P-384")
+    impostor = jwk.JWK.generate(kty="EC", crv="P-256")
     with (
         EnclaveClient(enclave.address, signing_jwk=impostor.export_public(as_dict=True)) as c,
         pytest.raises(AnswerVerificationError),

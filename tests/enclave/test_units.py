@@ -8,6 +8,7 @@ import os
 import pytest
 from jwcrypto import jwk, jws
 
+from enclave_bridge.client.trust import AnswerVerifier
 from enclave_bridge.enclave.keys import KeyRing
 from enclave_bridge.enclave.validation import fast_validator, validator
 from enclave_bridge.enclave.xlsx import build_template, parse_workbook
@@ -16,6 +17,7 @@ from enclave_bridge.wire.protocol import (
     ProtocolError,
     answer_body,
     args_sha256,
+    b64url_decode,
     decode_message,
     encode_frame,
     parse_request,
@@ -30,11 +32,11 @@ from .payloads import WEEK, agent, counterparties, portfolio
 
 @pytest.fixture(scope="module")
 def signer():
-    key = jwk.JWK.generate(kty="EC", crv="P-384")
+    key = jwk.JWK.generate(kty="EC", crv="P-256")
     return key, jwk.JWK(**key.export_public(as_dict=True))
 
 
-def test_answer_signatures_are_standard_jws_es384(signer):
+def test_answer_signatures_are_standard_jws_es256(signer):
     """Hand-assembled JWS (for speed) that jwcrypto verifies as is, including signatures whose r
     or s has leading zero bytes (about one in 128 here: 800 tokens)."""
     key, public = signer
@@ -42,11 +44,27 @@ def test_answer_signatures_are_standard_jws_es384(signer):
         token = sign_answer(f'{{"n": {i}}}'.encode(), key.get_op_key("sign"), "kid-1")
         checked = jws.JWS()
         checked.deserialize(token)
-        checked.verify(public, alg="ES384")
+        checked.verify(public, alg="ES256")
         assert checked.payload == f'{{"n": {i}}}'.encode()
-        assert checked.jose_header == {"alg": "ES384", "kid": "kid-1"}
-    with pytest.raises(ValueError, match="P-384"):
-        sign_answer(b"{}", jwk.JWK.generate(kty="EC", crv="P-256"), "k")
+        assert checked.jose_header == {"alg": "ES256", "kid": "kid-1"}
+        assert len(b64url_decode(token.rsplit(".", 1)[1])) == 64
+    with pytest.raises(ValueError, match="P-256"):
+        sign_answer(b"{}", jwk.JWK.generate(kty="EC", crv="P-384"), "k")
+
+
+def test_verify_answer_accepts_only_es256(signer):
+    """An ES384 answer (the former contract) is refused, even by a P-384 key it verifies with."""
+    old = jwk.JWK.generate(kty="EC", crv="P-384")
+    body = answer_body(req_id="r", nonce=b"n" * 16, op="health", result={})
+    token = jws.JWS(body)
+    token.add_signature(old, alg="ES384", protected={"alg": "ES384", "kid": "old"})
+    public = jwk.JWK(**old.export_public(as_dict=True))
+    with pytest.raises(AnswerVerificationError, match="ES256"):
+        verify_answer(
+            token.serialize(compact=True), public, req_id="r", nonce=b"n" * 16, op="health"
+        )
+    with pytest.raises(ValueError, match="P-256"):
+        AnswerVerifier(public)
 
 
 def test_signed_answer_binding(signer):
@@ -118,6 +136,35 @@ def test_keyring_serialises_and_checks_kids():
     assert [e.kid for e in again.envelope] == [e.kid for e in ring.envelope]
     assert again.public_jwks() == ring.public_jwks()
     assert {k["use"] for k in ring.public_jwks()["keys"]} == {"enc", "sig"}
+
+    signing = next(k for k in ring.public_jwks()["keys"] if k["use"] == "sig")
+    assert (signing["crv"], signing["alg"]) == ("P-256", "ES256")
+    assert not again.signing.replaced_legacy
+
+
+def test_keyring_sealed_before_es256_gets_a_p256_signing_key():
+    """A key set sealed with a P-384 signing key (before ES256) keeps its envelope keys and
+    digest key; its signing key is replaced, and the ring says it must be resealed."""
+    import cbor2
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from enclave_bridge.enclave.keys import _pkcs8
+
+    ring = KeyRing.generate()
+    legacy = jwk.JWK.from_pyca(ec.generate_private_key(ec.SECP384R1()))
+    doc = cbor2.loads(ring.to_cbor())
+    doc["signing"] = {
+        "kid": legacy.thumbprint(),
+        "created": "2026-01-01T00:00:00Z",
+        "pkcs8": _pkcs8(legacy.get_op_key("sign")),
+    }
+    again = KeyRing.from_cbor(cbor2.dumps(doc))
+    assert again.signing.replaced_legacy
+    assert again.signing.private_key.curve.name == "secp256r1"
+    assert again.signing.kid != legacy.thumbprint()
+    assert [e.kid for e in again.envelope] == [e.kid for e in ring.envelope]
+    assert again.digest_key == ring.digest_key
+    assert not KeyRing.from_cbor(again.to_cbor()).signing.replaced_legacy
 
 
 def _mutations(doc):

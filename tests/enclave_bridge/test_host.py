@@ -195,7 +195,7 @@ def test_only_an_attested_sealed_set_can_be_current(db):
 
 
 def test_answers_signed_by_an_unregistered_key_are_refused(booted, stack):
-    impostor = jwk.JWK.generate(kty="EC", crv="P-384", kid="impostor")
+    impostor = jwk.JWK.generate(kty="EC", crv="P-256", kid="impostor")
     client = EnclaveClient(
         stack.address,
         retries=0,
