@@ -13,9 +13,10 @@ which grants the rows.
 from __future__ import annotations
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 from django.utils import timezone
 
+from prudencial.domain.identifiers import normalize_acronym, normalize_cnpj
 from prudencial.models import Agent, AgentUserObjectPermission, Representation, Week
 from prudencial.services.representations import effective_q
 
@@ -65,3 +66,42 @@ def week_list() -> QuerySet[Week]:
 def week_detail_list() -> QuerySet[Week]:
     """Weeks for a detail view, which shows the parameters' seven buckets too."""
     return week_list().prefetch_related("parameters__buckets")
+
+
+REGISTRY_LOOKUP_MIN_CHARS = 2
+REGISTRY_LOOKUP_MAX_CHARS = 100
+REGISTRY_LOOKUP_LIMIT = 20
+#: The public columns of CCEE's list of agents: all the lookup ever reads or returns.
+REGISTRY_LOOKUP_FIELDS = ("acronym", "cnpj", "legal_name")
+
+
+def registry_lookup(*, q: str, limit: int = REGISTRY_LOOKUP_LIMIT) -> list[dict[str, str]]:
+    """The public registry search of the counterparties screen: acronym, CNPJ and legal name
+    (razão social) of the active agents, as CCEE's public list of agents shows them, for any
+    signed-in user. Matches an acronym prefix, a CNPJ prefix (digits only or masked,
+    alphanumeric included) or a part of the legal name; best matches first (the exact acronym,
+    then acronym prefixes, then CNPJ prefixes, then names), at most ``limit`` rows. Reads only
+    those three columns: no class, cadence, user or representation is reachable from here.
+
+    ``q`` must have been checked by the caller (``REGISTRY_LOOKUP_MIN_CHARS`` ..
+    ``REGISTRY_LOOKUP_MAX_CHARS`` characters)."""
+    text = " ".join(q.split())
+    acronym = normalize_acronym(text)
+    cnpj = normalize_cnpj(text)
+    match = Q(acronym__istartswith=acronym) | Q(legal_name__icontains=text)
+    if cnpj.isalnum() and len(cnpj) >= REGISTRY_LOOKUP_MIN_CHARS:
+        match |= Q(cnpj__startswith=cnpj)
+    rank = Case(
+        When(acronym=acronym, then=Value(0)),
+        When(acronym__istartswith=acronym, then=Value(1)),
+        When(cnpj__startswith=cnpj, then=Value(2)),
+        default=Value(3),
+        output_field=IntegerField(),
+    )
+    rows = (
+        Agent.objects.filter(match, is_active=True)
+        .annotate(match_rank=rank)
+        .order_by("match_rank", "acronym")
+        .values_list(*REGISTRY_LOOKUP_FIELDS)[:limit]
+    )
+    return [dict(zip(REGISTRY_LOOKUP_FIELDS, row, strict=True)) for row in rows]

@@ -2,7 +2,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from enclave_bridge import api as enclave_api
-from prudencial.api import views
+from prudencial.api import public, views
 from prudencial.api.registry_feed import RegistryFeedView
 
 app_name = "api"
@@ -12,8 +12,27 @@ urlpatterns = [
     path("agents/", views.AgentListView.as_view(), name="agent-list"),
     path("agents/<int:pk>/", views.AgentDetailView.as_view(), name="agent-detail"),
     path("registry/feed/", RegistryFeedView.as_view(), name="registry-feed"),
+    path("registry/lookup/", public.RegistryLookupView.as_view(), name="registry-lookup"),
+    path(
+        "schemas/portfolio.json", public.PortfolioSchemaView.as_view(), name="schema-portfolio"
+    ),
+    path(
+        "schemas/counterparties.json",
+        public.CounterpartiesSchemaView.as_view(),
+        name="schema-counterparties",
+    ),
     path("weeks/", views.WeekListView.as_view(), name="week-list"),
     path("weeks/<str:code>/", views.WeekDetailView.as_view(), name="week-detail"),
+    path(
+        "weeks/<str:code>/templates/portfolio.xlsx",
+        public.PortfolioTemplateView.as_view(),
+        name="template-portfolio",
+    ),
+    path(
+        "weeks/<str:code>/templates/counterparties.xlsx",
+        public.CounterpartiesTemplateView.as_view(),
+        name="template-counterparties",
+    ),
     path("enclave/keys/", enclave_api.EnclaveKeyListView.as_view(), name="enclave-keys"),
     path("enclave/attestation/", enclave_api.AttestationView.as_view(), name="enclave-attestation"),
     # Submissions: weeks/{code}/agents/{id}/portfolio|counterparties|submissions/, weeks/{code}/
