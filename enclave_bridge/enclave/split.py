@@ -43,6 +43,7 @@ from prudencial.domain.market import BUCKET_COUNT
 
 from .envelope import open_envelope
 from .keys import CONTENT_ENC, ENVELOPE_ALG, KeyRing
+from .validation import _summary as summary_of  # one summary for validate and split
 from .xlsx import BATCH, is_xlsx, read_cells, week_labels
 
 MAX_SPLIT_AGENTS = 2_000
@@ -143,21 +144,6 @@ def _rejected(errors: list[dict[str, Any]], digest: str) -> dict[str, Any]:
     if len(errors) > len(shown):
         result["errors_truncated"] = True
     return result
-
-
-def summary_of(kind: str, payload: Any, *, accepted: bool) -> dict[str, Any]:
-    """Counts only (a rejected payload's values never leave)."""
-    summary: dict[str, Any] = {"kind": kind}
-    if not isinstance(payload, dict):
-        return summary
-    for name in formats.ROW_LISTS[kind]:
-        items = payload.get(name)
-        summary[name] = len(items) if isinstance(items, list) else 0
-    if accepted and kind == "portfolio":
-        summary["buckets"] = sorted(
-            {row["bucket"] for name in ("contracts", "forecasts") for row in payload[name]}
-        )
-    return summary
 
 
 def _finite_float(text: str) -> float:

@@ -257,8 +257,7 @@ def test_a_json_batch_is_split_into_verdicts_and_envelopes_the_enclave_opens(cli
             again = client.validate(
                 part["envelope"], kind=kind, agent=who, week=WEEK, registry_sha256=digest
             )
-            assert again["status"] == "accepted"
-            assert again["digest"] == part["verdict"]["digest"]
+            assert again == part["verdict"]  # status, errors, digest and summary alike
     assert answer.token and answer.args_sha256
 
 
@@ -402,3 +401,36 @@ def test_a_huge_batch_is_refused_and_the_enclave_stays_responsive(client, key):
         _split(client, key, out.getvalue(), [agent(2000), agent(2001)])
     assert refused.value.code == "payload_too_large"
     _legit_validate(client, key)
+
+
+def test_a_bad_cell_in_a_multi_agent_xlsx_rejects_that_agents_kind_only(client, key):
+    from openpyxl import load_workbook
+
+    agents = [agent(90 + n) for n in range(3)]
+    others = [agent(900, "GE")]
+    payloads = [portfolio(a) for a in agents] + [counterparties(a, others) for a in agents]
+    wb = load_workbook(io.BytesIO(build_template(payloads, kind="all", week=WEEK)))
+    sheet = wb["Contratos"]
+    header = [c.value for c in sheet[1]]
+    for row in sheet.iter_rows(min_row=2):
+        if row[header.index("Sigla do agente")].value == agents[1]["acronym"]:
+            row[header.index("Volume (MWm)")].value = "dez"  # text where a number belongs
+            bad_row = row[0].row
+            break
+    out = io.BytesIO()
+    wb.save(out)
+    result = _split(client, key, out.getvalue(), agents).result
+    assert result["status"] == "accepted", result["errors"]
+    verdicts = [
+        (e["portfolio"]["verdict"]["status"], e["counterparties"]["verdict"]["status"])
+        for e in result["agents"]
+    ]
+    assert verdicts == [
+        ("accepted", "accepted"),
+        ("rejected", "accepted"),
+        ("accepted", "accepted"),
+    ]
+    errors = result["agents"][1]["portfolio"]["verdict"]["errors"]
+    assert [e["row"] for e in errors] == [bad_row]
+    assert errors[0]["field"].startswith("sheet Contratos")
+    assert "dez" not in json.dumps(result)
