@@ -53,24 +53,41 @@ def _titles(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
-def _parser() -> argparse.ArgumentParser:
+def _common(*, suppress: bool) -> argparse.ArgumentParser:
     c = choose
+    default = {"default": argparse.SUPPRESS} if suppress else {}
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--config",
         metavar=c("ARQUIVO", "FILE"),
+        **default,
         help=c(
             f"arquivo de configuração (padrão: {config_dir() / CONFIG_NAME})",
             f"config file (default: {config_dir() / CONFIG_NAME})",
         ),
     )
     common.add_argument(
-        "--base-url", metavar="URL", help=c("endereço da plataforma", "platform address")
+        "--base-url", metavar="URL", **default, help=c("endereço da plataforma", "platform address")
     )
     common.add_argument(
-        "--lang", choices=["pt-BR", "en"], help=c("idioma das mensagens", "message language")
+        "--lang",
+        choices=["pt-BR", "en"],
+        **default,
+        help=c("idioma das mensagens", "message language"),
     )
-    common.add_argument("--json", action="store_true", help=c("saída em JSON", "JSON output"))
+    common.add_argument(
+        "--json", action="store_true", **default, help=c("saída em JSON", "JSON output")
+    )
+
+    return common
+
+
+def _parser() -> argparse.ArgumentParser:
+    c = choose
+    common = _common(suppress=False)
+    # Repeated after the command too; SUPPRESS keeps a subcommand's unset default from
+    # overwriting the value given before the command.
+    after = _common(suppress=True)
 
     parser = argparse.ArgumentParser(
         prog="python -m prudencial.client",
@@ -95,7 +112,7 @@ def _parser() -> argparse.ArgumentParser:
             name,
             help=c(pt, en),
             description=c(pt, en),
-            parents=[common],
+            parents=[after],
             formatter_class=_Formatter,
             add_help=False,
         )

@@ -65,3 +65,36 @@ class RelayApi:
 @pytest.fixture
 def relay(enclave_client) -> RelayApi:
     return RelayApi(enclave_client)
+
+
+# --- the platform: live server, PostgreSQL, the enclave's keys registered, a real worker -------
+
+from tests.submissions.conftest import worker  # noqa: E402,F401 - a real Celery worker fixture
+
+
+@pytest.fixture
+def stack(enclave):
+    """The session's enclave stack, for the host settings and the worker."""
+    return enclave.stack
+
+
+@pytest.fixture
+def enclave_settings(settings, stack):
+    settings.ENCLAVE_ADDRESS = stack.address
+    settings.ENCLAVE_KMS_KEY_ID = stack.kms_key_id
+    settings.ENCLAVE_TRUST_ROOT = str(stack.trust_root_path)
+    settings.ENCLAVE_EXPECTED_PCRS = "measure"
+    settings.ENCLAVE_ALLOW_DEBUG = False
+    settings.ENCLAVE_PASS_AWS_CREDENTIALS = False
+    return settings
+
+
+@pytest.fixture
+def host_enclave(transactional_db, enclave_settings, stack):
+    """The running enclave's keys verified and registered by the host (the gateway)."""
+    from enclave_bridge import gateway
+
+    gateway.reset_gateways()
+    gateway.ensure_unlocked(allow_new_keys=True)
+    yield stack
+    gateway.reset_gateways()
