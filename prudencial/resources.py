@@ -31,6 +31,7 @@ from django.db.models import Model, Q, QuerySet, TextChoices
 from django.utils import translation
 from django.utils.translation import gettext as _
 from import_export import fields, resources, widgets
+from import_export.instance_loaders import CachedInstanceLoader
 
 from prudencial.domain.identifiers import (
     format_cnpj,
@@ -50,9 +51,13 @@ from prudencial.models import (
     Week,
 )
 from prudencial.selectors import agent_list
-from prudencial.services.agents import agent_create, agent_update
+from prudencial.services.agents import agents_bulk_write
 from prudencial.services.parameters import BUCKET_FIELDS, parameters_save, refuse_frozen
-from prudencial.services.representations import representation_grant, representation_update
+from prudencial.services.representations import (
+    representation_check_user,
+    representations_bulk_write,
+    representations_overlapping,
+)
 
 # --- widgets --------------------------------------------------------------------------------
 
@@ -62,6 +67,14 @@ class CNPJWidget(widgets.CharWidget):
 
     def render(self, value: Any, obj: Any = None, **kwargs: Any) -> str:
         return format_cnpj(value) if value else ""
+
+
+class AcronymWidget(widgets.CharWidget):
+    """An acronym in its stored form (" cm47 " → "CM47"), so the file's keys match the rows
+    the instance loader read in one query."""
+
+    def clean(self, value: Any, row: dict | None = None, **kwargs: Any) -> str:
+        return normalize_acronym(super().clean(value, row, **kwargs))
 
 
 class ChoiceWidget(widgets.Widget):
@@ -284,16 +297,39 @@ class SpreadsheetResource(resources.ModelResource):
         return row_result
 
 
+class DeferredWritesMixin:
+    """Rows are collected by save_instance and written together by after_import, in bulk
+    (services' bulk writes, with history). ``use_bulk`` also spares a savepoint per row; the
+    library's own bulk writes are not used (they would skip history and the services)."""
+
+    def bulk_create(self, *args: Any, **kwargs: Any) -> None:
+        self.create_instances.clear()
+
+    def bulk_update(self, *args: Any, **kwargs: Any) -> None:
+        self.update_instances.clear()
+
+    def bulk_delete(self, *args: Any, **kwargs: Any) -> None:
+        self.delete_instances.clear()
+
+    def save_instance(self, instance: Model, is_create: bool, row: dict, **kwargs: Any) -> None:
+        self.before_save_instance(instance, row, **kwargs)
+        self._pending.append((kwargs.get("row_number", 0), instance, is_create))
+        self.after_save_instance(instance, row, **kwargs)
+
+
 # --- agents ---------------------------------------------------------------------------------
 
 
-class AgentResource(SpreadsheetResource):
-    """Agents by acronym: new acronyms are created, known ones updated (agent_create/update).
+class AgentResource(DeferredWritesMixin, SpreadsheetResource):
+    """Agents by acronym: new acronyms are created, known ones updated.
 
-    A blank periodicidade follows the class (settings.PRUDENCIAL_CADENCE_BY_CLASS).
+    A blank periodicidade follows the class (settings.PRUDENCIAL_CADENCE_BY_CLASS). The file's
+    agents are read in one query (CachedInstanceLoader), each row validated on its own (check
+    digits, choices, the class rule), and the rows written together by agents_bulk_write, which
+    checks unique acronyms and CNPJs for the whole file in one query and records the history.
     """
 
-    acronym = fields.Field("acronym", "sigla", widgets.CharWidget())
+    acronym = fields.Field("acronym", "sigla", AcronymWidget())
     cnpj = fields.Field("cnpj", "cnpj", CNPJWidget())
     legal_name = fields.Field("legal_name", "razao_social", widgets.CharWidget())
     agent_class = fields.Field("agent_class", "classe", ChoiceWidget(AgentClass))
@@ -307,11 +343,17 @@ class AgentResource(SpreadsheetResource):
         name = "Agentes"
         fields = ("acronym", "cnpj", "legal_name", "agent_class", "reporting_cadence", "is_active")
         import_id_fields = ("acronym",)
+        instance_loader_class = CachedInstanceLoader
+        use_bulk = True
         clean_model_instances = True
         skip_unchanged = True
         report_skipped = True
 
     dependent_errors = {"agent_class": ("reporting_cadence",)}
+
+    def before_import(self, dataset: Any, **kwargs: Any) -> None:
+        super().before_import(dataset, **kwargs)
+        self._pending: list[tuple[int, Agent, bool]] = []
 
     def import_instance(self, instance: Agent, row: dict, **kwargs: Any) -> None:
         try:
@@ -326,30 +368,50 @@ class AgentResource(SpreadsheetResource):
         import_validation_errors: dict | None = None,
         validate_unique: bool = True,
     ) -> None:
-        """A blank periodicidade is the service's to derive from the class: not checked here."""
-        if instance.reporting_cadence:
-            super().validate_instance(instance, import_validation_errors, validate_unique)
-            return
+        """The row on its own (fields, the class rule; a blank periodicidade is the service's
+        to derive): uniqueness is checked for the whole file at write time, in one query."""
         errors = dict(import_validation_errors or {})
+        exclude = list(errors)
+        if not instance.reporting_cadence:
+            exclude.append("reporting_cadence")
         try:
-            instance.full_clean(exclude=["reporting_cadence", *errors], validate_unique=True)
+            instance.full_clean(exclude=exclude, validate_unique=False, validate_constraints=False)
         except ValidationError as exc:
             errors = exc.update_error_dict(errors)
         if errors:
             raise ValidationError(errors)
 
-    def do_instance_save(self, instance: Agent, is_create: bool) -> None:
-        values = {f: getattr(instance, f) for f in self._meta.fields}
-        if is_create:
-            _adopt(instance, agent_create(**values))
-        else:
-            agent_update(agent=instance, **values)
+    def after_import(self, dataset: Any, result: Any, **kwargs: Any) -> None:
+        super().after_import(dataset, result, **kwargs)
+        if result.has_errors() or result.has_validation_errors() or not self._pending:
+            return  # the file is refused whole; the rows' errors say why
+        ordered = [p for p in self._pending if p[2]] + [p for p in self._pending if not p[2]]
+        try:
+            agents_bulk_write(
+                creates=[a for _, a, new in ordered if new],
+                updates=[a for _, a, new in ordered if not new],
+                by=kwargs.get("user"),
+                reason=_bulk_reason(kwargs),
+            )
+        except ValidationError as exc:
+            raise ValueError(
+                " | ".join(
+                    f"{_('Linha')} {ordered[int(i)][0]}: {m}"
+                    for i, messages in exc.message_dict.items()
+                    for m in messages
+                )
+            ) from None
+
+
+def _bulk_reason(kwargs: dict) -> str:
+    name = kwargs.get("file_name") or ""
+    return f"import:{name}"[:100]
 
 
 # --- representations ------------------------------------------------------------------------
 
 
-class RepresentationResource(SpreadsheetResource):
+class RepresentationResource(DeferredWritesMixin, SpreadsheetResource):
     """Representations keyed by agent, user, role and start; a known key updates its end date.
 
     New rows go through representation_grant (granted by the importing staff member), known ones
@@ -370,6 +432,7 @@ class RepresentationResource(SpreadsheetResource):
         name = "Representações"
         fields = ("agent", "user", "role", "valid_from", "valid_until", "granted_by")
         import_id_fields = ("agent", "user", "role", "valid_from")
+        use_bulk = True
         clean_model_instances = True
         skip_unchanged = True
         report_skipped = True
@@ -378,45 +441,83 @@ class RepresentationResource(SpreadsheetResource):
         return Representation.objects.select_related("agent", "user", "granted_by")
 
     def before_import(self, dataset: Any, **kwargs: Any) -> None:
-        """Resolve the agent and user columns once for the whole file."""
+        """Resolve the agent and user columns once for the whole file, and read the file's
+        existing representations in one query."""
         super().before_import(dataset, **kwargs)
         user = kwargs.get("user")
         for name in ("agent", "user"):
             field = self.fields[name]
             column = dataset[field.column_name] if field.column_name in dataset.headers else []
             field.widget.resolve(column, user)
+        agent_ids = {a.pk for a in (self.fields["agent"].widget._found or {}).values()}
+        user_ids = {u.pk for u in (self.fields["user"].widget._found or {}).values()}
+        self._existing = {
+            (r.agent_id, r.user_id, r.role, r.valid_from): r
+            for r in self.get_queryset().filter(agent_id__in=agent_ids, user_id__in=user_ids)
+        }
+        self._pending: list[tuple[int, Representation, bool]] = []
 
     def get_instance(self, instance_loader: Any, row: dict) -> Representation | None:
-        """Unknown agents or users are errors of their column, not of the whole file."""
+        """Unknown agents or users are errors of their column, not of the whole file; a known
+        key is found among the rows read by before_import (no query per row)."""
         errors = {}
+        key = {}
         for name in self.get_import_id_fields():
             field = self.fields[name]
             try:
-                field.clean(row)
+                key[name] = field.clean(row)
             except (ValueError, KeyError) as exc:
                 errors[name] = [str(exc).strip("'\"")]
         if errors:
             raise ValidationError(errors)
-        return super().get_instance(instance_loader, row)
+        return self._existing.get((key["agent"].pk, key["user"].pk, key["role"], key["valid_from"]))
 
-    def save_instance(
-        self, instance: Representation, is_create: bool, row: dict, **kwargs: Any
+    def validate_instance(
+        self,
+        instance: Representation,
+        import_validation_errors: dict | None = None,
+        validate_unique: bool = True,
     ) -> None:
-        self.before_save_instance(instance, row, **kwargs)
-        if is_create:
-            saved = representation_grant(
-                user=instance.user,
-                agent=instance.agent,
-                role=instance.role,
-                valid_from=instance.valid_from,
-                valid_until=instance.valid_until,
-                granted_by=kwargs.get("user"),
+        """The row on its own, without a query: fields, the period's order and the user's CPF
+        (agent and user were resolved for the file); overlaps are checked for the whole file
+        in after_import."""
+        errors = dict(import_validation_errors or {})
+        try:
+            instance.full_clean(
+                exclude=["user", "agent", "granted_by", *errors],
+                validate_unique=False,
+                validate_constraints=False,
             )
-        else:
-            current = Representation.objects.select_related("user", "agent").get(pk=instance.pk)
-            saved = representation_update(representation=current, valid_until=instance.valid_until)
-        _adopt(instance, saved)
-        self.after_save_instance(instance, row, **kwargs)
+        except ValidationError as exc:
+            errors = exc.update_error_dict(errors)
+        if "user" not in errors:
+            try:
+                representation_check_user(instance.user)
+            except ValidationError as exc:
+                errors = exc.update_error_dict(errors)
+        if errors:
+            raise ValidationError(errors)
+
+    def after_import(self, dataset: Any, result: Any, **kwargs: Any) -> None:
+        super().after_import(dataset, result, **kwargs)
+        if result.has_errors() or result.has_validation_errors() or not self._pending:
+            return  # the file is refused whole; the rows' errors say why
+        row_of = {id(rep): number for number, rep, _new in self._pending}
+        clashes = representations_overlapping([rep for _, rep, _new in self._pending])
+        if clashes:
+            message = _("Já existe representação do mesmo usuário, agente e papel nesse período.")
+            raise ValueError(
+                " | ".join(
+                    f"{_('Linha')} {row_of[id(rep)]}: {message}"
+                    for rep in sorted(clashes, key=lambda r: row_of[id(r)])
+                )
+            )
+        representations_bulk_write(
+            creates=[rep for _, rep, new in self._pending if new],
+            updates=[rep for _, rep, new in self._pending if not new],
+            by=kwargs.get("user"),
+            reason=_bulk_reason(kwargs),
+        )
 
 
 # --- CCEE parameters --------------------------------------------------------------------------

@@ -23,3 +23,13 @@ def close_due_weeks() -> list[str]:
 @shared_task(name="prudencial.tasks.expire_representations")
 def expire_representations() -> int:
     return representations.expire_representations()
+
+
+@shared_task(name="prudencial.tasks.admin_import", acks_late=True)
+def admin_import(job_id: str) -> str | None:
+    """A large admin import's preview or import (prudencial.admin.imports); its progress is
+    written to the job, which the admin's job page reads."""
+    from prudencial.admin.imports import run_import_job
+
+    job = run_import_job(job_id)
+    return job["state"] if job else None

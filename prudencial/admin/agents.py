@@ -19,6 +19,7 @@ from prudencial.admin.common import (
     TransactionalImportMixin,
     adopt,
 )
+from prudencial.admin.imports import BackgroundImportMixin
 from prudencial.domain.identifiers import normalize_cnpj
 from prudencial.models import Agent
 from prudencial.resources import AgentResource
@@ -51,6 +52,7 @@ class AgentAdmin(
     ServiceErrorsMixin,
     LargeTableMixin,
     TransactionalImportMixin,
+    BackgroundImportMixin,
     ImportExportMixin,
     SimpleHistoryAdmin,
 ):

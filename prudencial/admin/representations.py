@@ -27,10 +27,11 @@ from prudencial.admin.common import (
     adopt,
     error_messages,
 )
+from prudencial.admin.imports import BackgroundImportMixin
 from prudencial.domain.calendar import in_force
 from prudencial.models import Representation
 from prudencial.resources import RepresentationResource
-from prudencial.selectors import agent_list, representation_list
+from prudencial.selectors import agent_list, representation_list, representation_search
 from prudencial.services import representations as rep_services
 from prudencial.templatetags.prudencial_format import short_date
 
@@ -85,6 +86,7 @@ class RepresentationAdmin(
     ServiceErrorsMixin,
     LargeTableMixin,
     TransactionalImportMixin,
+    BackgroundImportMixin,
     ImportExportMixin,
     SimpleHistoryAdmin,
 ):
@@ -118,6 +120,15 @@ class RepresentationAdmin(
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Representation]:
         return representation_list(user=request.user)
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet, search_term: str
+    ) -> tuple[QuerySet, bool]:
+        """search_fields' columns, asked as one subquery per table (selectors.
+        representation_search) that the trigram indexes serve; no duplicates to remove."""
+        if not search_term.strip():
+            return queryset, False
+        return representation_search(queryset, search_term), False
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         readonly = tuple(self.readonly_fields)

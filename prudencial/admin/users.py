@@ -13,7 +13,10 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.db.models import Q, QuerySet
+from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from prudencial.admin.common import LargeTableMixin, MaskedCPFField
@@ -45,21 +48,42 @@ class UserCreationFormWithCPF(AdminUserCreationForm):
         fields = ("username", "cpf", "first_name", "last_name", "email")
 
 
+class BoundedInlineFormSet(BaseInlineFormSet):
+    """Shows the first `limit` rows only: a representative firm's user may hold thousands of
+    representations, which belong on the filtered list, not on the change page."""
+
+    limit = 20
+
+    def get_queryset(self) -> QuerySet:
+        if not hasattr(self, "_bounded_queryset"):
+            self._bounded_queryset = super().get_queryset()[: self.limit]
+        return self._bounded_queryset
+
+
 class RepresentationReadOnlyInline(admin.TabularInline):
-    """The agents this user acts for; granted and ended on the representation pages."""
+    """The agents this user acts for (the latest BoundedInlineFormSet.limit; the rest on the
+    representation list filtered by the user, linked from the page); granted and ended on the
+    representation pages."""
 
     model = Representation
     fk_name = "user"
+    formset = BoundedInlineFormSet
     extra = 0
     can_delete = False
     show_change_link = True
     fields = ("agent", "role", "period")
     readonly_fields = fields
     verbose_name = _("representação")
-    verbose_name_plural = _("agentes que controla ou representa")
+    verbose_name_plural = _("agentes que controla ou representa (as 20 mais recentes)")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Representation]:
-        return super().get_queryset(request).select_related("agent")
+        # The row's text (str(rep)) reads user and agent: both joined, not one query per row.
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("agent", "user")
+            .order_by("-valid_from", "-pk")
+        )
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -91,6 +115,7 @@ class UserAdmin(LargeTableMixin, DjangoUserAdmin):
     fieldsets = (
         (None, {"fields": ("username", "password")}),
         (_("Dados pessoais"), {"fields": ("first_name", "last_name", "cpf", "email")}),
+        (_("Representações"), {"fields": ("representations_link",)}),
         (_("Permissões"), {"fields": ("is_active", *_PRIVILEGE_FIELDS)}),
         (_("Datas importantes"), {"fields": ("last_login", "date_joined")}),
     )
@@ -117,6 +142,24 @@ class UserAdmin(LargeTableMixin, DjangoUserAdmin):
     def cpf_masked(self, user: User) -> str:
         return user.cpf_display or "—"
 
+    @admin.display(description=_("representações"))
+    def representations_link(self, user: User) -> str:
+        """How many representations the user holds (one COUNT), linked to the list filtered
+        by the user, where they are searched, ended and exported."""
+        if user.pk is None:
+            return "—"
+        count = user.representations.count()
+        url = reverse("admin:prudencial_representation_changelist") + f"?user__id__exact={user.pk}"
+        return format_html(
+            '<a href="{}">{}</a>', url, _("%(n)s representações: ver a lista") % {"n": count}
+        )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        readonly = ("representations_link", *super().get_readonly_fields(request, obj))
+        if not request.user.is_superuser:
+            readonly += _PRIVILEGE_FIELDS
+        return readonly
+
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet, search_term: str
     ) -> tuple[QuerySet, bool]:
@@ -126,12 +169,6 @@ class UserAdmin(LargeTableMixin, DjangoUserAdmin):
         if digits.isdigit() and len(digits) >= 3 and digits != search_term.strip():
             queryset |= self.model.objects.filter(Q(cpf__startswith=digits))
         return queryset, may_have_duplicates
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
-        readonly = tuple(super().get_readonly_fields(request, obj))
-        if not request.user.is_superuser:
-            readonly += _PRIVILEGE_FIELDS
-        return readonly
 
     @staticmethod
     def _out_of_reach(request: HttpRequest, obj: Any) -> bool:

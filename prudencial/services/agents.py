@@ -11,10 +11,11 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
-from simple_history.utils import bulk_create_with_history, bulk_update_with_history
+from simple_history.utils import bulk_create_with_history
 
 from prudencial.models import Agent, AgentClass
 from prudencial.models.agents import cadence_for_class
+from prudencial.services.bulk import bulk_update_rows
 
 
 def _cadence(agent_class: str, given: str | None) -> str:
@@ -88,7 +89,9 @@ def agents_bulk_write(
         agent.legal_name = (agent.legal_name or "").strip()
         agent.reporting_cadence = _cadence(agent.agent_class, agent.reporting_cadence)
         try:
-            agent.full_clean(validate_unique=False)
+            # Field validators and clean() hold the check constraints' rules (CNPJ form,
+            # distributors exempt): no SELECT per constraint and agent.
+            agent.full_clean(validate_unique=False, validate_constraints=False)
         except ValidationError as exc:
             errors[str(i)] = exc.messages
     for agent in everyone:  # the stored form, for the uniqueness checks
@@ -126,14 +129,20 @@ def agents_bulk_write(
             agent.updated_at = now
         if creates:
             bulk_create_with_history(
-                creates, Agent, batch_size=2000, default_user=by, default_change_reason=reason
-            )
-        if updates:
-            bulk_update_with_history(
-                updates,
+                creates,
                 Agent,
-                [*fields, "updated_at"],
                 batch_size=2000,
                 default_user=by,
                 default_change_reason=reason,
+                default_date=now,
+            )
+        if updates:
+            bulk_update_rows(Agent, updates, [*fields, "updated_at"])
+            Agent.history.bulk_history_create(
+                updates,
+                batch_size=2000,
+                update=True,
+                default_user=by,
+                default_change_reason=reason,
+                default_date=now,
             )

@@ -20,9 +20,10 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from simple_history.utils import bulk_create_with_history, bulk_update_with_history
+from simple_history.utils import bulk_create_with_history
 
 from prudencial.models import Agent, AgentUserObjectPermission, Representation, User
+from prudencial.services.bulk import bulk_update_rows
 
 logger = logging.getLogger(__name__)
 
@@ -307,11 +308,15 @@ def representations_bulk_write(
             default_date=now,
         )
     if updates:
-        bulk_update_with_history(
-            updates,
+        bulk_update_rows(
             Representation,
+            updates,
             ["role", "valid_from", "valid_until", "external_id", "updated_at"],
+        )
+        Representation.history.bulk_history_create(
+            updates,
             batch_size=BULK_BATCH,
+            update=True,
             default_user=by,
             default_change_reason=reason,
             default_date=now,

@@ -265,7 +265,8 @@ class DemoMarket:
         consultants = [self.person() for _ in range(max(3, len(agents) // 30))]
         users += consultants
         for user in users:
-            user.full_clean(validate_unique=False)  # usernames and CPFs are unique by build
+            # Unique by build; validate_cpf holds the constraint's rule (no query per user).
+            user.full_clean(validate_unique=False, validate_constraints=False)
         User.objects.bulk_create(users, batch_size=2000)
         for owner, agent, start in owners:
             grant(owner, agent, RepresentationRole.CONTROLS, start)
@@ -310,7 +311,12 @@ class DemoMarket:
 
         reps = [Representation(granted_by=staff, **g) for g in grants]
         for rep in reps:
-            rep.full_clean(validate_unique=False, validate_constraints=False)
+            # Users and agents were just written: no SELECT per foreign key and row.
+            rep.full_clean(
+                exclude=["user", "agent", "granted_by"],
+                validate_unique=False,
+                validate_constraints=False,
+            )
         if representations_overlapping(reps):  # the same rule the services hold, in bulk
             raise CommandError("demo market: overlapping representations generated")
         for start in tqdm(
