@@ -141,7 +141,13 @@ def _compile(node: dict[str, Any], root: dict[str, Any]) -> Callable[[Any], bool
         parts.append(_compile(root["$defs"][ref.removeprefix("#/$defs/")], root))
     if "enum" in node:
         options = tuple(node["enum"])
-        parts.append(lambda v: any(_same(v, x) for x in options))
+        if all(isinstance(x, str) for x in options):
+            # Only a str equals a str: a set lookup is the same test as _same over the options
+            # (the codes of contracts and forecasts are most of a payload's values).
+            strings = frozenset(options)
+            parts.append(lambda v: isinstance(v, str) and v in strings)
+        else:
+            parts.append(lambda v: any(_same(v, x) for x in options))
     if "const" in node:
         const = node["const"]
         parts.append(lambda v: _same(v, const))
@@ -152,6 +158,9 @@ def _compile(node: dict[str, Any], root: dict[str, Any]) -> Callable[[Any], bool
         parts.append(_typed(kind, node, root))
     if len(parts) == 1:
         return parts[0]
+    if len(parts) == 2:
+        first, second = parts
+        return lambda v: first(v) and second(v)
     return lambda v: all(part(v) for part in parts)
 
 
