@@ -203,8 +203,10 @@ class Api:
         """GET weeks/{code}/: the week, its deadline and its published parameters."""
         return self.get_json(f"weeks/{_segment(code)}/")
 
-    def schema(self, kind: str) -> dict[str, Any]:
-        return self.get_json(f"schemas/{_segment(kind)}.json")
+    def schema(self, kind: str, week: str | None = None) -> dict[str, Any]:
+        """The JSON Schema (public; ``week``: with that week's energy types, signed in)."""
+        params = {"week": week} if week else None
+        return self.get_json(f"schemas/{_segment(kind)}.json", params=params, auth=bool(week))
 
     def template(self, code: str, kind: str) -> bytes:
         return self.request(

@@ -222,6 +222,9 @@ def _parser() -> argparse.ArgumentParser:
 
     schemas = command("schemas", "baixa os JSON Schemas", "download the JSON Schemas")
     schemas.add_argument("--kind", choices=["portfolio", "counterparties", "all"], default="all")
+    schemas.add_argument(
+        "--week", help=c("com os tipos de energia da semana", "with the week's energy types")
+    )
     schemas.add_argument("--out", default=".", help=c("diretório", "directory"))
 
     lookup = command(
@@ -637,7 +640,7 @@ def cmd_schemas(args: argparse.Namespace, out: Out) -> int:
     for kind in kinds:
         path = folder / f"{kind}.schema.json"
         path.write_text(
-            json.dumps(client.schema(kind), ensure_ascii=False, indent=2) + "\n", "utf-8"
+            json.dumps(client.schema(kind, args.week), ensure_ascii=False, indent=2) + "\n", "utf-8"
         )
         written.append(str(path))
         out.line(path)

@@ -405,8 +405,10 @@ class Client:
         self._require_token()
         return self.api.template(week, kind)
 
-    def schema(self, kind: str) -> dict[str, Any]:
-        return self.api.schema(kind)
+    def schema(self, kind: str, week: str | None = None) -> dict[str, Any]:
+        if week:
+            self._require_token()
+        return self.api.schema(kind, week)
 
     # --- local preview --------------------------------------------------------------------------
 

@@ -285,3 +285,31 @@ def test_cli_end_to_end(platform, tmp_path, monkeypatch):
     assert code == 0, err
     schema = json.loads((tmp_path / "schemas" / "portfolio.schema.json").read_text())
     assert schema["examples"]
+
+
+def test_the_python_example_of_the_api_guide_runs(platform, enclave):
+    """docs/api.md § 2 "Python", as written, against this platform: prints "accepted"."""
+    import os
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    guide = (root / "docs" / "api.md").read_text()
+    section = guide[guide.index("### Python") :]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    env = {
+        **os.environ,
+        "PRUDENCIAL_API": platform["config"].base_url + "/api/v1",
+        "PRUDENCIAL_USER": platform["user"].username,
+        "PRUDENCIAL_PASSWORD": platform["password"],
+        "PRUDENCIAL_TRUST_ROOT": str(enclave.stack.trust_root_path),
+        **{f"PRUDENCIAL_PCR{i}": enclave.pcrs[i].hex() for i in (0, 1, 2)},
+        "AGENT": "CM47",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, timeout=180
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("accepted"), done.stdout
