@@ -21,8 +21,7 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, throttling
-from rest_framework.exceptions import APIException, NotAuthenticated, NotFound
-from rest_framework.permissions import AllowAny
+from rest_framework.exceptions import APIException, NotFound
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
@@ -33,7 +32,7 @@ from prudencial.domain import formats
 from prudencial.submissions import templates_xlsx
 
 SCHEMA_CONTENT_TYPE = "application/schema+json"
-SCHEMA_CACHE_CONTROL = "public, max-age=3600"
+SCHEMA_CACHE_CONTROL = "private, max-age=3600"
 WEEK_SCHEMA_CACHE_CONTROL = "private, max-age=300"
 #: Default rate of the registry lookup per signed-in user (DEFAULT_THROTTLE_RATES
 #: "registry_lookup" overrides it).
@@ -65,12 +64,11 @@ def _etag_matches(request, etag: str) -> bool:
 
 
 @extend_schema(
-    auth=[],
     parameters=[
         OpenApiParameter(
             "week",
             str,
-            description="Week code (signed-in users): the schema with that week's energy types.",
+            description="Week code: the schema with that week's energy types.",
         )
     ],
     responses={
@@ -80,11 +78,10 @@ def _etag_matches(request, etag: str) -> bool:
 )
 class PayloadSchemaView(APIView):
     """The JSON Schema (draft 2020-12, ``$id`` …/v2, with an example payload) of a portfolio or
-    counterparties payload, as the enclave validates it. Public with the documented default
-    energy types; ``?week=CODE`` (signed-in users) gives the week's own energy types.
-    Cacheable: ETag and Cache-Control, 304 on If-None-Match."""
+    counterparties payload, as the enclave validates it, for signed-in users (like every API
+    operation but the token's): with the documented default energy types, or ``?week=CODE``
+    with that week's. Cacheable by the client: ETag and Cache-Control, 304 on If-None-Match."""
 
-    permission_classes = [AllowAny]
     kind = ""
 
     def get(self, request):
@@ -92,8 +89,6 @@ class PayloadSchemaView(APIView):
         cache_control = SCHEMA_CACHE_CONTROL
         code = request.query_params.get("week")
         if code is not None:
-            if not request.user.is_authenticated:
-                raise NotAuthenticated()
             week = get_object_or_404(selectors.week_list(), code=code)
             parameters = getattr(week, "parameters", None)
             if parameters is None:

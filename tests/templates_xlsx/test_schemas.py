@@ -18,9 +18,15 @@ URLS = {
 }
 
 
+@pytest.fixture
+def agent_client(client_for, agent_user):
+    return client_for(agent_user)
+
+
 @pytest.mark.parametrize("kind", formats.KINDS)
-def test_published_schema_is_the_domain_one(api_client, db, kind):
-    response = api_client.get(URLS[kind])
+def test_published_schema_is_the_domain_one(api_client, agent_client, kind):
+    assert api_client.get(URLS[kind]).status_code == 401  # signed-in users
+    response = agent_client.get(URLS[kind])
     assert response.status_code == 200
     assert response["Content-Type"] == "application/schema+json"
     assert response["ETag"].startswith('"')
@@ -34,8 +40,8 @@ def test_published_schema_is_the_domain_one(api_client, db, kind):
 
 
 @pytest.mark.parametrize("kind", formats.KINDS)
-def test_schema_validates_its_example_and_refuses_a_broken_one(api_client, db, kind):
-    schema = json.loads(api_client.get(URLS[kind]).content)
+def test_schema_validates_its_example_and_refuses_a_broken_one(agent_client, kind):
+    schema = json.loads(agent_client.get(URLS[kind]).content)
     validator = Draft202012Validator(schema)
     (example,) = schema["examples"]
     assert example == formats.example_payload(kind)
@@ -55,34 +61,37 @@ def test_schema_validates_its_example_and_refuses_a_broken_one(api_client, db, k
 
 
 @pytest.mark.parametrize("kind", formats.KINDS)
-def test_published_schema_is_what_the_enclave_compiles(api_client, db, kind):
+def test_published_schema_is_what_the_enclave_compiles(agent_client, week_two_types, kind):
     from enclave_bridge.enclave import validation
 
-    published = json.loads(api_client.get(URLS[kind]).content)
+    published = json.loads(agent_client.get(URLS[kind]).content)
     assert validation.validator(kind).schema == published
+    types = week_two_types.parameters.energy_types
+    for_week = json.loads(agent_client.get(URLS[kind], {"week": week_two_types.code}).content)
+    assert validation.validator(kind, types).schema == for_week
 
 
-def test_etag_answers_not_modified(api_client, db):
-    first = api_client.get(URLS["portfolio"])
-    again = api_client.get(URLS["portfolio"], HTTP_IF_NONE_MATCH=first["ETag"])
+def test_etag_answers_not_modified(agent_client):
+    first = agent_client.get(URLS["portfolio"])
+    again = agent_client.get(URLS["portfolio"], HTTP_IF_NONE_MATCH=first["ETag"])
     assert again.status_code == 304
     assert again.content == b""
     assert again["ETag"] == first["ETag"]
-    other = api_client.get(URLS["counterparties"], HTTP_IF_NONE_MATCH=first["ETag"])
+    other = agent_client.get(URLS["counterparties"], HTTP_IF_NONE_MATCH=first["ETag"])
     assert other.status_code == 200
 
 
 def test_week_schema_carries_the_week_energy_types(client_for, agent_user, week_two_types):
-    client = client_for(agent_user)
-    response = client.get(URLS["portfolio"], {"week": week_two_types.code})
+    agent_client = client_for(agent_user)
+    response = agent_client.get(URLS["portfolio"], {"week": week_two_types.code})
     assert response.status_code == 200
     assert response["Cache-Control"].startswith("private")
     schema = json.loads(response.content)
     assert schema == formats.json_schema("portfolio", ["conventional", "incentivized_50"])
     energy = schema["properties"]["contracts"]["items"]["properties"]["energy_type"]
     assert energy["enum"] == ["conventional", "incentivized_50"]
-    default = json.loads(client.get(URLS["portfolio"]).content)
-    assert response["ETag"] != client.get(URLS["portfolio"])["ETag"]
+    default = json.loads(agent_client.get(URLS["portfolio"]).content)
+    assert response["ETag"] != agent_client.get(URLS["portfolio"])["ETag"]
     assert default == formats.json_schema("portfolio")
 
 
