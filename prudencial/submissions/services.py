@@ -179,7 +179,7 @@ def check_envelope_header(jwe: str) -> dict[str, Any]:
     if "zip" in header:
         raise refuse(_("Envelopes comprimidos (zip) não são aceitos."))
     kid = header.get("kid")
-    if not isinstance(kid, str) or not EnclaveKey.objects.filter(use="enc", kid=kid).exists():
+    if not isinstance(kid, str) or not _known_envelope_kid(kid):
         raise refuse(
             _(
                 "O kid do envelope não é de uma chave do enclave: obtenha a atestação atual "
@@ -189,6 +189,21 @@ def check_envelope_header(jwe: str) -> dict[str, Any]:
     return header
 
 
+_envelope_kids: set[str] = set()
+
+
+def _known_envelope_kid(kid: str) -> bool:
+    """Whether the enclave published an envelope key with this kid. Keys are never removed
+    (older ones stay to open older envelopes), so a kid once seen is remembered by the process;
+    an unseen one (a rotation since) is looked up."""
+    if kid in _envelope_kids:
+        return True
+    if len(kid) > 128 or not EnclaveKey.objects.filter(use="enc", kid=kid).exists():
+        return False
+    _envelope_kids.add(kid)
+    return True
+
+
 def deadline_text(week: Week) -> str:
     """The week's deadline in Brasília time, as people read it: 08/03/2023 20:00."""
     return timezone.localtime(week.deadline, BRASILIA).strftime("%d/%m/%Y %H:%M")
@@ -196,7 +211,7 @@ def deadline_text(week: Week) -> str:
 
 def open_week(code: str) -> Week:
     """The week with this code, open and before its deadline (WeekNotOpen otherwise)."""
-    week = Week.objects.select_related("parameters").filter(code=code).first()
+    week = Week.objects.filter(code=code).first()
     if week is None:
         raise NotPermitted(_("Semana %(code)s não encontrada.") % {"code": code})
     now = timezone.now()

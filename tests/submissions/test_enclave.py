@@ -274,3 +274,37 @@ def test_a_tampered_batch_verdict_is_not_accepted(enclave, api, week, trader):
     )
     [row] = listing(api, trader)
     assert row["status"] == "unverified" and not row["is_current"]
+
+
+def test_an_xlsx_batch_is_split_like_a_json_one(enclave, api, week, trader, generator):
+    from enclave_bridge.enclave.xlsx import build_template
+
+    book = build_template(
+        [portfolio(trader), portfolio(generator), counterparties(trader, generator)],
+        kind="all",
+        week=WEEK,
+    )
+    received = post_batch(api, [trader, generator], book)
+    assert process(received["id"]) == "accepted"
+    made = Submission.objects.filter(batch_id=received["id"])
+    assert sorted(made.values_list("agent__acronym", "kind")) == [
+        ("CM47", "counterparties"),
+        ("CM47", "portfolio"),
+        ("GE12", "portfolio"),
+    ]
+    assert {r["status"] for r in listing(api, trader)} == {"accepted"}
+
+
+@pytest.mark.xfail(
+    reason="the enclave's split answer does not say the file's format yet (a 'format' key), "
+    "so a spreadsheet's submissions are recorded with the api channel",
+    strict=False,
+)
+def test_an_xlsx_batch_is_the_spreadsheet_channel(enclave, api, week, trader):
+    from enclave_bridge.enclave.xlsx import build_template
+
+    received = post_batch(api, [trader], build_template([portfolio(trader)], week=WEEK))
+    process(received["id"])
+    assert set(
+        Submission.objects.filter(batch_id=received["id"]).values_list("channel", flat=True)
+    ) == {"spreadsheet"}
