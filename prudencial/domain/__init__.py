@@ -10,7 +10,12 @@ the same functions the enclave runs:
 - ``identifiers``: CNPJ (numeric and alphanumeric) and CPF check digits and normalisation,
   acronym normalisation;
 - ``calendar``: the week code (YYYYMM + 3-digit sequence) and "in force on day d";
-- ``parameters``: the week's parameters as the host ships them, ``check_week_parameters``;
+- ``parameters``: the week's parameters as the host ships them, ``check_week_parameters``, and
+  the price source rule (``forward_price``);
+- ``formats``: the agents' submissions (``prudencial/portfolio/v2``, ``prudencial/counterparties/v2``,
+  the ``prudencial/batch/v1`` file): JSON Schemas, value-free validation, PLA, the engine's input,
+  canonical JSON (docs/formats.md);
+- ``sheets``: the XLSX template's layout and its cell rows ⇄ payload converters;
 - ``payloads``: an item of the batch the host ships, a verdict, a week's results;
 - ``errors``: ``DomainError``, the one error type, carrying the field path and the rule.
 """
