@@ -439,30 +439,45 @@ def _print_record(record: dict[str, Any], out: Out) -> int:
     errors = record.get("errors") or []
     for line in format_errors(errors):
         out.line(line)
-    for agent in record.get("agents") or []:
-        if isinstance(agent, dict) and agent.get("errors"):
-            out.line(f"  {agent.get('acronym', agent.get('id', ''))}:")
-            for line in format_errors(agent["errors"]):
-                out.line("  " + line)
+    names = {
+        a.get("id"): a.get("acronym") for a in record.get("agents") or [] if isinstance(a, dict)
+    }
+    for sub in record.get("submissions") or []:  # a batch: one submission per agent and kind
+        if not isinstance(sub, dict):
+            continue
+        who = names.get(sub.get("agent"), sub.get("agent"))
+        out.line(f"  {who} {sub.get('kind')}: {_status_label(sub.get('status'))}")
+        for line in format_errors(sub.get("errors") or []):
+            out.line("  " + line)
     if is_final(status) and status != "accepted":
+        return EXIT_REJECTED
+    if any(
+        isinstance(sub, dict) and is_final(sub.get("status")) and sub.get("status") != "accepted"
+        for sub in record.get("submissions") or []
+    ):
         return EXIT_REJECTED
     return EXIT_OK
 
 
 def _follow(client: Client, submitted: Submitted, out: Out, timeout: float) -> int:
-    total = len(submitted.agent_ids) if submitted.kind == "batch" else 1
-    bar = _bar(total, choose("validando", "validating"), unit=choose("agente", "agent"))
+    """Poll until final with a progress bar on stderr: a batch counts its submissions (one per
+    agent and kind) as their verdicts arrive; a single submission is one step."""
+    batch = submitted.kind == "batch"
+    total = max(1, len(submitted.agent_ids)) if batch else 1
+    bar = _bar(total, choose("validando", "validating"), unit=choose("envio", "submission"))
 
     def update(record: dict[str, Any]) -> None:
-        counts = record.get("counts") or {}
-        done = (
-            sum(v for k, v in counts.items() if k in ("accepted", "rejected", "error"))
-            if isinstance(counts, dict)
-            else 0
-        )
-        if submitted.kind != "batch":
+        if batch:
+            counts = record.get("counts") if isinstance(record.get("counts"), dict) else {}
+            made = counts.get("submissions") or 0
+            if made and made != bar.total:
+                bar.total = made
+            done = sum(v for k, v in counts.items() if is_final(k))
+            if is_final(record.get("status")) and not made:
+                done = bar.total  # rejected whole: nothing more will come
+        else:
             done = 1 if is_final(record.get("status")) else 0
-        bar.n = min(done, total)
+        bar.n = min(done, bar.total or done)
         bar.refresh()
 
     try:

@@ -35,7 +35,7 @@ from .config import ClientConfig, TrustPolicy, forget_token, load_config, load_t
 from .errors import ApiError, ConfigError, ConnectionFailed, PayloadError
 from .i18n import http_language
 
-FINAL_STATUSES = frozenset({"accepted", "rejected", "error", "failed", "done", "completed"})
+FINAL_STATUSES = frozenset({"accepted", "rejected", "error", "unverified", "failed"})
 RETRY_STATUSES = frozenset({502, 503, 504})
 
 

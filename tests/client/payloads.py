@@ -115,3 +115,26 @@ def parameters(week: str = WEEK) -> dict[str, Any]:
     doc = json.loads((EXAMPLES / "worked_example_parameters.json").read_text())
     doc["week"] = week
     return doc
+
+
+def workbook(
+    kind_or_all: str, docs: list[dict[str, Any]], week_parameters: dict | None = None
+) -> bytes:
+    """The docs as a filled XLSX template (the domain's rows, written with openpyxl)."""
+    import io
+
+    from openpyxl import Workbook
+
+    from prudencial.domain import sheets
+
+    labels = sheets.labels_of(week_parameters or parameters())
+    grid = sheets.payloads_to_rows(kind_or_all, docs, bucket_labels=labels)
+    book = Workbook()
+    book.remove(book.active)
+    for name, rows in grid.items():
+        ws = book.create_sheet(name)
+        for row in rows:
+            ws.append(list(row))
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()

@@ -313,3 +313,37 @@ def test_the_python_example_of_the_api_guide_runs(platform, enclave):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("accepted"), done.stdout
+
+
+def test_xlsx_submission_and_batch(platform, client, tmp_path, monkeypatch):
+    """One agent's filled template, and a workbook covering two agents sent by `batch` (which
+    reads the agents from the file): both accepted; the batch's progress is followed."""
+    trader, generator = platform["trader"], platform["generator"]
+    single = tmp_path / "cm47.xlsx"
+    single.write_bytes(payloads.workbook("portfolio", [payloads.with_contracts(who(trader))]))
+    sent = client.submit("portfolio", week=WEEK, agent="CM47", path=single)
+    final = client.wait(sent, timeout=90)
+    assert final["status"] == "accepted", final
+
+    both = tmp_path / "lote.xlsx"
+    both.write_bytes(
+        payloads.workbook(
+            "all",
+            [
+                payloads.worked_example(who(trader)),
+                payloads.with_contracts(who(generator)),
+                payloads.counterparties(who(trader), who(generator)),
+            ],
+        )
+    )
+    out, err = io.StringIO(), io.StringIO()
+    code = main(
+        ["--config", str(platform["home"] / "client.toml"), "--lang", "en", "batch", str(both),
+         "--week", WEEK],
+        stdout=out,
+        stderr=err,
+    )  # fmt: skip
+    assert code == 0, out.getvalue() + err.getvalue()
+    text = out.getvalue()
+    assert "Declared agents: CM47, GE12" in text and "status: accepted" in text
+    assert "CM47 counterparties: accepted" in text

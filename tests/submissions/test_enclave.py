@@ -308,3 +308,27 @@ def test_an_xlsx_batch_is_the_spreadsheet_channel(enclave, api, week, trader):
     assert set(
         Submission.objects.filter(batch_id=received["id"]).values_list("channel", flat=True)
     ) == {"spreadsheet"}
+
+
+def _queries(call) -> int:
+    count = [0]
+
+    def counting(execute, sql, params, many, context):
+        count[0] += 1
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(counting):
+        call()
+    return count[0]
+
+
+def test_reading_submissions_costs_the_same_queries_for_one_or_many(enclave, api, week, trader):
+    """No query per row: the verdicts come joined and the signing key is read once."""
+    validate(submit(api, trader, "portfolio", portfolio(trader))["id"])
+    path = f"/api/v1/weeks/{WEEK}/agents/{trader.pk}/submissions/"
+    one = _queries(lambda: api.get(path))
+    for _ in range(5):
+        validate(submit(api, trader, "portfolio", portfolio(trader))["id"])
+    assert _queries(lambda: api.get(path)) == one
+    rows = api.get(path).json()
+    assert len(rows) == 6 and all(r["verdict_verified"] for r in rows)
