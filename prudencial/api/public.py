@@ -212,10 +212,8 @@ class RegistryLookupInputSerializer(serializers.Serializer):
         max_length=selectors.REGISTRY_LOOKUP_MAX_CHARS,
         trim_whitespace=True,
         help_text="Acronym prefix, CNPJ prefix (digits or masked) or part of the legal name.",
-        error_messages={
-            "min_length": _("Digite ao menos %(n)s caracteres.")
-            % {"n": selectors.REGISTRY_LOOKUP_MIN_CHARS},
-        },
+        # DRF formats {min_length} lazily, in the language of the request.
+        error_messages={"min_length": _("Digite ao menos {min_length} caracteres.")},
     )
 
 

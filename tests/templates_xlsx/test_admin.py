@@ -274,3 +274,22 @@ def test_batch_permission_alone_does_not_open_submissions(client, market, week):
     assert client.get("/admin/submissions/batch/").status_code == 200
     assert client.get(LIST).status_code == 403
     assert client.get(PROGRESS).status_code == 403
+
+
+def test_list_queries_do_not_grow_with_the_rows(staff_client, market, week):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def count() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            page(staff_client, LIST)
+        return len(ctx.captured_queries)
+
+    before = count()
+    sender = market["sender"]
+    for i in range(20):
+        agent = AgentFactory()
+        s = submission(week, agent, sender)
+        Verdict.objects.create(submission=s, status="accepted", source="batch")
+        submission(week, agent, sender, kind="counterparties", version=1)
+    assert count() <= before + 2  # the envelopes are read in chunks, not one query a row

@@ -444,3 +444,45 @@ def test_large_template_streams_within_bounds():
     assert len(out.getvalue()) < 1_000_000
     wb = load_workbook(io.BytesIO(out.getvalue()), read_only=True)
     assert sum(1 for _ in wb["PLA"].iter_rows(min_row=2)) == templates_xlsx.max_agents()
+
+
+def test_one_template_for_many_agents_splits_as_the_api_json(client_for, agent_a, agent_b, week):
+    """The batch path: one workbook filled for two agents, split by the enclave's XLSX reader
+    (``split._from_xlsx``, batch limits), gives each agent the API's JSON, byte for byte."""
+    from enclave_bridge.enclave import split
+
+    user = UserFactory()
+    grant(user, agent_a)
+    grant(user, agent_b)
+    data = download(client_for(user), week, "portfolio")
+    filled = fill_portfolio(fill_portfolio(data, week, agent_a), week, agent_b)
+    agents = [{"acronym": a.acronym, "cnpj": a.cnpj} for a in (agent_a, agent_b)]
+    found, errors, extra = split._from_xlsx(
+        filled, week.code, agents, labels_of(week), week.parameters.energy_types
+    )
+    assert errors == [] and extra["agent_errors"] == {}
+    assert sorted(found) == [agent_a.acronym, agent_b.acronym]
+    for agent in (agent_a, agent_b):
+        assert found[agent.acronym]["counterparties"] is None
+        assert formats.canonical_json(found[agent.acronym]["portfolio"]) == formats.canonical_json(
+            formats.normalize("portfolio", portfolio_payload(week, agent))
+        )
+
+
+def test_the_largest_template_is_within_the_enclave_batch_bounds():
+    from datetime import UTC, datetime
+
+    week = templates_xlsx.TemplateWeek(
+        code="202303001",
+        deadline=datetime(2023, 3, 8, 23, tzinfo=UTC),
+        bucket_labels=sheets.bucket_labels(date(2023, 3, 1)),
+        energy_types=formats.DEFAULT_ENERGY_TYPES,
+    )
+    agents = [
+        {"acronym": f"AG{i:05d}", "cnpj": make_cnpj(i)} for i in range(templates_xlsx.max_agents())
+    ]
+    for kind in formats.KINDS:
+        out = io.BytesIO()
+        templates_xlsx.write_template(kind, week=week, agents=agents, out=out)
+        grid = enclave_xlsx.read_cells(out.getvalue(), enclave_xlsx.BATCH)
+        assert len(grid["PLA"]) == 1 + len(agents)
