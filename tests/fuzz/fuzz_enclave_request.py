@@ -290,15 +290,15 @@ def _verify(token: Any, signers: list[Any]) -> dict[str, Any]:
         header = json.loads(_b64url_decode(head))
     except ValueError as exc:
         raise Finding("bad answer", "JWS header is not base64url JSON") from exc
-    if header.get("alg") != "ES384":
+    if header.get("alg") != "ES256":
         raise Finding("bad answer", f"answer signed with {header.get('alg')!r}")
     raw = _b64url_decode(sig)
-    if len(raw) != 96:
-        raise Finding("bad answer", "ES384 signature is not 96 bytes")
-    der = encode_dss_signature(int.from_bytes(raw[:48], "big"), int.from_bytes(raw[48:], "big"))
+    if len(raw) != 64:
+        raise Finding("bad answer", "ES256 signature is not 64 bytes")
+    der = encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
     for public in signers:
         with contextlib.suppress(InvalidSignature):
-            public.verify(der, f"{head}.{payload}".encode("ascii"), ec.ECDSA(hashes.SHA384()))
+            public.verify(der, f"{head}.{payload}".encode("ascii"), ec.ECDSA(hashes.SHA256()))
             break
     else:
         raise Finding("bad answer", "answer signature does not verify with the enclave's key")
