@@ -61,6 +61,15 @@ class UserFactory(factory.django.DjangoModelFactory):
     password = factory.django.Password(PASSWORD)
     is_active = True
 
+    @factory.post_generation
+    def email_confirmed(obj, create, extracted, **kwargs):
+        """Agents' users reach the platform once their e-mail is confirmed (prudencial.accounts):
+        a factory user's is, unless ``UserFactory(email_confirmed=False)``."""
+        if create and extracted is not False and obj.email:
+            from prudencial.accounts.services import email_confirm
+
+            email_confirm(user=obj, source="link")
+
 
 class AgentFactory(factory.django.DjangoModelFactory):
     """Agents go through agent_create, with the same validation as in production."""

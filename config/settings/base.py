@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "pgtrigger",  # append-only submissions and verdicts: UPDATE/DELETE refused by triggers
     "prudencial",
     "prudencial.submissions",
+    "prudencial.accounts",  # sign-in: CCEE's SSO (OpenID Connect), local accounts by e-mail
     "seal",
     "enclave_bridge",
 ]
@@ -76,6 +77,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "prudencial.accounts.oidc.SessionRefresh",  # renews an SSO session at the provider
+    "prudencial.accounts.middleware.ConfirmedEmailMiddleware",  # unconfirmed: the account page only
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     "axes.middleware.AxesMiddleware",  # the admin login's lockout page (prudencial.api.lockout)
@@ -113,6 +116,7 @@ AUTHENTICATION_BACKENDS = [
     # First: a locked-out login is refused before any password is checked (django-axes).
     "prudencial.api.lockout.LockoutBackend",
     "django.contrib.auth.backends.ModelBackend",
+    "prudencial.accounts.oidc.CpfOIDCBackend",  # CCEE's SSO, the user matched by CPF
     "guardian.backends.ObjectPermissionBackend",
 ]
 AUTH_PASSWORD_VALIDATORS = [
@@ -121,7 +125,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "accounts:login"
+LOGIN_REDIRECT_URL = "accounts:home"
+LOGOUT_REDIRECT_URL = "accounts:login"
 
 # pt-BR by default, English available; windows and deadlines are Brasília time, stored in UTC.
 LANGUAGE_CODE = "pt-br"
@@ -144,7 +150,10 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "prudencial.accounts.permissions.EmailConfirmed",  # agents' users: a confirmed e-mail
+    ],
     "DEFAULT_PAGINATION_CLASS": "prudencial.api.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 100,
     "DEFAULT_PARSER_CLASSES": [
@@ -239,6 +248,46 @@ AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = True
 AXES_CLIENT_IP_CALLABLE = "prudencial.api.addresses.client_address"
 AXES_LOCKOUT_CALLABLE = "prudencial.api.lockout.lockout_response"
 AXES_USERNAME_FORM_FIELD = "username"
+
+# --- Sign-in (prudencial.accounts; docs/accounts.md) ----------------------------------------
+# CCEE's single sign-on (mozilla-django-oidc): on when the client id and the authorization
+# endpoint are set. Authorization code with PKCE (S256) and a nonce; RS256 ID tokens checked
+# against the provider's JWKS; the user is the one whose CPF is the OIDC_CPF_CLAIM claim.
+OIDC_RP_CLIENT_ID = os.environ.get("OIDC_RP_CLIENT_ID", "")
+OIDC_RP_CLIENT_SECRET = os.environ.get("OIDC_RP_CLIENT_SECRET", "")
+OIDC_OP_AUTHORIZATION_ENDPOINT = os.environ.get("OIDC_OP_AUTHORIZATION_ENDPOINT", "")
+OIDC_OP_TOKEN_ENDPOINT = os.environ.get("OIDC_OP_TOKEN_ENDPOINT", "")
+OIDC_OP_USER_ENDPOINT = os.environ.get("OIDC_OP_USER_ENDPOINT", "")
+OIDC_OP_JWKS_ENDPOINT = os.environ.get("OIDC_OP_JWKS_ENDPOINT", "")
+OIDC_OP_LOGOUT_ENDPOINT = os.environ.get("OIDC_OP_LOGOUT_ENDPOINT", "")  # end_session_endpoint
+OIDC_RP_SIGN_ALGO = os.environ.get("OIDC_RP_SIGN_ALGO", "RS256")
+OIDC_RP_SCOPES = os.environ.get("OIDC_RP_SCOPES", "openid email profile")
+OIDC_CPF_CLAIM = os.environ.get("OIDC_CPF_CLAIM", "cpf")
+OIDC_CREATE_USER = env_bool("OIDC_CREATE_USER", True)  # an unknown CPF: a user with no agents
+OIDC_USE_PKCE = True
+OIDC_PKCE_CODE_CHALLENGE_METHOD = "S256"
+OIDC_STORE_ID_TOKEN = True  # the id_token_hint of the logout at the provider
+OIDC_RENEW_ID_TOKEN_EXPIRY_SECONDS = int(os.environ.get("OIDC_RENEW_SECONDS", "900"))
+OIDC_TIMEOUT = int(os.environ.get("OIDC_TIMEOUT", "10"))
+OIDC_AUTHENTICATION_CALLBACK_URL = "accounts:oidc-callback"
+OIDC_OP_LOGOUT_URL_METHOD = "prudencial.accounts.oidc.provider_logout_url"
+# Local accounts (sign in, create/reset by e-mail, forgotten login): unset means "when SSO is
+# not configured"; 1/0 forces them on/off.
+ACCOUNTS_LOCAL_LOGIN = (
+    env_bool("ACCOUNTS_LOCAL_LOGIN") if os.environ.get("ACCOUNTS_LOCAL_LOGIN") else None
+)
+# Agents' users reach nothing but the account page until their e-mail is confirmed.
+ACCOUNTS_REQUIRE_CONFIRMED_EMAIL = env_bool("ACCOUNTS_REQUIRE_CONFIRMED_EMAIL", True)
+# The links' base URL (e.g. https://prudencial.ccee.org.br); empty: the request's own host.
+ACCOUNTS_SITE_URL = os.environ.get("ACCOUNTS_SITE_URL", "")
+# Create/reset and confirmation links expire after this (Django's token generator).
+PASSWORD_RESET_TIMEOUT = 60 * int(os.environ.get("ACCOUNTS_LINK_MINUTES", "60"))
+# E-mail: the console in development and the demo, locmem in tests (pytest-django), SMTP in
+# production (config/settings/production.py reads EMAIL_* from the environment).
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = os.environ.get(
+    "DEFAULT_FROM_EMAIL", "Monitoramento Prudencial <nao-responda@localhost>"
+)
 
 # --- django-guardian -------------------------------------------------------------------------
 ANONYMOUS_USER_NAME = None  # no anonymous object permissions: anonymous never sees an agent

@@ -30,6 +30,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from tqdm import tqdm
 
+from prudencial.accounts.services import email_confirm
 from prudencial.domain.identifiers import cnpj_check_digits, cpf_check_digits
 from prudencial.domain.market import BUCKET_COUNT, add_months
 from prudencial.management.commands.setup_roles import STAFF_GROUP, setup_staff_group
@@ -486,6 +487,7 @@ class Command(BaseCommand):
         staff.groups.add(Group.objects.get(name=STAFF_GROUP))
         market.login(SUPERUSER_LOGIN, is_staff=True, is_superuser=True)
         demo_user = market.login(AGENT_LOGIN)
+        email_confirm(user=demo_user, source="link")  # its e-mail confirmed: the modules show
         token, _ = Token.objects.get_or_create(user=demo_user)
         created = market.agents(agents, staff)
         users, grants, links = market.representations(created, staff, demo_user)

@@ -24,6 +24,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--no-enclave", action="store_true", help="serve without the local enclave"
         )
+        parser.add_argument(
+            "--no-sso",
+            action="store_true",
+            help="serve without the development OpenID provider (local accounts only)",
+        )
+        parser.add_argument("--sso-port", type=int, default=9400, help="the provider's port")
 
     def handle(self, *args: Any, **options: Any) -> None:
         # SIGTERM (e.g. `kill`) must run the finally below so the enclave stack stops too.
@@ -49,15 +55,48 @@ class Command(BaseCommand):
                     f"Enclave pronto em {stack.address}; chave de envelope {report.kid}"
                 )
             )
+        provider = None
         try:
+            if not options["no_sso"]:
+                provider = self.start_sso(options["addr"], options["sso_port"])
             call_command("load_demo_market", verbosity=1)  # already loaded: prints the logins again
+            if provider is not None:
+                self.print_sso(provider)
             self.stdout.write("")
             self.stdout.write(
                 self.style.SUCCESS(
-                    f"Plataforma em http://{options['addr']}/ (admin em /admin/, API em /api/v1/docs/)"
+                    f"Plataforma em http://{options['addr']}/ (admin em /admin/, API em /api/v1/docs/, "
+                    "login em /accounts/login/)"
                 )
             )
             call_command("runserver", options["addr"], use_reloader=False)
         finally:
+            if provider is not None:
+                provider.stop()
             if stack is not None:
                 stack.stop()
+
+    def start_sso(self, addr: str, port: int):
+        """The development OpenID provider as its own process (SIMULATED CCEE login)."""
+        from prudencial.accounts.management.commands.run_devidp import (
+            platform_provider,
+            use_provider,
+        )
+
+        self.stdout.write("Iniciando o provedor OpenID de desenvolvimento (login CCEE SIMULADO)…")
+        try:
+            provider = platform_provider(f"http://{addr}", port).start()
+        except RuntimeError as exc:
+            raise CommandError(f"o provedor OpenID local não iniciou: {exc}") from exc
+        use_provider(provider)
+        return provider
+
+    def print_sso(self, provider) -> None:
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Login CCEE (SSO) simulado em {provider.issuer}: botão "
+                "“Entrar com o login CCEE” em /accounts/login/"
+            )
+        )
+        for person in provider.people:
+            self.stdout.write(f"  Login CCEE: {person.username} / {person.password}")
