@@ -135,6 +135,82 @@ def feed_mixed(n: int, agents: list[Agent], users: list[User]) -> list[dict]:
     return rows + new
 
 
+def admin_scale(timer: Timer) -> None:
+    """On the 20,000-agent market: the admin import of 5,000 agents (preview and import, as
+    the background task runs them), the representation search, and the user page of a
+    representative firm with 3,000 representations."""
+    import tablib
+    from django.contrib import admin
+    from django.contrib.messages.storage.fallback import FallbackStorage
+    from django.test import RequestFactory
+
+    from prudencial.resources import AgentResource
+
+    staff = User.objects.create(username="bench.admin", is_staff=True, is_superuser=True)
+    rows = [
+        [f"IMP{i}", cnpj(900_000 + i), f"Importada {i} S.A.", "trader", "", "sim"]
+        for i in range(5000)
+    ]
+    dataset = tablib.Dataset(
+        *rows, headers=["sigla", "cnpj", "razao_social", "classe", "periodicidade", "ativo"]
+    )
+    for dry_run in (True, False):
+        timer.run(
+            f"admin import, 5,000 agents ({'preview' if dry_run else 'import'})",
+            lambda dry_run=dry_run: AgentResource().import_data(
+                dataset,
+                dry_run=dry_run,
+                raise_errors=False,
+                use_transactions=True,
+                rollback_on_validation_errors=True,
+                user=staff,
+            ),
+            lambda r: f"({dict((k, v) for k, v in r.totals.items() if v)})",
+        )
+    firm = User.objects.create(username="firma.representante", cpf=cpf(999_999))
+    agent_rows = list(Agent.objects.values_list("acronym", flat=True)[:3000])
+    registry_feed_apply(
+        rows=[
+            {
+                "external_id": f"FIRM-{i}",
+                "action": "create",
+                "cpf": firm.cpf,
+                "agent": a,
+                "role": "represents",
+                "valid_from": "2026-01-01",
+            }
+            for i, a in enumerate(agent_rows)
+        ],  # fmt: skip
+        by=staff,
+    )
+    factory = RequestFactory()
+
+    def admin_get(model, view: str, path: str, *args, **params):
+        request = factory.get(path, params)
+        request.user = staff
+        request.user.is_verified = lambda: True  # the admin's second factor (django-otp), passed
+        request.session = {}
+        request._messages = FallbackStorage(request)
+        response = getattr(admin.site._registry[model], view)(request, *args)
+        response.render()
+        assert response.status_code == 200, response.status_code
+        return response
+
+    # Warm-up (templates compiled, caches filled): the figures are steady-state pages.
+    admin_get(User, "change_view", "/admin/", str(staff.pk))
+    admin_get(Representation, "changelist_view", "/admin/", q="warm")
+    timer.run(
+        "admin: user page of a firm with 3,000 representations",
+        lambda: admin_get(User, "change_view", "/admin/", str(firm.pk)),
+    )
+    for term in ("solar", "silva", "CL12", "geração de energia"):
+        timer.run(
+            f"admin: representation search “{term}” (page and count)",
+            lambda term=term: admin_get(Representation, "changelist_view", "/admin/", q=term),
+            lambda r: f"({r.context_data['cl'].result_count} found)",
+        )
+
+
 def summary(result) -> str:
     return (
         f"(created {result.created}, changed {result.changed}, ended {result.ended}, "
@@ -214,6 +290,7 @@ def main() -> None:
                 f"{Representation.objects.count():,} representations)"
             ),
         )
+        admin_scale(timer)
         pg_version = connection.pg_version
     finally:
         connection.creation.destroy_test_db(old_name, verbosity=0)

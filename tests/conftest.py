@@ -17,16 +17,37 @@ def api_client():
     return APIClient()
 
 
+@pytest.fixture(autouse=True)
+def _staff_force_login_passes_the_second_factor(monkeypatch):
+    """The admin asks staff for a TOTP code (prudencial.access.otp): ``force_login`` of a staff
+    account also marks the session verified, as after typing a valid code. The second factor
+    itself is tested through the login form (tests/access)."""
+    from django.test import Client
+
+    original = Client.force_login
+
+    def force_login(self, user, backend=None):
+        original(self, user, backend)
+        if user.is_staff:
+            from tests.access.helpers import verify_second_factor
+
+            verify_second_factor(self, user)
+
+    monkeypatch.setattr(Client, "force_login", force_login)
+
+
 @pytest.fixture
 def client_for(db):
-    """client_for(user) → an APIClient that sends the user's real API token."""
-    from rest_framework.authtoken.models import Token
+    """client_for(user) → an APIClient that sends a real API token of the user (a new one,
+    through prudencial.access's service, with the default lifetime)."""
     from rest_framework.test import APIClient
 
+    from prudencial.access.tokens import token_create
+
     def make(user):
-        token, _ = Token.objects.get_or_create(user=user)
+        _token, key = token_create(user=user, name="test")
         client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
         return client
 
     return make

@@ -51,7 +51,6 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "guardian",
@@ -62,6 +61,9 @@ INSTALLED_APPS = [
     "pgtrigger",  # append-only submissions and verdicts: UPDATE/DELETE refused by triggers
     "prudencial",
     "prudencial.submissions",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "prudencial.access",  # expiring tokens, the admin's second factor, the access audit
     "prudencial.accounts",  # sign-in: CCEE's SSO (OpenID Connect), local accounts by e-mail
     "seal",
     "enclave_bridge",
@@ -76,6 +78,7 @@ MIDDLEWARE = [
     "prudencial.middleware.CommonMiddleware",  # Django's, without APPEND_SLASH under /api/
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",  # request.user.is_verified(): the admin's second factor
     "django.contrib.messages.middleware.MessageMiddleware",
     "prudencial.accounts.oidc.SessionRefresh",  # renews an SSO session at the provider
     "prudencial.accounts.middleware.ConfirmedEmailMiddleware",  # unconfirmed: the account page only
@@ -147,7 +150,7 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 REST_FRAMEWORK = {
     # Token first so that an anonymous request gets 401 with WWW-Authenticate, not 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "prudencial.access.authentication.ExpiringTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": [
@@ -288,6 +291,18 @@ EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.conso
 DEFAULT_FROM_EMAIL = os.environ.get(
     "DEFAULT_FROM_EMAIL", "Monitoramento Prudencial <nao-responda@localhost>"
 )
+
+# --- Access control (docs/access.md) --------------------------------------------------------
+# API tokens expire this long after creation; a person may hold this many in force at once.
+ACCESS_TOKEN_LIFETIME = timedelta(days=int(os.environ.get("ACCESS_TOKEN_LIFETIME_DAYS", "30")))
+ACCESS_TOKEN_LIMIT_PER_USER = int(os.environ.get("ACCESS_TOKEN_LIMIT_PER_USER", "20"))
+# CCEE staff enter the admin with password and a TOTP code (django-otp); never off in production.
+ACCESS_ADMIN_REQUIRE_SECOND_FACTOR = env_bool("ACCESS_ADMIN_REQUIRE_SECOND_FACTOR", True)
+ACCESS_TOTP_ENROLMENT_MAX_AGE = timedelta(hours=int(os.environ.get("ACCESS_TOTP_ENROLMENT_HOURS", "24")))
+OTP_TOTP_ISSUER = "CCEE Monitoramento Prudencial"
+# Database roles of the application (comma-separated) when they differ from the role that runs
+# migrations: the audit migration leaves them only INSERT and SELECT on the audit table.
+ACCESS_AUDIT_APP_DB_ROLES = env_list("ACCESS_AUDIT_APP_DB_ROLES", [])
 
 # --- django-guardian -------------------------------------------------------------------------
 ANONYMOUS_USER_NAME = None  # no anonymous object permissions: anonymous never sees an agent

@@ -144,6 +144,8 @@ def exception_handler(exc, context):
                 message, code = str(_CSRF_MESSAGE), "csrf_failed"
             elif detail and detail != str(getattr(exc, "default_detail", "")):
                 message = detail  # a refusal that says which rule: keep it
+        elif getattr(exc, "says_why", False):
+            message = detail  # e.g. a token refused because it expired (prudencial.access)
     response.data = {"error": {"code": code, "message": message, "fields": fields}}
     return response
 

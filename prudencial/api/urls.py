@@ -2,6 +2,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from enclave_bridge import api as enclave_api
+from prudencial.access import api as access_api
 from prudencial.api import public, views
 from prudencial.api.registry_feed import RegistryFeedView
 
@@ -9,6 +10,8 @@ app_name = "api"
 
 urlpatterns = [
     path("auth/token/", views.TokenView.as_view(), name="token"),
+    path("auth/tokens/", access_api.TokenListView.as_view(), name="token-list"),
+    path("auth/tokens/<int:pk>/", access_api.TokenRevokeView.as_view(), name="token-revoke"),
     path("agents/", views.AgentListView.as_view(), name="agent-list"),
     path("agents/<int:pk>/", views.AgentDetailView.as_view(), name="agent-detail"),
     path("registry/feed/", RegistryFeedView.as_view(), name="registry-feed"),

@@ -3,10 +3,10 @@
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, parsers
-from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.exceptions import ValidationError
 
 from prudencial import selectors
+from prudencial.access.api import TokenCreateView
 from prudencial.api.lockout import locked_out
 from prudencial.api.parsers import JSONParser
 from prudencial.api.serializers import (
@@ -18,8 +18,9 @@ from prudencial.api.throttling import ScopedRateThrottle
 
 
 @extend_schema(auth=[])  # the way to get a token needs none
-class TokenView(ObtainAuthToken):
-    """POST username and password; returns the user's API token.
+class TokenView(TokenCreateView):
+    """POST username and password; returns a new API token and when it expires
+    ({"token", "expires_at", "id", "name"}; prudencial.access).
 
     Throttled per client address (scope "auth"); a username or an address with too many failures
     is locked out by django-axes (429 with Retry-After, prudencial.api.lockout)."""

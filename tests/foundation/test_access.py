@@ -313,14 +313,15 @@ def test_a_refusal_with_its_own_reason_keeps_it():
 
 
 def test_token_endpoint_gives_a_working_token(api_client, agent_user):
-    from rest_framework.authtoken.models import Token
+    from prudencial.access.models import AccessToken
+    from prudencial.access.tokens import digest
 
     response = api_client.post(
         "/api/v1/auth/token/", {"username": agent_user.username, "password": PASSWORD}
     )
     assert response.status_code == 200, response.content
     token = response.json()["token"]
-    assert token == Token.objects.get(user=agent_user).key
+    assert AccessToken.objects.get(user=agent_user).digest == digest(token)
 
     api_client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     assert visible(api_client) == ["AGA"]

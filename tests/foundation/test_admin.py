@@ -141,9 +141,20 @@ def test_agent_user_with_a_session_is_refused(client, agent_user, url):
 
 
 def test_staff_user_logs_in(client, staff_user):
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from tests.access.helpers import current_code
+
+    # The admin asks staff for the code of their authenticator app (prudencial.access).
+    device = TOTPDevice.objects.create(user=staff_user, name="app", confirmed=True)
     response = client.post(
         "/admin/login/?next=/admin/",
-        {"username": staff_user.username, "password": PASSWORD, "next": "/admin/"},
+        {
+            "username": staff_user.username,
+            "password": PASSWORD,
+            "otp_token": current_code(device),
+            "next": "/admin/",
+        },
     )
     assert response.status_code == 302
     assert int(client.session["_auth_user_id"]) == staff_user.pk

@@ -20,6 +20,7 @@ from prudencial.models import (
 )
 from prudencial.selectors import agent_list
 from prudencial.services.representations import effective_q
+from tests.access.helpers import totp_code
 from tests.factories import today
 
 pytestmark = pytest.mark.django_db
@@ -54,15 +55,22 @@ def test_demo_market_is_real_and_its_logins_work(client, api_client):
 
     # The printed staff login opens the admin.
     assert f"{STAFF_LOGIN[0]} / {STAFF_LOGIN[1]}" in output
-    assert client.login(username=STAFF_LOGIN[0], password=STAFF_LOGIN[1])
+    # With the printed second-factor key (the admin asks staff for a TOTP code).
+    key = output.split(f"Segundo fator de {STAFF_LOGIN[0]} (TOTP, chave de demonstração): ")[1]
+    code = totp_code(key.split()[0])
+    client.post(
+        "/admin/login/",
+        {"username": STAFF_LOGIN[0], "password": STAFF_LOGIN[1], "otp_token": code},
+    )
     assert client.get("/admin/prudencial/agent/").status_code == 200
 
     # The printed agent login gets a token and sees exactly the agents represented today.
     assert f"{AGENT_LOGIN[0]} / {AGENT_LOGIN[1]}" in output
-    token = api_client.post(
+    assert api_client.post(
         "/api/v1/auth/token/", {"username": AGENT_LOGIN[0], "password": AGENT_LOGIN[1]}
     ).json()["token"]
-    assert f"Token {token}" in output
+    # The printed token works (a token's key is shown once, when it is created).
+    token = output.split("Token da API: Authorization: Token ")[1].split()[0]
     api_client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     listed = {row["acronym"] for row in api_client.get("/api/v1/agents/").json()["results"]}
     demo_user = User.objects.get(username=AGENT_LOGIN[0])

@@ -27,9 +27,10 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 from tqdm import tqdm
 
+from prudencial.access.enrolment import demo_device
+from prudencial.access.tokens import token_create
 from prudencial.accounts.services import email_confirm
 from prudencial.domain.identifiers import cnpj_check_digits, cpf_check_digits
 from prudencial.domain.market import BUCKET_COUNT, add_months
@@ -485,10 +486,13 @@ class Command(BaseCommand):
         market = DemoMarket(seed=seed, progress=progress)
         staff = market.login(STAFF_LOGIN, is_staff=True)
         staff.groups.add(Group.objects.get(name=STAFF_GROUP))
-        market.login(SUPERUSER_LOGIN, is_staff=True, is_superuser=True)
+        superuser = market.login(SUPERUSER_LOGIN, is_staff=True, is_superuser=True)
+        # The admin asks staff for a TOTP code (prudencial.access): fixed demo keys, printed.
+        demo_device(staff)
+        demo_device(superuser)
         demo_user = market.login(AGENT_LOGIN)
         email_confirm(user=demo_user, source="link")  # its e-mail confirmed: the modules show
-        token, _ = Token.objects.get_or_create(user=demo_user)
+        _token, token_key = token_create(user=demo_user, name="demo")
         created = market.agents(agents, staff)
         users, grants, links = market.representations(created, staff, demo_user)
         created_weeks = market.weeks(weeks, staff)
@@ -498,7 +502,7 @@ class Command(BaseCommand):
             representations=grants,
             weeks=[(w.code, w.get_status_display()) for w in created_weeks],
             agent_user_links=links,
-            token=token.key,
+            token=token_key,
         )
 
     def print_logins(self, summary: DemoSummary | None) -> None:
@@ -519,6 +523,10 @@ class Command(BaseCommand):
         links = summary.agent_user_links if summary else self.describe_links()
         for line in links:
             out.write(f"    - {line}")
+        for login in (STAFF_LOGIN[0], SUPERUSER_LOGIN[0]):
+            key = self.second_factor_key(login)
+            if key:
+                out.write(f"  Segundo fator de {login} (TOTP, chave de demonstração): {key}")
         token = summary.token if summary else self.agent_token()
         if token:
             out.write(f"    Token da API: Authorization: Token {token}")
@@ -532,5 +540,10 @@ class Command(BaseCommand):
         ]
 
     def agent_token(self) -> str:
-        token = Token.objects.filter(user__username=AGENT_LOGIN[0]).first()
-        return token.key if token else ""
+        """A new token (a token's key is shown only when it is created)."""
+        user = User.objects.filter(username=AGENT_LOGIN[0]).first()
+        return token_create(user=user, name="demo")[1] if user else ""
+
+    def second_factor_key(self, login: str) -> str:
+        user = User.objects.filter(username=login, is_staff=True).first()
+        return demo_device(user) if user else ""
