@@ -29,6 +29,7 @@ import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -789,3 +790,34 @@ def _batch_accepted(batch: Batch, agents: list[Agent], result: dict[str, Any], s
         )
     logger.info("batch %s accepted: %s submissions", batch.pk, made)
     return Batch.objects.get(pk=batch.pk)
+
+
+# --- catching up ---------------------------------------------------------------------------------
+
+
+def pending_dispatch(*, older_than_seconds: int = 600, limit: int = 1000) -> dict[str, int]:
+    """Send again the validations and splits still waiting after ``older_than_seconds`` (their
+    task gave up while the enclave was down, or its message was lost). Idempotent like the tasks
+    it sends: a row that got its outcome meanwhile is left as it is. Meant for beat."""
+    from prudencial.submissions.tasks import process_batch, validate_submission
+
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    submissions = list(
+        Submission.objects.filter(verdict__isnull=True, submitted_at__lt=cutoff)
+        .order_by("submitted_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    batches = list(
+        Batch.objects.filter(status=BatchStatus.RECEIVED, submitted_at__lt=cutoff)
+        .order_by("submitted_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    for pk in submissions:
+        validate_submission.delay(pk)
+    for pk in batches:
+        process_batch.delay(pk)
+    if submissions or batches:
+        logger.warning(
+            "re-sent %s pending validations and %s pending batches", len(submissions), len(batches)
+        )
+    return {"submissions": len(submissions), "batches": len(batches)}

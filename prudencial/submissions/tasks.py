@@ -34,3 +34,9 @@ def validate_submission(submission_id: int) -> str | None:
 def process_batch(batch_id: int) -> str | None:
     batch = services.batch_process(batch_id=batch_id)
     return batch.status if batch is not None else None
+
+
+@shared_task(name="submissions.dispatch_pending")
+def dispatch_pending() -> dict[str, int]:
+    """Beat: re-send what still waits for the enclave after 10 minutes."""
+    return services.pending_dispatch()

@@ -377,3 +377,16 @@ def test_progress_counts_the_eligible_agents(api, week, trader, generator, enc_k
     assert set(by_acronym) == {"CM47", "GE12", "CS12"}
     assert by_acronym["CM47"]["portfolio"]["status"] == "received"
     assert by_acronym["CM47"]["counterparties"] is None
+
+
+def test_pending_work_is_sent_again_once_stale(api, week, trader, enc_key, monkeypatch):
+    from prudencial.submissions import services, tasks
+
+    sent = []
+    monkeypatch.setattr(tasks.validate_submission, "delay", lambda pk: sent.append(("v", pk)))
+    monkeypatch.setattr(tasks.process_batch, "delay", lambda pk: sent.append(("b", pk)))
+    post(api, url(WEEK, trader.pk), {"jwe": fake_jwe()})
+    post(api, f"/api/v1/weeks/{WEEK}/batch/", {"jwe": fake_jwe(), "agents": [trader.pk]})
+    assert services.pending_dispatch() == {"submissions": 0, "batches": 0}  # not stale yet
+    assert services.pending_dispatch(older_than_seconds=-60) == {"submissions": 1, "batches": 1}
+    assert sorted(kind for kind, _ in sent) == ["b", "v"]
