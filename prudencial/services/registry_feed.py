@@ -31,7 +31,7 @@ from typing import Any
 
 from django.contrib.auth.hashers import make_password
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -331,8 +331,9 @@ def registry_feed_apply(
     stored: dict[str, Representation] = {
         rep.external_id: rep
         for rep in _in_chunks(
-            lambda chunk: Representation.objects.filter(external_id__in=chunk).select_related(
-                "user", "agent"
+            # The user's CPF as a column, not a User object per row (50,000 rows).
+            lambda chunk: Representation.objects.filter(external_id__in=chunk).annotate(
+                feed_cpf=F("user__cpf")
             ),
             ids,
         )
@@ -346,7 +347,7 @@ def registry_feed_apply(
         )
     )
     agent_ids = _resolve_agents({r.agent for r in parsed if r.agent})
-    cpfs = {r.cpf for r in parsed if r.cpf} | {rep.user.cpf for rep in stored.values()}
+    cpfs = {r.cpf for r in parsed if r.cpf and r.action == "create"}
     users: dict[str, User] = {
         u.cpf: u for u in _in_chunks(lambda chunk: User.objects.filter(cpf__in=chunk), cpfs)
     }
@@ -355,7 +356,7 @@ def registry_feed_apply(
     states: dict[str, _State | None] = {}
     for ext, rep in stored.items():
         states[ext] = _State(
-            cpf=rep.user.cpf or "",
+            cpf=rep.feed_cpf or "",
             agent_key=f"id:{rep.agent_id}",
             role=rep.role,
             valid_from=rep.valid_from,
