@@ -730,6 +730,9 @@ def _batch_rejected(batch: Batch, *, errors: list[dict[str, Any]], signed) -> Ba
 
 
 def _batch_accepted(batch: Batch, agents: list[Agent], result: dict[str, Any], signed) -> Batch:
+    """One transaction, a fixed number of statements whatever the batch's size: the agents
+    locked together (in id order, as single submissions lock them one at a time), their latest
+    versions read once, submissions and verdicts inserted in bulk."""
     by_acronym = {a.acronym: a for a in agents}
     # The split answer says whether the file was the XLSX template ("format": "xlsx").
     channel = Channel.SPREADSHEET if result.get("format") == "xlsx" else Channel.API
@@ -737,13 +740,24 @@ def _batch_accepted(batch: Batch, agents: list[Agent], result: dict[str, Any], s
         locked = Batch.objects.select_for_update().get(pk=batch.pk)
         if locked.status != BatchStatus.RECEIVED:
             return locked
-        made = 0
+        ids = sorted(a.pk for a in agents)
+        list(Agent.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk"))
+        latest = {
+            (agent_id, kind): version
+            for agent_id, kind, version in Submission.objects.filter(
+                week=batch.week, agent_id__in=ids
+            )
+            .values("agent_id", "kind")
+            .annotate(v=Max("version"))
+            .values_list("agent_id", "kind", "v")
+        }
+        submissions: list[Submission] = []
+        verdicts: list[dict[str, Any]] = []
         unstored: list[dict[str, Any]] = []
         for entry in result.get("agents") or []:
             agent = by_acronym.get(entry.get("acronym"))
             if agent is None:
                 raise ValueError("the split answer names an agent the batch did not declare")
-            Agent.objects.select_for_update().filter(pk=agent.pk).values_list("pk").first()
             for kind in Kind.values:
                 part = entry.get(kind)
                 if not part:
@@ -758,20 +772,28 @@ def _batch_accepted(batch: Batch, agents: list[Agent], result: dict[str, Any], s
                         for e in _verdict_errors(verdict.get("errors"))
                     ]
                     continue
-                submission = Submission.objects.create(
-                    week=batch.week,
-                    agent=agent,
-                    kind=kind,
-                    version=_next_version(week=batch.week, agent=agent, kind=kind),
-                    channel=channel,
-                    submitted_by=batch.submitted_by,
-                    submitted_at=batch.submitted_at,
-                    size_bytes=len(envelope.encode("utf-8")),
-                    receipt=receipt_of(envelope),
-                    envelope=envelope,
-                    batch=batch,
+                version = latest.get((agent.pk, kind), 0) + 1
+                latest[(agent.pk, kind)] = version
+                submissions.append(
+                    Submission(
+                        week=batch.week,
+                        agent=agent,
+                        kind=kind,
+                        version=version,
+                        channel=channel,
+                        submitted_by=batch.submitted_by,
+                        submitted_at=batch.submitted_at,
+                        size_bytes=len(envelope.encode("utf-8")),
+                        receipt=receipt_of(envelope),
+                        envelope=envelope,
+                        batch=batch,
+                    )
                 )
-                Verdict.objects.create(
+                verdicts.append(verdict)
+        Submission.objects.bulk_create(submissions, batch_size=500)
+        Verdict.objects.bulk_create(
+            [
+                Verdict(
                     submission=submission,
                     status=verdict.get("status"),
                     errors=_verdict_errors(verdict.get("errors")),
@@ -780,7 +802,10 @@ def _batch_accepted(batch: Batch, agents: list[Agent], result: dict[str, Any], s
                     signing_kid=signed.signing_kid or "",
                     request_id=str(signed.request_id),
                 )
-                made += 1
+                for submission, verdict in zip(submissions, verdicts, strict=True)
+            ],
+            batch_size=500,
+        )
         Batch.objects.filter(pk=batch.pk).update(
             status=BatchStatus.ACCEPTED,
             errors=_verdict_errors(result.get("errors")) + unstored,
@@ -788,7 +813,7 @@ def _batch_accepted(batch: Batch, agents: list[Agent], result: dict[str, Any], s
             processed_at=timezone.now(),
             **_signed_fields(signed),
         )
-    logger.info("batch %s accepted: %s submissions", batch.pk, made)
+    logger.info("batch %s accepted: %s submissions", batch.pk, len(submissions))
     return Batch.objects.get(pk=batch.pk)
 
 
