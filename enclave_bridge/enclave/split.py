@@ -109,10 +109,10 @@ def check_bucket_labels(raw: Any, week: str) -> tuple[str, ...]:
     if (
         not isinstance(raw, list)
         or len(raw) != BUCKET_COUNT
-        or not all(isinstance(x, str) and 0 < len(x) <= 16 for x in raw)
+        or not all(isinstance(x, str) and 0 < len(x) <= 20 for x in raw)
     ):
         raise ProtocolError(
-            E_BAD_REQUEST, f"bucket_labels must list {BUCKET_COUNT} labels of 1-16 characters"
+            E_BAD_REQUEST, f"bucket_labels must list {BUCKET_COUNT} labels of 1-20 characters"
         )
     return tuple(raw)
 
