@@ -29,6 +29,7 @@ from rest_framework.views import APIView
 from prudencial import selectors
 from prudencial.api.addresses import client_address
 from prudencial.domain import formats
+from prudencial.domain.calendar import is_week_code
 from prudencial.submissions import templates_xlsx
 
 SCHEMA_CONTENT_TYPE = "application/schema+json"
@@ -56,6 +57,14 @@ def schema_document(kind: str, energy_types: tuple[str, ...]) -> tuple[bytes, st
         formats.json_schema(kind, energy_types), ensure_ascii=False, indent=2, sort_keys=False
     ).encode("utf-8")
     return body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+def week_or_404(code: str):
+    """The week of a code; 404 for an unknown week and for what is no week code at all (checked
+    before the database sees it: a NUL byte would be a 500 on PostgreSQL)."""
+    if not is_week_code(code):
+        raise NotFound()
+    return get_object_or_404(selectors.week_list(), code=code)
 
 
 def _etag_matches(request, etag: str) -> bool:
@@ -89,7 +98,7 @@ class PayloadSchemaView(APIView):
         cache_control = SCHEMA_CACHE_CONTROL
         code = request.query_params.get("week")
         if code is not None:
-            week = get_object_or_404(selectors.week_list(), code=code)
+            week = week_or_404(code)
             parameters = getattr(week, "parameters", None)
             if parameters is None:
                 raise Conflict(
@@ -146,7 +155,7 @@ class TemplateView(APIView):
     kind = ""
 
     def get(self, request, code: str):
-        week = get_object_or_404(selectors.week_list(), code=code)
+        week = week_or_404(code)
         chosen = request.query_params.getlist("agent")
         query = TemplateQuerySerializer(data={"agent": chosen} if chosen else {})
         query.is_valid(raise_exception=True)

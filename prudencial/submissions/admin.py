@@ -26,7 +26,7 @@ from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -34,6 +34,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from prudencial.domain.calendar import is_week_code
 from prudencial.domain.identifiers import normalize_acronym
 from prudencial.models import AgentClass, Week
 from prudencial.submissions import exports
@@ -106,7 +107,11 @@ class AgentAcronymFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         value = normalize_acronym(self.value())
-        return queryset.filter(agent__acronym=value) if value else queryset
+        if not value:
+            return queryset
+        if "\x00" in value:  # PostgreSQL text never holds NUL: no agent has it
+            return queryset.none()
+        return queryset.filter(agent__acronym=value)
 
 
 class VerdictStatusFilter(admin.SimpleListFilter):
@@ -307,7 +312,7 @@ class SubmissionAdmin(ReadOnlyMixin, admin.ModelAdmin):
         )
         code = request.GET.get("week")
         week = (
-            get_object_or_404(Week, code=code)
+            _week_or_404(code)
             if code
             else next((w for w in weeks if w.status != "scheduled"), weeks[0] if weeks else None)
         )
@@ -329,7 +334,7 @@ class SubmissionAdmin(ReadOnlyMixin, admin.ModelAdmin):
     def missing_view(self, request: HttpRequest, code: str) -> HttpResponse:
         """The eligible agents still missing: a page, or ?format=csv|xlsx to download."""
         self._require_view(request)
-        week = get_object_or_404(Week, code=code)
+        week = _week_or_404(code)
         kind = request.GET.get("kind") or None
         if kind not in (None, *Kind.values):
             kind = None
@@ -353,6 +358,12 @@ class SubmissionAdmin(ReadOnlyMixin, admin.ModelAdmin):
             "truncated": len(rows) > MISSING_ROWS_SHOWN,
         }
         return TemplateResponse(request, "admin/submissions/missing.html", context)
+
+
+def _week_or_404(code: str) -> Week:
+    if not is_week_code(code):
+        raise Http404
+    return get_object_or_404(Week, code=code)
 
 
 def progress_by_class(week: Week) -> tuple[list[dict[str, Any]], dict[str, int]]:

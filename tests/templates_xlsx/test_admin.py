@@ -287,9 +287,19 @@ def test_list_queries_do_not_grow_with_the_rows(staff_client, market, week):
 
     before = count()
     sender = market["sender"]
-    for i in range(20):
+    for _ in range(20):
         agent = AgentFactory()
         s = submission(week, agent, sender)
         Verdict.objects.create(submission=s, status="accepted", source="batch")
         submission(week, agent, sender, kind="counterparties", version=1)
     assert count() <= before + 2  # the envelopes are read in chunks, not one query a row
+
+
+def test_what_is_no_week_or_acronym_is_a_404_or_nothing(staff_client, market):
+    assert staff_client.get(PROGRESS, {"week": "2023\x0003001"}).status_code == 404
+    assert staff_client.get(PROGRESS, {"week": "209901001"}).status_code == 404
+    assert (
+        staff_client.get("/admin/submissions/submission/missing/2023%0003001/").status_code == 404
+    )
+    results = page(staff_client, LIST, agent="CM\x0047").split('id="result_list"')
+    assert len(results) == 1 or "CM47" not in results[1]  # no agent has a NUL in its acronym

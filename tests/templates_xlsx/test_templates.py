@@ -486,3 +486,16 @@ def test_the_largest_template_is_within_the_enclave_batch_bounds():
         templates_xlsx.write_template(kind, week=week, agents=agents, out=out)
         grid = enclave_xlsx.read_cells(out.getvalue(), enclave_xlsx.BATCH)
         assert len(grid["PLA"]) == 1 + len(agents)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/weeks/2023%0003001/templates/portfolio.xlsx",
+        "/api/v1/weeks/not-a-week/templates/counterparties.xlsx",
+        "/api/v1/schemas/portfolio.json?week=2023%0003001",
+        "/api/v1/schemas/counterparties.json?week=x",
+    ],
+)
+def test_what_is_no_week_code_is_a_404(client_for, agent_user, path):
+    assert client_for(agent_user).get(path).status_code == 404
