@@ -182,7 +182,9 @@ class StaffAccessAdmin(ReadOnlyMixin, admin.ModelAdmin):
     @admin.display(description=_("conta"))
     def user_link(self, user: StaffAccess) -> str:
         return format_html(
-            '<a href="{}">{}</a>', reverse("admin:prudencial_user_change", args=[user.pk]), _("abrir")
+            '<a href="{}">{}</a>',
+            reverse("admin:prudencial_user_change", args=[user.pk]),
+            _("abrir"),
         )
 
     @admin.action(description=_("Enviar por e-mail o cadastro do segundo fator"))
@@ -222,7 +224,9 @@ class AccessTokenAdmin(ReadOnlyMixin, LargeTableMixin, admin.ModelAdmin):
     @admin.action(description=_("Revogar os tokens selecionados"), permissions=["view"])
     def revoke(self, request: HttpRequest, queryset: QuerySet) -> None:
         if not request.user.is_superuser:
-            self.message_user(request, _("Só superusuários revogam tokens de outros."), messages.ERROR)
+            self.message_user(
+                request, _("Só superusuários revogam tokens de outros."), messages.ERROR
+            )
             return
         for token in queryset:
             tokens.token_revoke(token=token, by=request.user)

@@ -146,9 +146,7 @@ def _rows(batch: int = 2000) -> Iterator[dict[str, Any]]:
     fields = (*HASHED_FIELDS, "hash")
     last = 0
     while True:
-        rows = list(
-            AuditEvent.objects.filter(seq__gt=last).order_by("seq").values(*fields)[:batch]
-        )
+        rows = list(AuditEvent.objects.filter(seq__gt=last).order_by("seq").values(*fields)[:batch])
         if not rows:
             return
         yield from rows

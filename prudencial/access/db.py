@@ -35,6 +35,8 @@ def restrict_audit_privileges(connection, roles: Iterable[str] = ()) -> list[str
             )
         for role in roles:
             cursor.execute(
-                sql.SQL("GRANT SELECT, INSERT ON TABLE {} TO {}").format(table, sql.Identifier(role))
+                sql.SQL("GRANT SELECT, INSERT ON TABLE {} TO {}").format(
+                    table, sql.Identifier(role)
+                )
             )
     return [*touched, *roles]

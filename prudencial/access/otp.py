@@ -50,9 +50,7 @@ class StaffLoginForm(OTPAdminAuthenticationForm):
         confirmed TOTP device (staff hold one; enrolment replaces the pending ones)."""
         device = super()._chosen_device(user)
         if device is None:
-            device = (
-                TOTPDevice.objects.filter(user=user, confirmed=True).order_by("-pk").first()
-            )
+            device = TOTPDevice.objects.filter(user=user, confirmed=True).order_by("-pk").first()
         return device
 
     def clean(self):

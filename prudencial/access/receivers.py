@@ -92,7 +92,9 @@ def on_email_link_used(sender, user, purpose, ok, request=None, **kwargs):
 
 
 def admin_action_event(entry: LogEntry, user=None) -> dict:
-    content_type = ContentType.objects.get_for_id(entry.content_type_id) if entry.content_type_id else None
+    content_type = (
+        ContentType.objects.get_for_id(entry.content_type_id) if entry.content_type_id else None
+    )
     return audit.event(
         AuditKind.ADMIN_ACTION,
         actor=user or entry.user,
@@ -114,7 +116,9 @@ class AuditedLogEntryManager(LogEntryManager):
     """The admin logs actions on several objects at once (bulk delete, an import) with
     bulk_create, which sends no post_save: record those here. One object goes through save()."""
 
-    def log_actions(self, user_id, queryset, action_flag, change_message="", *, single_object=False):
+    def log_actions(
+        self, user_id, queryset, action_flag, change_message="", *, single_object=False
+    ):
         result = super().log_actions(
             user_id, queryset, action_flag, change_message, single_object=single_object
         )

@@ -94,4 +94,3 @@ def token_revoke(*, token: AccessToken, by, ip_address: str = "") -> AccessToken
 
 def token_for_key(key: str) -> AccessToken | None:
     return AccessToken.objects.select_related("user").filter(digest=digest(key)).first()
-

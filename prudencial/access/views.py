@@ -32,7 +32,9 @@ def totp_enrol(request, value: str):
     context = {"login": user.get_username()}
     step = request.POST.get("step") if request.method == "POST" else None
     if step == "password":
-        if authenticate(request, username=user.get_username(), password=request.POST.get("password", "")):
+        if authenticate(
+            request, username=user.get_username(), password=request.POST.get("password", "")
+        ):
             request.session[SESSION_KEY] = device.pk
         else:
             context["error"] = _("Senha incorreta.")

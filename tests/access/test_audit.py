@@ -91,7 +91,9 @@ def test_admin_actions_on_records_are_audited_one_by_one_and_in_bulk(client, sup
     from django.contrib.contenttypes.models import ContentType
 
     # One object: LogEntry.save (the admin's change form).
-    LogEntry.objects.log_actions(superuser.pk, [agent], CHANGE, "Alterado nome.", single_object=True)
+    LogEntry.objects.log_actions(
+        superuser.pk, [agent], CHANGE, "Alterado nome.", single_object=True
+    )
     one = AuditEvent.objects.get(kind=AuditKind.ADMIN_ACTION)
     assert (one.actor_id, one.object_type, one.object_id) == (
         superuser.pk,
@@ -123,9 +125,11 @@ def test_the_admin_shows_the_audit_read_only_filtered_by_person_and_record(
     assert [e.kind for e in by_person] == ["login"]
     by_typed_login = client.get(url, {"pessoa": "alguem"}).context["cl"].result_list
     assert [e.kind for e in by_typed_login] == ["login_failed"]
-    by_record = client.get(
-        url, {"object_type": "prudencial.agent", "object_id": str(agent.pk)}
-    ).context["cl"].result_list
+    by_record = (
+        client.get(url, {"object_type": "prudencial.agent", "object_id": str(agent.pk)})
+        .context["cl"]
+        .result_list
+    )
     assert [e.message for e in by_record] == ["mudou"]
     event = AuditEvent.objects.first()
     assert client.get(f"{url}{event.seq}/change/").status_code == 200  # view only
@@ -231,8 +235,10 @@ def test_the_application_role_can_only_insert_and_read_the_audit():
         with pytest.raises(DatabaseError, match="permission denied|must be owner"):
             as_app(statement)
     with pytest.raises(DatabaseError, match="permission denied"):
-        as_app("SET LOCAL pgtrigger.ignore = '{pgtrigger_audit_no_update_00000}'; "
-               "UPDATE access_auditevent SET username = 'x'")
+        as_app(
+            "SET LOCAL pgtrigger.ignore = '{pgtrigger_audit_no_update_00000}'; "
+            "UPDATE access_auditevent SET username = 'x'"
+        )
     assert AuditEvent.objects.get(pk=event.pk).username == "u"
     assert "verified" in verify()
 

@@ -190,7 +190,9 @@ def test_the_totp_enrol_command_for_demos(ccee_staff):
 # --- who holds staff access ---------------------------------------------------------------------
 
 
-def test_the_staff_access_page_lists_staff_and_superusers_only(client, superuser, ccee_staff, agent_user):
+def test_the_staff_access_page_lists_staff_and_superusers_only(
+    client, superuser, ccee_staff, agent_user
+):
     TOTPDevice.objects.create(user=ccee_staff, name="app", confirmed=True)
     client.force_login(superuser)
     response = client.get("/admin/access/staffaccess/")

@@ -16,8 +16,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("login")
         parser.add_argument("--name", default="demo")
-        parser.add_argument("--replace", action="store_true", help="Delete the account's devices first.")
-        parser.add_argument("--qr", action="store_true", help="Also print the QR code in the terminal.")
+        parser.add_argument(
+            "--replace", action="store_true", help="Delete the account's devices first."
+        )
+        parser.add_argument(
+            "--qr", action="store_true", help="Also print the QR code in the terminal."
+        )
 
     def handle(self, *args, login, name, replace, qr, **options):
         user = get_user_model().objects.filter(username=login).first()
