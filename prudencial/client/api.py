@@ -204,9 +204,9 @@ class Api:
         return self.get_json(f"weeks/{_segment(code)}/")
 
     def schema(self, kind: str, week: str | None = None) -> dict[str, Any]:
-        """The JSON Schema (public; ``week``: with that week's energy types, signed in)."""
+        """The JSON Schema (``week``: with that week's energy types)."""
         params = {"week": week} if week else None
-        return self.get_json(f"schemas/{_segment(kind)}.json", params=params, auth=bool(week))
+        return self.get_json(f"schemas/{_segment(kind)}.json", params=params)
 
     def template(self, code: str, kind: str) -> bytes:
         return self.request(

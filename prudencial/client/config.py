@@ -39,6 +39,7 @@ DEFAULT_MAX_AGE = dt.timedelta(minutes=5)
 PCR_HEX = re.compile(r"^[0-9a-fA-F]{96}$")  # SHA-384
 SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
 REQUIRED_PCRS = (0,)  # PCR0 identifies the image; 1 and 2 are recommended too
+POSIX = os.name == "posix"
 
 
 def config_dir() -> Path:
@@ -202,11 +203,13 @@ def load_config(path: str | os.PathLike[str] | None = None) -> ClientConfig:
 def write_private(path: Path, text: str) -> None:
     """Write a file only its owner can read (0600) in a directory only its owner can enter."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(path.parent, 0o700)
+    if POSIX:  # on Windows the user profile's ACLs keep it private
+        os.chmod(path.parent, 0o700)
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        os.fchmod(fd, 0o600)
+        if POSIX:
+            os.fchmod(fd, 0o600)  # whatever the umask
         os.write(fd, text.encode("utf-8"))
     finally:
         os.close(fd)
@@ -235,7 +238,7 @@ def load_token(config: ClientConfig) -> str | None:
     path = config.token_path
     if not path.exists():
         return None
-    if path.stat().st_mode & 0o077:
+    if POSIX and path.stat().st_mode & 0o077:
         raise ConfigError("token_permissions", path=str(path))
     try:
         stored = json.loads(path.read_text("utf-8"))

@@ -406,8 +406,7 @@ class Client:
         return self.api.template(week, kind)
 
     def schema(self, kind: str, week: str | None = None) -> dict[str, Any]:
-        if week:
-            self._require_token()
+        self._require_token()
         return self.api.schema(kind, week)
 
     # --- local preview --------------------------------------------------------------------------
