@@ -284,8 +284,8 @@ def instructions(kind: str, week: TemplateWeek) -> list[str]:
         f"Modelo de preenchimento — {title} — semana {week.code}",
         f"Prazo: até {deadline_text(week.deadline)}. Depois dele a semana não aceita envios.",
         "Como enviar: criptografe este arquivo para o enclave (cliente prudencial.client ou a "
-        "página de envio) e envie-o como lote; nenhuma pessoa nem o servidor da CCEE lê o "
-        "conteúdo, só o enclave.",
+        "página de envio) e envie-o como lote (um arquivo para vários agentes) ou como o envio "
+        "de um agente; nenhuma pessoa nem o servidor da CCEE lê o conteúdo, só o enclave.",
         "Preencha a partir da linha 2; não altere os cabeçalhos (linha 1, bloqueada) nem os "
         "nomes das abas. Linhas vazias são ignoradas.",
         "",
