@@ -7,8 +7,9 @@ whenever it is read (``prudencial.submissions.selectors``).
 
 Append-only: a submission and a verdict are never edited or deleted. On PostgreSQL database
 triggers (django-pgtrigger ``Protect``) refuse any UPDATE or DELETE of their rows; on SQLite
-(demo) there are no triggers and only the services, which never write those rows twice, keep
-the rule. A batch's row changes once, from received to its outcome, and never after.
+(demo) there are no triggers: the models refuse to save an existing row or delete one
+(``AppendOnly``), and the services never write those rows twice; a raw UPDATE would pass
+there. A batch's row changes once, from received to its outcome, and never after.
 """
 
 from __future__ import annotations
@@ -45,6 +46,22 @@ class BatchStatus(models.TextChoices):
     RECEIVED = "received", _("Recebido")
     ACCEPTED = "accepted", _("Aceito")
     REJECTED = "rejected", _("Recusado")
+
+
+class AppendOnly(models.Model):
+    """Rows written once: saving an existing row or deleting one is refused here too, so the
+    rule holds on SQLite (no triggers) for everything that goes through the model."""
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise PermissionError(f"{type(self).__name__} rows are append-only: never edited")
+        return super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError(f"{type(self).__name__} rows are append-only: never deleted")
 
 
 class Batch(models.Model):
@@ -127,7 +144,7 @@ class Batch(models.Model):
         return f"lote {self.pk} ({self.week_id}, {self.status})"
 
 
-class Submission(models.Model):
+class Submission(AppendOnly):
     """One version of an agent's portfolio or counterparties for a week: the JWE only."""
 
     week = models.ForeignKey(
@@ -206,7 +223,7 @@ class Submission(models.Model):
         return f"{self.week_id}/{self.agent_id}/{self.kind} v{self.version}"
 
 
-class Verdict(models.Model):
+class Verdict(AppendOnly):
     """The enclave's verdict on one submission, with what proves it.
 
     ``source`` "validate": ``token`` is the JWS of the enclave's `validate` answer, bound to

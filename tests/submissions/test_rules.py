@@ -390,3 +390,14 @@ def test_pending_work_is_sent_again_once_stale(api, week, trader, enc_key, monke
     assert services.pending_dispatch() == {"submissions": 0, "batches": 0}  # not stale yet
     assert services.pending_dispatch(older_than_seconds=-60) == {"submissions": 1, "batches": 1}
     assert sorted(kind for kind, _ in sent) == ["b", "v"]
+
+
+def test_the_models_refuse_to_edit_or_delete_on_any_database(api, week, trader, enc_key):
+    post(api, url(WEEK, trader.pk), {"jwe": fake_jwe()})
+    submission = Submission.objects.get()
+    submission.size_bytes = 1
+    with pytest.raises(PermissionError):
+        submission.save()
+    with pytest.raises(PermissionError):
+        submission.delete()
+    assert Submission.objects.get().size_bytes > 1
