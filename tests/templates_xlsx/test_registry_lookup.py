@@ -112,3 +112,12 @@ def test_throttled_per_user(client_for, registry):
         first = client_for(UserFactory())
         assert [first.get(URL, {"q": "cm"}).status_code for _ in range(4)] == [200, 200, 200, 429]
         assert client_for(UserFactory()).get(URL, {"q": "cm"}).status_code == 200
+
+
+def test_one_query_whatever_the_registry_size(client, registry, django_assert_num_queries):
+    for i in range(30):
+        AgentFactory(acronym=f"QQ{i:02d}")
+    client.get(URL, {"q": "qq"})  # the token's user is now known to the connection
+    with django_assert_num_queries(2):  # the token (with its user), the lookup
+        rows = lookup(client, "qq")
+    assert len(rows) == 20
