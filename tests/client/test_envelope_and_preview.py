@@ -125,7 +125,18 @@ def test_engine_parameters_from_the_week_endpoint_shape():
     """GET /weeks/{code}/ lists forward prices per bucket and decimals as text; converted, they
     are the engine payload the host ships (and give the same FA)."""
     params = payloads.parameters()
-    week = {
+    week = api_week(params)
+    converted = preview.engine_parameters(week)
+    assert converted["forward_prices"] == params["forward_prices"]
+    a = preview.fa_preview(payloads.worked_example(WHO), converted)
+    b = preview.fa_preview(payloads.worked_example(WHO), params)
+    assert a.fa == b.fa
+
+
+def api_week(params: dict) -> dict:
+    """The engine parameters as GET /weeks/{code}/ publishes them (decimals as text, forward
+    prices per bucket)."""
+    return {
         "code": params["week"],
         "parameters": {
             "confidence": "0.9500",
@@ -154,8 +165,3 @@ def test_engine_parameters_from_the_week_endpoint_shape():
             ],
         },
     }
-    converted = preview.engine_parameters(week)
-    assert converted["forward_prices"] == params["forward_prices"]
-    a = preview.fa_preview(payloads.worked_example(WHO), converted)
-    b = preview.fa_preview(payloads.worked_example(WHO), params)
-    assert a.fa == b.fa

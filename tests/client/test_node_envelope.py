@@ -224,3 +224,17 @@ def test_node_refuses_another_trust_root(example, platform, enclave, payload_fil
     )
     assert done.returncode == 3 and done.stdout == ""
     assert "trust root" in done.stderr
+
+
+def test_node_refuses_a_stale_document(example, platform, enclave, payload_file):
+    server, _ = platform
+    done = _run(
+        example,
+        "--base-url", f"http://127.0.0.1:{server.server_port}",
+        "--token", TOKEN,
+        *_policy_args(enclave),
+        "--max-age", "0",
+        "--payload", str(payload_file),
+    )  # fmt: skip
+    assert done.returncode == 3 and done.stdout == ""
+    assert "older than 0 s" in done.stderr

@@ -297,3 +297,49 @@ def test_payload_error_keeps_the_rows():
 
 def test_api_error_is_a_client_error():
     assert issubclass(ApiError, Exception)
+
+
+class _Recorder(requests.adapters.BaseAdapter):
+    """A transport that records every request and answers GET /weeks/{code}/ only."""
+
+    def __init__(self, week: dict) -> None:
+        super().__init__()
+        self.week = week
+        self.seen: list[tuple[str, str, bytes | None]] = []
+
+    def send(self, request, **kwargs):
+        body = request.body if isinstance(request.body, bytes | type(None)) else request.body.read()
+        self.seen.append((request.method, request.url, body))
+        response = requests.Response()
+        response.request = request
+        if request.method == "GET" and request.url.endswith(f"/weeks/{self.week['code']}/"):
+            response.status_code = 200
+            response._content = json.dumps(self.week).encode()
+        else:
+            response.status_code = 404
+            response._content = b'{"error": {"code": "not_found", "message": "", "fields": {}}}'
+        return response
+
+    def close(self):
+        pass
+
+
+def test_fa_preview_sends_nothing_but_the_week_request(tmp_path):
+    """The plaintext stays here: fa-preview's only request is GET /weeks/{code}/, with no body."""
+    from prudencial.client import Client
+    from tests.client.test_envelope_and_preview import api_week
+
+    params = payloads.parameters()
+    recorder = _Recorder(api_week(params))
+    session = requests.Session()
+    session.mount("https://", recorder)
+    client = Client(
+        ClientConfig(base_url="https://ccee.example", directory=tmp_path),
+        token="t",
+        session=session,
+    )
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(payloads.worked_example(payloads.agent(5))))
+    (result,), errors = client.fa_preview(payloads.WEEK, path)
+    assert not errors and round(result.fa, 4) == 0.0430
+    assert recorder.seen == [("GET", f"https://ccee.example/api/v1/weeks/{payloads.WEEK}/", None)]
