@@ -109,6 +109,12 @@ class CheckPool:
             out.extend(part)
         return out
 
+    def run(self, keys: KeyRing, fn: Any, *args: Any) -> Any:
+        """One task in a worker process, which holds the key ring and its own interpreter lock:
+        for work that would otherwise hold the request process's lock for seconds (a batch
+        file's split), so the other connections' validations keep being answered."""
+        return self._executor(keys).submit(fn, *args).result()
+
     def close(self) -> None:
         with self._lock:
             if self._pool is not None:

@@ -13,6 +13,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from enclave_bridge.wire.protocol import (
@@ -35,7 +36,14 @@ from .keys import KeyRing
 from .lifecycle import KeyLifecycle, SealerFactory, _Signed
 from .registry import RegistryStore
 from .replay import STATEFUL_OPS, NonceCache
-from .split import check_agents, check_bucket_labels, check_energy_types, check_week, split_envelope
+from .split import (
+    check_agents,
+    check_bucket_labels,
+    check_energy_types,
+    check_week,
+    split_envelope,
+    split_task,
+)
 from .validation import check_expected
 
 logger = logging.getLogger(__name__)
@@ -251,18 +259,24 @@ class Service(KeyLifecycle, BatchOps):
         energy_types = check_energy_types(req.args.get("energy_types"))
         labels = check_bucket_labels(req.args.get("bucket_labels"), week)
         registry = self._registry(req)
+        options = {
+            "week": week,
+            "agents": agents,
+            "energy_types": energy_types,
+            "bucket_labels": labels,
+            "registry": None if registry is None else dict(registry),
+        }
+        token = req.args.get("envelope")
         if not self._split_slots.acquire(timeout=SPLIT_WAIT_S):
             raise ProtocolError(E_BUSY, f"at most {SPLIT_SLOTS} splits run at once; retry later")
         try:
-            return split_envelope(
-                keys,
-                req.args.get("envelope"),
-                week=week,
-                agents=agents,
-                energy_types=energy_types,
-                bucket_labels=labels,
-                registry=registry,
-            )
+            # In a worker process: parsing a large workbook holds an interpreter lock for
+            # seconds, which in this process would stall every other connection's validate.
+            try:
+                return self.pool.run(keys, split_task, token, options)
+            except BrokenProcessPool as exc:
+                logger.error("process pool unavailable (%s): split in the request thread", exc)
+                return split_envelope(keys, token, **options)
         finally:
             self._split_slots.release()
 

@@ -320,6 +320,14 @@ def _sheet_of(error: Mapping[str, Any]) -> str | None:
     return next((name for name in sheets.SHEETS if rest.startswith(name)), None)
 
 
+def split_task(token: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """split_envelope in a pool worker, with the key ring the worker was started with."""
+    from . import checks
+
+    assert checks._WORKER_KEYS is not None, "pool worker started without keys"
+    return split_envelope(checks._WORKER_KEYS, token, **options)
+
+
 def _reencrypt(keys: KeyRing, kind: str, payload: Any) -> tuple[str | None, str | None]:
     """The payload's own envelope and the keyed digest of its plaintext; (None, None) for a
     rejected payload that is not JSON-serialisable (cells the parser could not convert)."""

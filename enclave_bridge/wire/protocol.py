@@ -90,6 +90,10 @@ class ProtocolError(Exception):
     def to_dict(self) -> dict[str, str]:
         return {"code": self.code, "message": self.message}
 
+    def __reduce__(self) -> tuple[Any, tuple[str, str]]:
+        # Raised in the enclave's worker processes too: pickled back as (code, message).
+        return ProtocolError, (self.code, self.message)
+
 
 class FrameTooLarge(ProtocolError):
     """Declared frame length is over the limit; the body has not been read."""

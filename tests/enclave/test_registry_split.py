@@ -434,3 +434,29 @@ def test_a_bad_cell_in_a_multi_agent_xlsx_rejects_that_agents_kind_only(client, 
     assert [e["row"] for e in errors] == [bad_row]
     assert errors[0]["field"].startswith("sheet Contratos")
     assert "dez" not in json.dumps(result)
+
+
+def test_validates_stay_fast_while_large_splits_run(client, enclave, key):
+    """Two 300-agent XLSX splits running (the split slots full) and a third waiting: a
+    legitimate validate on another connection still answers within 1 s, and every split ends."""
+    import threading
+
+    agents = [agent(3000 + n) for n in range(300)]
+    others = [agent(900, "GE")]
+    payloads = [portfolio(a) for a in agents] + [counterparties(a, others) for a in agents]
+    envelope = encrypt(build_template(payloads, kind="all", week=WEEK), key)
+    results: list[str] = []
+
+    def split() -> None:
+        with EnclaveClient(enclave.address, signing_jwk=enclave.signing_jwk, timeout=120) as c:
+            results.append(c.split_signed(envelope, week=WEEK, agents=agents).result["status"])
+
+    threads = [threading.Thread(target=split) for _ in range(3)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    for n in range(5):
+        _legit_validate(client, key, n=400 + n)
+    for t in threads:
+        t.join(timeout=180)
+    assert results == ["accepted"] * 3
