@@ -61,7 +61,7 @@ def cnpj(n: int) -> str:
 
 class Timer:
     def __init__(self):
-        self.rows: list[tuple[str, float, int, str]] = []
+        self.rows: list[tuple[str, float, float, int, str]] = []
 
     def run(self, label: str, fn, note=""):
         count = [0]
@@ -70,12 +70,16 @@ class Timer:
             count[0] += 1
             return execute(sql, params, many, context)
 
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         with connection.execute_wrapper(counting):
             result = fn()
-        elapsed = time.perf_counter() - start
-        self.rows.append((label, elapsed, count[0], note(result) if callable(note) else note))
-        print(f"{label}: {elapsed:.2f} s, {count[0]} queries {self.rows[-1][3]}", flush=True)
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+        self.rows.append((label, elapsed, cpu, count[0], note(result) if callable(note) else note))
+        print(
+            f"{label}: {elapsed:.2f} s ({cpu:.2f} s CPU here), {count[0]} queries "
+            f"{self.rows[-1][4]}",
+            flush=True,
+        )
         return result
 
 
@@ -228,6 +232,7 @@ def main() -> None:
     if connection.vendor != "postgresql":
         sys.exit("registry_bench: set DATABASE_URL to a PostgreSQL server")
 
+    load_before = os.getloadavg()[0]
     setup_test_environment()
     old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
     timer = Timer()
@@ -300,11 +305,12 @@ def main() -> None:
         "",
         f"{platform.node()} · {platform.processor() or platform.machine()} · "
         f"{os.cpu_count()} CPUs · Python {platform.python_version()} · PostgreSQL "
-        f"{pg_version // 10000}",
+        f"{pg_version // 10000} · load average {load_before:.1f} before, "
+        f"{os.getloadavg()[0]:.1f} after",
         "",
-        "| step | time (s) | queries | result |",
-        "|---|---:|---:|---|",
-        *[f"| {label} | {t:.2f} | {q} | {note} |" for label, t, q, note in timer.rows],
+        "| step | time (s) | Python CPU (s) | queries | result |",
+        "|---|---:|---:|---:|---|",
+        *[f"| {label} | {t:.2f} | {c:.2f} | {q} | {note} |" for label, t, c, q, note in timer.rows],
         "",
         totals,
         "",
