@@ -474,7 +474,7 @@ def _walk(
             out.append((path, f"must be ≤ {node['maximum']:g}"))
 
 
-class _Errors:
+class Errors:
     """Collects value-free errors; the row is the 1-based item (JSON) or the Excel row."""
 
     def __init__(self, rows: Mapping[str, Any] | None) -> None:
@@ -511,7 +511,7 @@ def schema_errors(
 ) -> list[dict[str, Any]]:
     """The payload against ``json_schema(kind, energy_types)``, without jsonschema; the same
     verdict as jsonschema (tests/domain/test_formats.py holds them equal)."""
-    errors = _Errors(rows)
+    errors = Errors(rows)
     retired = RETIRED_SCHEMA_IDS.get(kind, ())
     if isinstance(payload, dict) and payload.get("schema") in retired:
         errors.add(("schema",), f"schema must be {SCHEMA_IDS[kind]}")
@@ -526,7 +526,7 @@ def schema_errors(
 # --- business rules ------------------------------------------------------------------------------
 
 
-def _unique(items: list[dict[str, Any]], key: tuple[str, ...], name: str, errors: _Errors) -> None:
+def _unique(items: list[dict[str, Any]], key: tuple[str, ...], name: str, errors: Errors) -> None:
     seen: dict[tuple[Any, ...], int] = {}
     for i, item in enumerate(items):
         k = tuple(item[f] for f in key)
@@ -540,7 +540,7 @@ def _unique(items: list[dict[str, Any]], key: tuple[str, ...], name: str, errors
             seen[k] = i
 
 
-def _portfolio_rules(payload: dict[str, Any], errors: _Errors) -> None:
+def _portfolio_rules(payload: dict[str, Any], errors: Errors) -> None:
     _unique(payload["contracts"], CONTRACT_KEY, "contracts", errors)
     _unique(payload["forecasts"], FORECAST_KEY, "forecasts", errors)
     for i, row in enumerate(payload["contracts"]):
@@ -554,7 +554,7 @@ def mtm_sum(counterparty: Mapping[str, Any]) -> float:
 
 
 def _counterparty_rules(
-    payload: dict[str, Any], registry: Mapping[str, str] | None, errors: _Errors
+    payload: dict[str, Any], registry: Mapping[str, str] | None, errors: Errors
 ) -> None:
     own = payload["agent"]["cnpj"]
     items = payload["counterparties"]
@@ -601,7 +601,7 @@ def _counterparty_rules(
 
 
 def _binding_rules(
-    payload: dict[str, Any], agent: Mapping[str, str], week: str, errors: _Errors
+    payload: dict[str, Any], agent: Mapping[str, str], week: str, errors: Errors
 ) -> None:
     declared = payload["agent"]
     if not cnpj_is_valid(declared["cnpj"]):
@@ -624,7 +624,7 @@ def rule_errors(
     """Binding and business rules of a schema-valid payload (``validate`` runs the schema
     first; the enclave runs its compiled schema, then this). ``registry`` (CNPJ → acronym of
     the registered agents) None skips the acronym rule alone."""
-    errors = _Errors(rows)
+    errors = Errors(rows)
     _binding_rules(payload, agent, week, errors)
     if kind == "portfolio":
         _portfolio_rules(payload, errors)
@@ -780,7 +780,7 @@ def split_batch(doc: Any, *, week: str) -> tuple[dict[str, dict[str, Any]], list
     """A ``prudencial/batch/v1`` document as {acronym: {"portfolio": p|None, "counterparties":
     c|None}} plus the file-level errors (wrong schema or week, an item without an agent
     acronym, an agent twice in one list). The items are validated one by one afterwards."""
-    errors = _Errors(None)
+    errors = Errors(None)
     found: list[tuple[tuple[Any, ...], str]] = []
     _walk(_batch_schema(DEFAULT_ENERGY_TYPES), doc, (), {"$defs": _defs()}, found)
     for path, rule in found:
