@@ -9,7 +9,8 @@ represent, and the host never stores a partial batch it did not announce. Each p
 by the same rules as a single envelope (``formats.validate``: schema, business rules, the agent
 and week binding, the registry's acronyms), and re-encrypted (RSA-OAEP-256 + A256GCM, compact
 JWE) to the enclave's **current** envelope key: the host stores ciphertext it cannot read, and
-the closing later opens it like any agent's envelope. A verdict's ``digest`` is the keyed digest
+the closing later opens it like any agent's envelope. The answer's ``format`` (``json`` or
+``xlsx``) lets the host record a spreadsheet's submissions as such. A verdict's ``digest`` is the keyed digest
 of the re-encrypted plaintext, so it equals the digest a later ``validate`` of that envelope gives.
 
 Bounds: at most ``MAX_SPLIT_AGENTS`` agents in ``agents``; the envelope and plaintext limits of
@@ -230,13 +231,15 @@ def split_envelope(
     plaintext = open_envelope(token, keys)
     file_digest = keys.digest(plaintext)
     labels = tuple(bucket_labels) if bucket_labels is not None else week_labels(week)
-    if is_xlsx(plaintext):
+    # The file's format is no secret (the host records it as the submissions' channel).
+    file_format = "xlsx" if is_xlsx(plaintext) else "json"
+    if file_format == "xlsx":
         found, errors, extra = _from_xlsx(plaintext, week, agents, labels, energy_types)
     else:
         found, errors, extra = _from_json(plaintext, week)
     del plaintext
     if errors:
-        return _rejected(errors, file_digest)
+        return {**_rejected(errors, file_digest), "format": file_format}
     expected = {a["acronym"]: i for i, a in enumerate(agents)}
     foreign = [acronym for acronym in found if acronym not in expected]
     if foreign:
@@ -254,7 +257,7 @@ def split_envelope(
         if not any(slot.values()) and not agent_errors.get(acronym):
             errors.append(_file_error(f"agents[{index}]", "has no rows in the file"))
     if errors:
-        return _rejected(errors, file_digest)
+        return {**_rejected(errors, file_digest), "format": file_format}
 
     rows_of = extra.get("rows", {})
     out: list[dict[str, Any]] = []
@@ -299,6 +302,7 @@ def split_envelope(
         "status": "accepted",
         "errors": [],
         "digest": file_digest,
+        "format": file_format,
         "kid": keys.current.kid,
         "agents": out,
         "counts": {"agents": len(out), **counts},

@@ -62,6 +62,13 @@ class ParametersOutputSerializer(serializers.ModelSerializer):
             "fa_alert_threshold",
             "correlation",
             "buckets",
+            # The price-source rule's inputs (docs/formats.md): what fa-preview needs to price
+            # every row as the enclave does.
+            "energy_types",
+            "energy_spreads",
+            "contract_spreads",
+            "forward_curves",
+            "pld_history",
             "updated_at",
         ]
 

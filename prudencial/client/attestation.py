@@ -10,7 +10,7 @@ when, with the policy pinned in client.toml (docs/attestation.md):
    future, bound to that nonce, with exactly the pinned PCR values and not a debug enclave;
 3. the document's ``public_key`` is the announced current envelope key and its ``user_data``
    binds the whole envelope JWKS (SHA-256), the current kid and the result-signing key;
-4. the envelope key is RSA (≥ 2048 bits) for RSA-OAEP-256, the signing key EC (ES256/ES384),
+4. the envelope key is RSA (≥ 2048 bits) for RSA-OAEP-256, the signing key EC P-256 (ES256),
    and neither carries private material.
 
 Steps 2 and 3 are the same code the host runs (``enclave_bridge.attestation.verify`` and the
@@ -37,7 +37,8 @@ from .errors import AttestationRefused
 
 NONCE_BYTES = 32
 MIN_RSA_BITS = 2048
-SIGNING_CURVES = {"P-256": "ES256", "P-384": "ES384"}
+# The enclave signs its answers ES256 only (docs/attestation.md §6).
+SIGNING_CURVES = {"P-256": "ES256"}
 
 
 def new_nonce() -> bytes:

@@ -128,10 +128,9 @@ CATALOG: dict[str, tuple[str, str]] = {
         "Nothing was encrypted.",
     ),
     "attestation.sig_key_type": (
-        "Atestação recusada: a chave de assinatura {kid} não é EC P-256 (ES256) nem P-384 "
-        "(ES384). Nada foi cifrado.",
-        "Attestation refused: signing key {kid} is neither EC P-256 (ES256) nor P-384 (ES384). "
-        "Nothing was encrypted.",
+        "Atestação recusada: a chave de assinatura {kid} não é EC P-256 (ES256). "
+        "Nada foi cifrado.",
+        "Attestation refused: signing key {kid} is not EC P-256 (ES256). Nothing was encrypted.",
     ),
     "attestation.nonce_echo": (
         "Atestação recusada: a resposta não é para o nonce que enviamos (resposta repetida?). "

@@ -295,11 +295,6 @@ def test_an_xlsx_batch_is_split_like_a_json_one(enclave, api, week, trader, gene
     assert {r["status"] for r in listing(api, trader)} == {"accepted"}
 
 
-@pytest.mark.xfail(
-    reason="the enclave's split answer does not say the file's format yet (a 'format' key), "
-    "so a spreadsheet's submissions are recorded with the api channel",
-    strict=False,
-)
 def test_an_xlsx_batch_is_the_spreadsheet_channel(enclave, api, week, trader):
     from enclave_bridge.enclave.xlsx import build_template
 
