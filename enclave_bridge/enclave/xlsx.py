@@ -64,7 +64,9 @@ MAX_MEMBER_BYTES = 24 * 1024 * 1024
 MAX_TOTAL_BYTES = 48 * 1024 * 1024
 MAX_RATIO = 100  # uncompressed / compressed, for members above RATIO_FLOOR
 RATIO_FLOOR = 256 * 1024
-MAX_ROWS = 500  # per sheet, header included
+# Per sheet, header included: one agent's fullest portfolio has 7 × 2 × 3 × 6 × 4 = 1,008
+# contract rows (formats.max_contract_rows with the default six energy types).
+MAX_ROWS = 1_100
 MAX_COLS = 32
 MAX_CELLS = 20_000
 # Bounds on the XML parts openpyxl reads, checked by streaming them before openpyxl does. The

@@ -17,6 +17,7 @@ import pytest
 
 from enclave_bridge.enclave.xlsx import (
     MAX_RATIO,
+    MAX_ROWS,
     MAX_XLSX_BYTES,
     RATIO_FLOOR,
     build_template,
@@ -240,7 +241,9 @@ def test_unknown_element_flood_in_styles_is_bounded():
 
 @pytest.mark.parametrize("target", ["other/s.xml", "/xl/other/s.xml", "../elsewhere/s.bin"])
 def test_a_sheet_relocated_through_the_rels_gets_the_row_limit(target):
-    message = assert_refused(relocated_sheet_book(target), E_TOO_LARGE, "worksheet", "rows", "500")
+    message = assert_refused(
+        relocated_sheet_book(target), E_TOO_LARGE, "worksheet", "rows", str(MAX_ROWS)
+    )
     assert "s." in message  # the relocated part is named
 
 
@@ -291,7 +294,7 @@ def test_an_oversized_dimension_is_refused_not_crashed():
     data = rebuild(
         {"xl/worksheets/sheet2.xml": lambda x: x.replace('ref="A1:F2"', f'ref="A1:F{"9" * 5000}"')}
     )
-    assert_refused(data, E_TOO_LARGE, "declares more than 500 rows")
+    assert_refused(data, E_TOO_LARGE, f"declares more than {MAX_ROWS} rows")
 
 
 @pytest.mark.parametrize("book", [laughs_book, small_laughs_book], ids=["billion", "3MB"])
@@ -358,7 +361,7 @@ def test_a_chartsheet_is_refused():
 
 def test_an_unreferenced_worksheet_is_still_scanned():
     """Parts under xl/worksheets/ that no sheet names are scanned too (documented choice)."""
-    data = rebuild({"xl/worksheets/sheet9.xml": rows_sheet(501)})
+    data = rebuild({"xl/worksheets/sheet9.xml": rows_sheet(MAX_ROWS + 1)})
     with pytest.raises(ProtocolError) as refused:
         check_archive(data)
     assert refused.value.code == E_TOO_LARGE and "sheet9.xml" in refused.value.message
@@ -395,3 +398,22 @@ def test_the_template_still_parses_to_the_same_payload():
     parsed = parse_workbook(build_template([cps]), "counterparties", agent=WHO, week=WEEK)
     assert parsed.errors == [] and parsed.rows["counterparties"] == {0: 2}
     assert parsed.payload["counterparties"] == cps["counterparties"]
+
+
+def test_the_fullest_single_agent_portfolio_fits_one_envelope():
+    """Every (bucket, side, contract type, energy type, submarket) row an agent may declare fits
+    the single-envelope bounds (MAX_ROWS), so no legitimate portfolio is too large to send."""
+    doc = formats.example_payload("portfolio", agent=WHO, week=WEEK)
+    row = doc["contracts"][0]
+    doc["contracts"] = [
+        dict(row, bucket=b, side=side, contract_type=ct, energy_type=et, submarket=sm)
+        for b in range(7)
+        for side in formats.SIDES
+        for ct in formats.CONTRACT_TYPES
+        for et in formats.DEFAULT_ENERGY_TYPES
+        for sm in ("SE", "S", "NE", "N")
+    ]
+    assert len(doc["contracts"]) == formats.max_contract_rows(len(formats.DEFAULT_ENERGY_TYPES))
+    sheet = parse_workbook(build_template([doc]), "portfolio", agent=WHO, week=WEEK)
+    assert sheet.errors == []
+    assert len(sheet.payload["contracts"]) == len(doc["contracts"])

@@ -46,7 +46,6 @@ from prudencial.models import (
     Week,
     WeekStatus,
 )
-from prudencial.models.agents import cadence_for_class
 from prudencial.risk.pld import pld_history_2017
 from prudencial.services.agents import agents_bulk_write
 from prudencial.services.parameters import parameters_save
@@ -219,7 +218,6 @@ class DemoMarket:
                     cnpj=self.cnpj(alphanumeric=self.rng.random() < 0.04),
                     legal_name=name,
                     agent_class=agent_class,
-                    reporting_cadence=cadence_for_class(agent_class),
                     is_active=self.rng.random() > 0.03,
                 )
             )
