@@ -16,6 +16,16 @@ from prudencial.api.addresses import client_address
 
 
 class TokenCreateInputSerializer(AuthTokenSerializer):
+    # A login is at most 150 characters (the user model's); longer is refused before any
+    # lookup, also keeping it within django-axes' 255-character username column.
+    username = serializers.CharField(label=_("login"), max_length=150, write_only=True)
+    password = serializers.CharField(
+        label=_("senha"),
+        max_length=4096,
+        style={"input_type": "password"},
+        trim_whitespace=False,
+        write_only=True,
+    )
     name = serializers.CharField(
         label=_("nome"),
         required=False,
