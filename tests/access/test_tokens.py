@@ -163,3 +163,9 @@ def test_the_token_list_is_in_the_schema(api_client):
     created = schema["paths"]["/api/v1/auth/token/"]["post"]["responses"]["200"]
     ref = created["content"]["application/json"]["schema"]["$ref"].split("/")[-1]
     assert {"token", "expires_at"} <= set(schema["components"]["schemas"][ref]["properties"])
+
+
+def test_an_overlong_login_is_refused_before_any_lookup(api_client):
+    response = api_client.post(TOKEN, {"username": "x" * 300, "password": "y"})
+    assert response.status_code == 400
+    assert list(response.json()["error"]["fields"]) == ["username"]
