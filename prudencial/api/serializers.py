@@ -46,6 +46,8 @@ class BucketOutputSerializer(serializers.ModelSerializer):
 class ParametersOutputSerializer(serializers.ModelSerializer):
     buckets = BucketOutputSerializer(many=True)
     correlation = serializers.ListField(child=serializers.ListField(child=serializers.FloatField()))
+    # As the enclave receives it (services.parameters.parameters_payload): none, not [].
+    pld_history = serializers.SerializerMethodField()
 
     class Meta:
         model = RiskParameters
@@ -71,6 +73,9 @@ class ParametersOutputSerializer(serializers.ModelSerializer):
             "pld_history",
             "updated_at",
         ]
+
+    def get_pld_history(self, obj: RiskParameters) -> list[float] | None:
+        return list(obj.pld_history or []) or None
 
 
 class WeekOutputSerializer(serializers.ModelSerializer):

@@ -12,7 +12,7 @@ import io
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 
@@ -157,6 +157,9 @@ class Api:
     def follow(self, url: str) -> Any:
         """GET a URL the platform returned (absolute, or a path from the host's root)."""
         if url.startswith(("http://", "https://")):
+            # The token goes only to the platform it was issued by: same scheme, host and port.
+            if urlsplit(url)[:2] != urlsplit(self.root)[:2]:
+                raise ValueError("the platform returned a URL on another origin; not followed")
             return self.request("GET", url, absolute=True).json()
         if url.startswith(API_PREFIX):
             url = url[len(API_PREFIX) :]

@@ -545,7 +545,7 @@ def cmd_batch(args: argparse.Namespace, out: Out) -> int:
     from . import envelope
 
     client = _client(args)
-    file = envelope.read_file(args.file)
+    file = envelope.read_file(args.file, batch=True)
     agents = [a.strip() for a in args.agents.split(",") if a.strip()] if args.agents else None
     records = (
         [client.resolve_agent(a) for a in agents]

@@ -27,7 +27,9 @@ ENC = "A256GCM"
 # The enclave's limits (enclave_bridge/enclave/envelope.py and xlsx.py; docs/envelope.md):
 # checked here too so a file that cannot pass is not encrypted and uploaded for nothing.
 MAX_PLAINTEXT_BYTES = 6 * 1024 * 1024
-MAX_XLSX_BYTES = 4 * 1024 * 1024
+MAX_XLSX_BYTES = 4 * 1024 * 1024  # one agent's workbook (xlsx.SINGLE)
+MAX_BATCH_XLSX_BYTES = 6 * 1024 * 1024  # a batch workbook (xlsx.BATCH)
+UTF8_BOM = b"\xef\xbb\xbf"
 XLSX_MAGIC = b"PK\x03\x04"
 
 
@@ -48,7 +50,7 @@ class LocalFile:
 def parse_json_bytes(data: bytes) -> Any:
     """Strict JSON as the enclave reads it; PayloadError names the rule, never a value."""
     try:
-        text = data.decode("utf-8-sig")
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise PayloadError("not_utf8") from None
     try:
@@ -66,21 +68,27 @@ def _refuse_constant(name: str) -> Any:
     raise JsonRefused(f"numbers must be finite ({name} is not JSON)")
 
 
-def read_file(path: str | Path) -> LocalFile:
-    """Read a .json or .xlsx file to submit (by content: an XLSX is a zip archive)."""
+def read_file(path: str | Path, *, batch: bool = False) -> LocalFile:
+    """Read a .json or .xlsx file to submit (by content: an XLSX is a zip archive); ``batch``: a
+    file for many agents, whose XLSX bound is the enclave's batch bound."""
     path = Path(path)
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise PayloadError("unreadable", path=str(path), reason=exc.strerror or "") from None
-    return from_bytes(data, path=path)
+    return from_bytes(data, path=path, batch=batch)
 
 
-def from_bytes(data: bytes, *, path: Path | None = None) -> LocalFile:
+def from_bytes(data: bytes, *, path: Path | None = None, batch: bool = False) -> LocalFile:
     if data.startswith(XLSX_MAGIC):
-        if len(data) > MAX_XLSX_BYTES:
-            raise PayloadError("too_large", size=len(data), limit=MAX_XLSX_BYTES)
+        limit = MAX_BATCH_XLSX_BYTES if batch else MAX_XLSX_BYTES
+        if len(data) > limit:
+            raise PayloadError("too_large", size=len(data), limit=limit)
         return LocalFile(path, data, "xlsx")
+    # Editors may write a byte-order mark; the enclave reads plain UTF-8, so what is encrypted
+    # is the text without it (the same text the local check parsed).
+    if data.startswith(UTF8_BOM):
+        data = data[len(UTF8_BOM) :]
     if len(data) > MAX_PLAINTEXT_BYTES:
         raise PayloadError("too_large", size=len(data), limit=MAX_PLAINTEXT_BYTES)
     return LocalFile(path, data, "json", parse_json_bytes(data))

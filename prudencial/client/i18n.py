@@ -128,8 +128,7 @@ CATALOG: dict[str, tuple[str, str]] = {
         "Nothing was encrypted.",
     ),
     "attestation.sig_key_type": (
-        "Atestação recusada: a chave de assinatura {kid} não é EC P-256 (ES256). "
-        "Nada foi cifrado.",
+        "Atestação recusada: a chave de assinatura {kid} não é EC P-256 (ES256). Nada foi cifrado.",
         "Attestation refused: signing key {kid} is not EC P-256 (ES256). Nothing was encrypted.",
     ),
     "attestation.nonce_echo": (

@@ -61,7 +61,9 @@ class Submitted:
 
     @property
     def receipt_ok(self) -> bool:
-        return self.answer.get("receipt") in (None, self.receipt)
+        """The platform's receipt is the SHA-256 of exactly what was sent (an answer without
+        one is not a receipt)."""
+        return self.answer.get("receipt") == self.receipt
 
 
 def is_final(status: Any) -> bool:
@@ -323,7 +325,7 @@ class Client:
         """Encrypt a batch file (JSON ``prudencial/batch/v1`` or the XLSX template with many
         agents) and POST it with the agents it covers (read from the file unless given)."""
         self._require_token()
-        file = file or envelope_mod.read_file(path)
+        file = file or envelope_mod.read_file(path, batch=True)
         if agents is None:
             records = self.batch_agents(week, file)
         else:

@@ -343,3 +343,28 @@ def test_fa_preview_sends_nothing_but_the_week_request(tmp_path):
     (result,), errors = client.fa_preview(payloads.WEEK, path)
     assert not errors and round(result.fa, 4) == 0.0430
     assert recorder.seen == [("GET", f"https://ccee.example/api/v1/weeks/{payloads.WEEK}/", None)]
+
+
+def test_the_token_is_never_sent_to_another_origin():
+    """A status URL on another host (or another scheme) is refused before any request."""
+    api = Api("https://plataforma.example", token="secret")
+    for url in ("https://attacker.example/api/v1/batches/1/", "http://plataforma.example/x"):
+        with pytest.raises(ValueError, match="another origin"):
+            api.follow(url)
+
+
+def test_a_bom_is_not_encrypted():
+    """A JSON file saved with a byte-order mark is sent as the plain UTF-8 the enclave reads."""
+    from prudencial.client import envelope
+
+    file = envelope.from_bytes(b"\xef\xbb\xbf" + json.dumps({"a": 1}).encode())
+    assert not file.data.startswith(b"\xef\xbb\xbf") and file.payload == {"a": 1}
+
+
+def test_a_batch_workbook_has_the_batch_bound():
+    from prudencial.client import envelope
+
+    big = envelope.XLSX_MAGIC + b"\0" * (envelope.MAX_XLSX_BYTES + 1)
+    with pytest.raises(PayloadError):
+        envelope.from_bytes(big)
+    assert envelope.from_bytes(big, batch=True).format == "xlsx"
