@@ -9,8 +9,8 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("prudencial.api.urls")),
-    path("acesso/", include("prudencial.access.urls")),  # second-factor enrolment links
     path("accounts/", include("prudencial.accounts.urls")),  # login screen, SSO, e-mail links
+    path("acesso/", include("prudencial.access.urls")),  # second-factor enrolment links
 ]
 if settings.DEBUG:
     urlpatterns += static(settings.STATIC_URL, document_root=settings.STATIC_ROOT)

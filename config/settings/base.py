@@ -61,10 +61,10 @@ INSTALLED_APPS = [
     "pgtrigger",  # append-only submissions and verdicts: UPDATE/DELETE refused by triggers
     "prudencial",
     "prudencial.submissions",
+    "prudencial.accounts",  # sign-in: CCEE's SSO (OpenID Connect), local accounts by e-mail
     "django_otp",
     "django_otp.plugins.otp_totp",
     "prudencial.access",  # expiring tokens, the admin's second factor, the access audit
-    "prudencial.accounts",  # sign-in: CCEE's SSO (OpenID Connect), local accounts by e-mail
     "seal",
     "enclave_bridge",
 ]
@@ -252,6 +252,18 @@ AXES_CLIENT_IP_CALLABLE = "prudencial.api.addresses.client_address"
 AXES_LOCKOUT_CALLABLE = "prudencial.api.lockout.lockout_response"
 AXES_USERNAME_FORM_FIELD = "username"
 
+# --- Access control (docs/access.md) --------------------------------------------------------
+# API tokens expire this long after creation; a person may hold this many in force at once.
+ACCESS_TOKEN_LIFETIME = timedelta(days=int(os.environ.get("ACCESS_TOKEN_LIFETIME_DAYS", "30")))
+ACCESS_TOKEN_LIMIT_PER_USER = int(os.environ.get("ACCESS_TOKEN_LIMIT_PER_USER", "20"))
+# CCEE staff enter the admin with password and a TOTP code (django-otp); never off in production.
+ACCESS_ADMIN_REQUIRE_SECOND_FACTOR = env_bool("ACCESS_ADMIN_REQUIRE_SECOND_FACTOR", True)
+ACCESS_TOTP_ENROLMENT_MAX_AGE = timedelta(hours=int(os.environ.get("ACCESS_TOTP_ENROLMENT_HOURS", "24")))
+OTP_TOTP_ISSUER = "CCEE Monitoramento Prudencial"
+# Database roles of the application (comma-separated) when they differ from the role that runs
+# migrations: the audit migration leaves them only INSERT and SELECT on the audit table.
+ACCESS_AUDIT_APP_DB_ROLES = env_list("ACCESS_AUDIT_APP_DB_ROLES", [])
+
 # --- Sign-in (prudencial.accounts; docs/accounts.md) ----------------------------------------
 # CCEE's single sign-on (mozilla-django-oidc): on when the client id and the authorization
 # endpoint are set. Authorization code with PKCE (S256) and a nonce; RS256 ID tokens checked
@@ -291,18 +303,6 @@ EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.conso
 DEFAULT_FROM_EMAIL = os.environ.get(
     "DEFAULT_FROM_EMAIL", "Monitoramento Prudencial <nao-responda@localhost>"
 )
-
-# --- Access control (docs/access.md) --------------------------------------------------------
-# API tokens expire this long after creation; a person may hold this many in force at once.
-ACCESS_TOKEN_LIFETIME = timedelta(days=int(os.environ.get("ACCESS_TOKEN_LIFETIME_DAYS", "30")))
-ACCESS_TOKEN_LIMIT_PER_USER = int(os.environ.get("ACCESS_TOKEN_LIMIT_PER_USER", "20"))
-# CCEE staff enter the admin with password and a TOTP code (django-otp); never off in production.
-ACCESS_ADMIN_REQUIRE_SECOND_FACTOR = env_bool("ACCESS_ADMIN_REQUIRE_SECOND_FACTOR", True)
-ACCESS_TOTP_ENROLMENT_MAX_AGE = timedelta(hours=int(os.environ.get("ACCESS_TOTP_ENROLMENT_HOURS", "24")))
-OTP_TOTP_ISSUER = "CCEE Monitoramento Prudencial"
-# Database roles of the application (comma-separated) when they differ from the role that runs
-# migrations: the audit migration leaves them only INSERT and SELECT on the audit table.
-ACCESS_AUDIT_APP_DB_ROLES = env_list("ACCESS_AUDIT_APP_DB_ROLES", [])
 
 # --- django-guardian -------------------------------------------------------------------------
 ANONYMOUS_USER_NAME = None  # no anonymous object permissions: anonymous never sees an agent
@@ -344,6 +344,11 @@ PRUDENCIAL_BEAT_SCHEDULE = {
     "expire-representations": {
         "task": "prudencial.tasks.expire_representations",
         "schedule": crontab(minute="*/15"),
+    },
+    # Validations and batch splits still waiting (a worker or the enclave was down) are sent again.
+    "dispatch-pending-submissions": {
+        "task": "submissions.dispatch_pending",
+        "schedule": crontab(minute="*/10"),
     },
 }
 

@@ -25,6 +25,7 @@ TASK_NAMES = {
     "prudencial.tasks.open_due_weeks",
     "prudencial.tasks.close_due_weeks",
     "prudencial.tasks.expire_representations",
+    "submissions.dispatch_pending",
 }
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
