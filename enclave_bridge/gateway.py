@@ -91,6 +91,7 @@ __all__ = [
     "reset_gateways",
     "split_batch",
     "stage_registry",
+    "trusted_signing_key",
     "validate_envelope",
     "verify_attestation_of",
 ]
@@ -218,6 +219,89 @@ def verify_attestation_of(attestation: Attestation, *, now: dt.datetime | None =
         allow_debug=settings.ENCLAVE_ALLOW_DEBUG,
         now=now,
     )
+
+
+_trusted_signing_keys: dict[tuple[Any, ...], bool] = {}
+_TRUSTED_SIGNING_KEYS_MAX = 64
+
+
+def trusted_signing_key(kid: str) -> Any | None:
+    """The registered answer-signing key ``kid`` (a jwcrypto JWK) if, and only if, the
+    attestation document stored with it still verifies with this deployment's trust settings
+    (chain to ENCLAVE_TRUST_ROOT / ENCLAVE_ROOT_SHA256, ENCLAVE_EXPECTED_PCRS, debug refused
+    unless ENCLAVE_ALLOW_DEBUG) at the time it was attested (freshness and nonce do not apply
+    to a stored document), and its user_data binds this very key (``sig_kid`` and
+    ``sig_spki``). None otherwise: a key row inserted by hand is never trusted.
+
+    One query per call; the verification's outcome is remembered by the process for the same
+    row content and trust settings."""
+    import hashlib
+
+    import cbor2
+    from cryptography.hazmat.primitives import serialization
+    from jwcrypto import jwk
+
+    from enclave_bridge.attestation.verify import verify_attestation
+    from enclave_bridge.wire.protocol import canonical_json
+
+    if not isinstance(kid, str) or not kid:
+        return None
+    row = (
+        EnclaveKey.objects.filter(kid=kid, use=EnclaveKey.Use.SIGNATURE)
+        .values_list("public_jwk", "attestation", "attested_at")
+        .first()
+    )
+    if row is None:
+        return None
+    public_jwk, document, attested_at = row
+    document = bytes(document or b"")
+    try:
+        key = jwk.JWK(**public_jwk)
+    except Exception:
+        return None
+    cache_key = (
+        kid,
+        hashlib.sha256(canonical_json(public_jwk)).hexdigest(),
+        hashlib.sha256(document).hexdigest(),
+        attested_at,
+        settings.ENCLAVE_TRUST_ROOT,
+        settings.ENCLAVE_ROOT_SHA256,
+        settings.ENCLAVE_EXPECTED_PCRS,
+        bool(settings.ENCLAVE_ALLOW_DEBUG),
+    )
+    trusted = _trusted_signing_keys.get(cache_key)
+    if trusted is None:
+        trusted = False
+        try:
+            verified = verify_attestation(
+                document,
+                trusted_root=trusted_root(),
+                root_sha256=settings.ENCLAVE_ROOT_SHA256 or None,
+                now=attested_at,
+                max_age=None,
+                expected_nonce=None,
+                expected_pcrs=expected_pcrs(),
+                allow_debug=settings.ENCLAVE_ALLOW_DEBUG,
+            )
+            bound = cbor2.loads(verified.user_data or b"")
+            spki = key.get_op_key("verify").public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            trusted = (
+                isinstance(bound, dict)
+                and public_jwk.get("kid") == kid
+                and bound.get("sig_kid") == kid
+                and bound.get("sig_spki") == spki
+            )
+            reason = "its attestation does not bind it"
+        except Exception as exc:  # noqa: BLE001 - any failure means "not trusted"
+            reason = type(exc).__name__
+        if not trusted:
+            logger.warning("signing key %s is not trusted: %s", kid[:128], reason)
+        if len(_trusted_signing_keys) >= _TRUSTED_SIGNING_KEYS_MAX:
+            _trusted_signing_keys.clear()
+        _trusted_signing_keys[cache_key] = trusted
+    return key if trusted else None
 
 
 def register_attestation(*, attestation: Attestation) -> list[EnclaveKey]:

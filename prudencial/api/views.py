@@ -3,7 +3,7 @@
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, parsers
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 
 from prudencial import selectors
 from prudencial.access.api import TokenCreateView
@@ -15,6 +15,7 @@ from prudencial.api.serializers import (
     WeekOutputSerializer,
 )
 from prudencial.api.throttling import ScopedRateThrottle
+from prudencial.domain.calendar import is_week_code
 
 
 @extend_schema(auth=[])  # the way to get a token needs none
@@ -69,3 +70,9 @@ class WeekDetailView(generics.RetrieveAPIView):
 
     def get_queryset(self):
         return selectors.week_detail_list()
+
+    def get_object(self):
+        # A string that is no week code (a NUL byte...) is not found, never looked up.
+        if not is_week_code(self.kwargs.get(self.lookup_field)):
+            raise NotFound
+        return super().get_object()

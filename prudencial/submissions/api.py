@@ -23,6 +23,7 @@ from rest_framework.exceptions import APIException, NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from prudencial.domain.calendar import is_week_code
 from prudencial.models import Week
 from prudencial.submissions import selectors, services
 from prudencial.submissions.models import Kind
@@ -290,6 +291,8 @@ class ProgressView(APIView):
 
     @extend_schema(responses=ProgressOutputSerializer)
     def get(self, request, code: str):
+        if not is_week_code(code):
+            raise Week.DoesNotExist(code)
         week = Week.objects.get(code=code)
         staff = request.user.is_superuser or request.user.has_perm("submissions.view_submission")
         data = selectors.progress(week=week, user=None if staff else request.user)

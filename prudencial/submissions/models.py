@@ -90,6 +90,10 @@ class Batch(models.Model):
     file_format = models.CharField(_("formato do arquivo"), max_length=10, blank=True)
     # The enclave's signed split answer, and what it is bound to.
     answer_token = models.TextField(_("resposta assinada (JWS)"), blank=True)
+    # The split request's args without the envelope (which is the batch's own): the digest is
+    # recomputed from them and ``envelope`` when the answer is read, and they name the week and
+    # agents the answer is about.
+    args = models.JSONField(_("argumentos (sem o envelope)"), default=dict, blank=True)
     args_sha256 = models.CharField(_("SHA-256 dos argumentos"), max_length=64, blank=True)
     request_id = models.CharField(_("id da requisição ao enclave"), max_length=64, blank=True)
     nonce = models.CharField(_("nonce (base64url)"), max_length=128, blank=True)

@@ -19,7 +19,7 @@ from typing import Any
 from django.db.models import Prefetch, QuerySet
 from jwcrypto import jwk
 
-from enclave_bridge.models import EnclaveKey
+from enclave_bridge import gateway
 from enclave_bridge.wire.protocol import (
     AnswerVerificationError,
     args_sha256,
@@ -27,6 +27,7 @@ from enclave_bridge.wire.protocol import (
     verify_answer,
 )
 from prudencial import selectors as registry_selectors
+from prudencial.domain.calendar import is_week_code
 from prudencial.models import Agent, Week
 from prudencial.submissions.models import Batch, Kind, Submission, Verdict, VerdictStatus
 from prudencial.submissions.services import cadences_with_event
@@ -50,16 +51,21 @@ class CheckedVerdict:
 
 
 class VerdictChecker:
-    """Verifies verdicts; keeps the signing keys and batch answers it has read for one request."""
+    """Verifies verdicts; keeps the signing keys and batch answers it has read for one request.
+
+    A signing key is trusted only when its stored attestation document verifies again with the
+    deployment's trust settings and binds that key (``gateway.trusted_signing_key``): a key row
+    inserted by hand signs nothing that is shown as verified. A signed answer counts only for
+    the submission its args name: its kind, its agent (acronym and CNPJ), its week and its
+    envelope; a batch's answer, for the batch's week and declared agents."""
 
     def __init__(self) -> None:
         self._keys: dict[str, jwk.JWK | None] = {}
-        self._batches: dict[int, dict[str, Any] | None] = {}
+        self._batches: dict[int, _CheckedBatch | None] = {}
 
     def _key(self, kid: str) -> jwk.JWK | None:
         if kid not in self._keys:
-            row = EnclaveKey.objects.filter(kid=kid, use="sig").values_list("public_jwk").first()
-            self._keys[kid] = jwk.JWK(**row[0]) if row else None
+            self._keys[kid] = gateway.trusted_signing_key(kid)
         return self._keys[kid]
 
     def check(self, submission: Submission) -> CheckedVerdict:
@@ -76,7 +82,7 @@ class VerdictChecker:
                 result = self._batch_result(submission, verdict)
             else:
                 raise AnswerVerificationError("unknown verdict source")
-        except (AnswerVerificationError, KeyError, TypeError, ValueError) as exc:
+        except (AnswerVerificationError, KeyError, TypeError, ValueError, AttributeError) as exc:
             logger.warning(
                 "verdict of submission %s does not verify: %s", submission.pk, type(exc).__name__
             )
@@ -93,8 +99,18 @@ class VerdictChecker:
     def _validate_result(self, submission: Submission, verdict: Verdict) -> dict[str, Any]:
         key = self._key(verdict.signing_kid)
         if key is None:
-            raise AnswerVerificationError("signing key not registered")
-        digest = args_sha256({**verdict.args, "envelope": submission.envelope})
+            raise AnswerVerificationError("signing key not trusted")
+        args = verdict.args
+        if not isinstance(args, dict) or "envelope" in args:
+            raise AnswerVerificationError("stored args are not a validate request's")
+        expected = args["expected"]
+        if (
+            args["kind"] != submission.kind
+            or expected["agent"] != _agent_binding(submission.agent)
+            or expected["week"] != submission.week.code
+        ):
+            raise AnswerVerificationError("the signed args name another submission")
+        digest = args_sha256({**args, "envelope": submission.envelope})
         if digest != verdict.args_sha256:
             raise AnswerVerificationError("args do not match the envelope")
         body = verify_answer(
@@ -110,12 +126,19 @@ class VerdictChecker:
 
     def _batch_result(self, submission: Submission, verdict: Verdict) -> dict[str, Any]:
         batch_id = submission.batch_id
+        if batch_id is None:
+            raise AnswerVerificationError("a batch verdict outside a batch")
         if batch_id not in self._batches:
             self._batches[batch_id] = self._verified_batch(batch_id)
-        result = self._batches[batch_id]
-        if result is None:
+        checked = self._batches[batch_id]
+        if checked is None:
             raise AnswerVerificationError("batch answer does not verify")
-        for entry in result.get("agents") or []:
+        if submission.week_id != checked.week_id:
+            raise AnswerVerificationError("submission of another week than its batch")
+        binding = _agent_binding(submission.agent)
+        if submission.agent_id not in checked.agent_ids or binding not in checked.bound_agents:
+            raise AnswerVerificationError("agent not declared by the batch")
+        for entry in checked.result.get("agents") or []:
             if entry.get("acronym") != submission.agent.acronym:
                 continue
             part = entry.get(submission.kind) or {}
@@ -124,10 +147,21 @@ class VerdictChecker:
             return part.get("verdict") or {}
         raise AnswerVerificationError("agent not in the batch answer")
 
-    def _verified_batch(self, batch_id: int) -> dict[str, Any] | None:
+    def _verified_batch(self, batch_id: int) -> _CheckedBatch | None:
         batch = (
             Batch.objects.filter(pk=batch_id)
-            .only("answer_token", "args_sha256", "request_id", "nonce", "signing_kid")
+            .select_related("week")
+            .only(
+                "answer_token",
+                "args",
+                "args_sha256",
+                "request_id",
+                "nonce",
+                "signing_kid",
+                "envelope",
+                "week_id",
+                "week__code",
+            )
             .first()
         )
         if batch is None or not batch.answer_token:
@@ -135,19 +169,46 @@ class VerdictChecker:
         key = self._key(batch.signing_kid)
         if key is None:
             return None
+        args = batch.args
         try:
+            if not isinstance(args, dict) or "envelope" in args or args["week"] != batch.week.code:
+                return None
+            digest = args_sha256({**args, "envelope": batch.envelope})
+            if digest != batch.args_sha256:
+                return None
             body = verify_answer(
                 batch.answer_token,
                 key,
                 req_id=batch.request_id,
                 nonce=b64url_decode(batch.nonce),
                 op="split",
-                args_digest=batch.args_sha256,
+                args_digest=digest,
                 max_skew_seconds=NO_SKEW_LIMIT,
             )
-        except (AnswerVerificationError, ValueError):
+            bound_agents = [
+                {"acronym": a["acronym"], "cnpj": a["cnpj"]} for a in args.get("agents") or []
+            ]
+        except (AnswerVerificationError, KeyError, TypeError, ValueError):
             return None
-        return body.get("result")
+        result = body.get("result")
+        if not isinstance(result, dict):
+            return None
+        agent_ids = set(batch.agents.values_list("pk", flat=True))
+        return _CheckedBatch(result, batch.week_id, agent_ids, bound_agents)
+
+
+@dataclass
+class _CheckedBatch:
+    """A batch's verified split answer and what it was bound to."""
+
+    result: dict[str, Any]
+    week_id: int
+    agent_ids: set[int]
+    bound_agents: list[dict[str, str]]
+
+
+def _agent_binding(agent: Agent) -> dict[str, str]:
+    return {"acronym": agent.acronym, "cnpj": agent.cnpj}
 
 
 def _plain_errors(errors: Iterable[Any]) -> list[dict[str, Any]]:
@@ -208,7 +269,9 @@ def checked_submissions(
 
 def agent_submissions(*, user, week_code: str, agent_id: int) -> list[SubmissionRow]:
     """An agent's submissions in a week, for a user who may see the agent (404 otherwise:
-    Agent.DoesNotExist / Week.DoesNotExist)."""
+    Agent.DoesNotExist / Week.DoesNotExist; a string that is no week code is not looked up)."""
+    if not is_week_code(week_code):
+        raise Week.DoesNotExist(week_code)
     week = Week.objects.get(code=week_code)
     agent = registry_selectors.agent_list(user=user).get(pk=agent_id)
     return checked_submissions(submissions_for_week(week=week, agent_ids=[agent.pk]))

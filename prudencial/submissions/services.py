@@ -212,7 +212,8 @@ def deadline_text(week: Week) -> str:
 
 def open_week(code: str) -> Week:
     """The week with this code, open and before its deadline (WeekNotOpen otherwise)."""
-    week = Week.objects.filter(code=code).first()
+    # A string that is no week code (a NUL byte...) is not found, never looked up.
+    week = Week.objects.filter(code=code).first() if calendar.is_week_code(code) else None
     if week is None:
         raise NotPermitted(_("Semana %(code)s não encontrada.") % {"code": code})
     now = timezone.now()
@@ -707,6 +708,7 @@ def _signed_fields(signed) -> dict[str, Any]:
         return {}
     return {
         "answer_token": signed.token,
+        "args": {k: v for k, v in signed.args.items() if k != "envelope"},
         "args_sha256": signed.args_sha256,
         "request_id": str(signed.request_id),
         "nonce": b64url(signed.nonce),

@@ -1,0 +1,303 @@
+"""The review's findings on the submissions app, each as a test that failed before its fix.
+
+Reproductions of /tmp/review_repro (a forged signing key, a grafted verdict, a NUL byte in a week
+code) and the other items of the review: batch answers bound to their batch, idempotent replays
+after the deadline, throttles and the per-week batch cap, a bounded number of dispatch attempts,
+formula injection in exports, the envelope header keys the enclave accepts.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.utils import timezone
+from jwcrypto import jwk
+
+from enclave_bridge.models import EnclaveKey
+from enclave_bridge.wire.protocol import answer_body, args_sha256, b64url, sign_answer
+from prudencial.submissions.models import Batch, Submission, Verdict
+from tests.submissions.conftest import WEEK, encrypt_for_enclave, open_week, portfolio
+from tests.submissions.test_enclave import (
+    batch_file,
+    listing,
+    post_batch,
+    process,
+    submit,
+    validate,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+# --- 1. a signing key is trusted only through its attestation ---------------------------------
+
+
+def _forged_verdict(week, agent, sender, *, kid: str, attestation: bytes = b""):
+    key = jwk.JWK.generate(kty="EC", crv="P-256", kid=kid)
+    now = timezone.now()
+    EnclaveKey.objects.create(
+        kid=kid,
+        use="sig",
+        public_jwk=key.export_public(as_dict=True),
+        status="retired",
+        attestation=attestation,
+        attested_at=now,
+        verified_at=now,
+        expires_at=now + timezone.timedelta(days=365),
+    )
+    env = encrypt_for_enclave({"anything": "garbage"})  # never validated by the enclave
+    sub = Submission.objects.create(
+        week=week,
+        agent=agent,
+        kind="portfolio",
+        version=1,
+        channel="api",
+        submitted_by=sender,
+        size_bytes=len(env),
+        receipt="0" * 64,
+        envelope=env,
+    )
+    args = {
+        "kind": "portfolio",
+        "expected": {"agent": {"acronym": agent.acronym, "cnpj": agent.cnpj}, "week": WEEK},
+    }
+    digest = args_sha256({**args, "envelope": env})
+    nonce = os.urandom(16)
+    body = answer_body(
+        req_id="r1",
+        nonce=nonce,
+        op="validate",
+        result={"status": "accepted", "errors": []},
+        args_digest=digest,
+    )
+    Verdict.objects.create(
+        submission=sub,
+        status="accepted",
+        errors=[],
+        source="validate",
+        token=sign_answer(body, key, kid),
+        args=args,
+        args_sha256=digest,
+        signing_kid=kid,
+        request_id="r1",
+        nonce=b64url(nonce),
+    )
+    return sub
+
+
+def test_a_signing_key_row_without_a_valid_attestation_is_not_trusted(
+    enclave, week, generator, sender, client_for
+):
+    _forged_verdict(week, generator, sender, kid="attacker")
+    [row] = listing(client_for(sender), generator)
+    assert (row["status"], row["verdict_verified"], row["is_current"]) == (
+        "unverified",
+        False,
+        False,
+    )
+
+
+def test_a_signing_key_row_with_the_real_attestation_of_another_key_is_not_trusted(
+    enclave, week, generator, sender, client_for
+):
+    """A genuine document (it verifies) that binds the enclave's key, not the forged one."""
+    real = EnclaveKey.objects.get(use="sig", status="current")
+    _forged_verdict(week, generator, sender, kid="attacker2", attestation=bytes(real.attestation))
+    [row] = listing(client_for(sender), generator)
+    assert row["status"] == "unverified" and not row["verdict_verified"]
+
+
+def test_the_enclave_signing_key_is_trusted_and_a_stale_attestation_still_counts(
+    enclave, api, week, trader
+):
+    """The real key verifies at its attestation's time: an old document is no reason to doubt
+    a stored verdict."""
+    from enclave_bridge import gateway
+
+    validate(submit(api, trader, "portfolio", portfolio(trader))["id"])
+    kid = EnclaveKey.objects.get(use="sig", status="current").kid
+    assert gateway.trusted_signing_key(kid) is not None
+    assert gateway.trusted_signing_key("no-such-kid") is None
+    [row] = listing(api, trader)
+    assert row["status"] == "accepted" and row["verdict_verified"]
+
+
+# --- 2. a verdict counts only for the submission its args name --------------------------------
+
+
+def _graft(src: Submission, **overrides) -> Submission:
+    fields = {
+        "week": src.week,
+        "agent": src.agent,
+        "kind": src.kind,
+        "version": 1,
+        "channel": src.channel,
+        "submitted_by": src.submitted_by,
+        "size_bytes": src.size_bytes,
+        "receipt": src.receipt,
+        "envelope": src.envelope,
+        "batch": src.batch,
+        **overrides,
+    }
+    forged = Submission.objects.create(**fields)
+    v = src.verdict
+    Verdict.objects.create(
+        submission=forged,
+        status=v.status,
+        errors=v.errors,
+        summary=v.summary,
+        source=v.source,
+        token=v.token,
+        args=v.args,
+        args_sha256=v.args_sha256,
+        signing_kid=v.signing_kid,
+        request_id=v.request_id,
+        nonce=v.nonce,
+    )
+    return forged
+
+
+def test_a_verdict_grafted_onto_another_agent_is_unverified(enclave, api, week, trader, generator):
+    good = submit(api, trader, "portfolio", portfolio(trader))
+    assert validate(good["id"]) == "accepted"
+    _graft(Submission.objects.get(pk=good["id"]), agent=generator)
+    [row] = listing(api, generator)
+    assert row["status"] == "unverified" and row["verdict_verified"] is False
+    progress = api.get(f"/api/v1/weeks/{WEEK}/progress/").json()
+    assert progress["portfolio"]["done"] == 1  # the trader's only
+
+
+def test_a_verdict_grafted_onto_another_week_or_kind_is_unverified(enclave, api, week, trader):
+    good = submit(api, trader, "portfolio", portfolio(trader))
+    assert validate(good["id"]) == "accepted"
+    src = Submission.objects.get(pk=good["id"])
+    other_week = open_week("202303002")
+    _graft(src, week=other_week)
+    _graft(src, kind="counterparties")
+    response = api.get(f"/api/v1/weeks/202303002/agents/{trader.pk}/submissions/")
+    [row] = response.json()
+    assert row["status"] == "unverified"
+    rows = {r["kind"]: r for r in listing(api, trader)}
+    assert rows["counterparties"]["status"] == "unverified"
+    assert rows["portfolio"]["status"] == "accepted"
+
+
+# --- 3. a batch answer is bound to its batch's envelope, week and agents ----------------------
+
+
+def _graft_batch(batch: Batch, *, week, agents) -> Batch:
+    forged = Batch.objects.create(
+        week=week,
+        submitted_by=batch.submitted_by,
+        size_bytes=batch.size_bytes,
+        receipt=batch.receipt,
+        envelope=batch.envelope,
+        status="accepted",
+        processed_at=timezone.now(),
+        answer_token=batch.answer_token,
+        args=batch.args,
+        args_sha256=batch.args_sha256,
+        request_id=batch.request_id,
+        nonce=batch.nonce,
+        signing_kid=batch.signing_kid,
+    )
+    forged.agents.set(agents)
+    return forged
+
+
+def test_a_batch_stores_its_split_args_without_the_envelope(enclave, api, week, trader):
+    received = post_batch(api, [trader], batch_file(portfolios=[portfolio(trader)]))
+    assert process(received["id"]) == "accepted"
+    batch = Batch.objects.get(pk=received["id"])
+    assert "envelope" not in batch.args and batch.args["week"] == WEEK
+    assert args_sha256({**batch.args, "envelope": batch.envelope}) == batch.args_sha256
+    [row] = listing(api, trader)
+    assert row["status"] == "accepted" and row["verdict_verified"]
+
+
+def test_a_batch_answer_grafted_onto_another_week_is_unverified(enclave, api, week, trader):
+    received = post_batch(api, [trader], batch_file(portfolios=[portfolio(trader)]))
+    assert process(received["id"]) == "accepted"
+    batch = Batch.objects.get(pk=received["id"])
+    other_week = open_week("202303002")
+    forged_batch = _graft_batch(batch, week=other_week, agents=[trader])
+    src = Submission.objects.get(batch=batch)
+    _graft(src, week=other_week, batch=forged_batch)
+    [row] = api.get(f"/api/v1/weeks/202303002/agents/{trader.pk}/submissions/").json()
+    assert row["status"] == "unverified" and not row["verdict_verified"]
+
+
+def test_a_batch_answer_for_an_agent_the_batch_did_not_declare_is_unverified(
+    enclave, api, week, trader
+):
+    received = post_batch(api, [trader], batch_file(portfolios=[portfolio(trader)]))
+    assert process(received["id"]) == "accepted"
+    batch = Batch.objects.get(pk=received["id"])
+    forged_batch = _graft_batch(batch, week=week, agents=[])
+    _graft(Submission.objects.get(batch=batch), version=2, batch=forged_batch)
+    rows = listing(api, trader)
+    by_version = {r["version"]: r for r in rows}
+    assert by_version[2]["status"] == "unverified"
+    assert by_version[1]["status"] == "accepted" and by_version[1]["is_current"]
+
+
+def test_a_batch_verdict_whose_batch_envelope_was_swapped_is_unverified(enclave, api, week, trader):
+    received = post_batch(api, [trader], batch_file(portfolios=[portfolio(trader)]))
+    assert process(received["id"]) == "accepted"
+    batch = Batch.objects.get(pk=received["id"])
+    # A batch row with another envelope but the same answer: inserted, never updated.
+    other = Batch.objects.create(
+        week=week,
+        submitted_by=batch.submitted_by,
+        size_bytes=batch.size_bytes,
+        receipt=batch.receipt,
+        envelope=encrypt_for_enclave(batch_file(portfolios=[portfolio(trader)])),
+        status="accepted",
+        processed_at=timezone.now(),
+        answer_token=batch.answer_token,
+        args=batch.args,
+        args_sha256=batch.args_sha256,
+        request_id=batch.request_id,
+        nonce=batch.nonce,
+        signing_kid=batch.signing_kid,
+    )
+    other.agents.set([trader])
+    _graft(Submission.objects.get(batch=batch), version=2, batch=other)
+    by_version = {r["version"]: r for r in listing(api, trader)}
+    assert by_version[2]["status"] == "unverified"
+
+
+# --- 4. a week code with a NUL byte is not found, not a server error --------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/weeks/2023%0003001/progress/",
+        "/api/v1/weeks/2023%0003001/agents/1/submissions/",
+        "/api/v1/weeks/2023%0003001/",
+    ],
+)
+def test_a_nul_byte_in_a_week_code_is_not_found(api, week, path):
+    api.raise_request_exception = False
+    assert api.get(path).status_code == 404
+
+
+@pytest.mark.parametrize("kind", ["portfolio", "counterparties"])
+def test_a_nul_byte_in_a_posted_week_code_is_not_found(api, week, trader, enc_key, kind):
+    from tests.submissions.conftest import fake_jwe
+
+    api.raise_request_exception = False
+    response = api.post(
+        f"/api/v1/weeks/2023%0003001/agents/{trader.pk}/{kind}/",
+        {"jwe": fake_jwe()},
+        format="json",
+    )
+    assert response.status_code == 404
+    response = api.post(
+        "/api/v1/weeks/2023%0003001/batch/",
+        {"jwe": fake_jwe(), "agents": [trader.pk]},
+        format="json",
+    )
+    assert response.status_code == 404
