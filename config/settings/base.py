@@ -169,6 +169,11 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "auth": os.environ.get("API_AUTH_THROTTLE", "20/minute"),
         "attestation": os.environ.get("API_ATTESTATION_THROTTLE", "30/minute"),
+        # Per user: envelopes POSTed (one agent's portfolio or counterparties) and batches.
+        # Defaults well above the ingestion benchmark (bench/ingest_bench.py: 300/s over 60
+        # users, 5/s a user) and a batch's normal use (a few a week).
+        "submissions": os.environ.get("API_SUBMISSIONS_THROTTLE", "6000/minute"),
+        "batches": os.environ.get("API_BATCHES_THROTTLE", "30/minute"),
     },
 }
 SPECTACULAR_SETTINGS = {
@@ -210,6 +215,11 @@ PRUDENCIAL_SUBMISSION_MAX_BYTES = int(os.environ.get("SUBMISSION_MAX_BYTES", str
 PRUDENCIAL_BATCH_MAX_BYTES = int(os.environ.get("BATCH_MAX_BYTES", str(7 * 1024 * 1024)))
 PRUDENCIAL_BATCH_MAX_BODY_BYTES = PRUDENCIAL_BATCH_MAX_BYTES + 256 * 1024  # + the agents list
 PRUDENCIAL_BATCH_MAX_AGENTS = int(os.environ.get("BATCH_MAX_AGENTS", "2000"))
+# Batches one user may send for one week (refused with 429 beyond it); documented default 50.
+PRUDENCIAL_BATCH_MAX_PER_WEEK = int(os.environ.get("BATCH_MAX_PER_WEEK", "50"))
+# Times a submission's validation or a batch's split is sent to the enclave before it is
+# given up (an error verdict / the batch rejected, asking to send the envelope again).
+PRUDENCIAL_SUBMISSION_MAX_ATTEMPTS = int(os.environ.get("SUBMISSION_MAX_ATTEMPTS", "5"))
 # The week of its month (the code's sequence) in which monthly reporters report; documented
 # default 1, the month's first event (prudencial.domain.calendar.has_cadence_event).
 PRUDENCIAL_MONTHLY_EVENT_SEQUENCE = int(os.environ.get("MONTHLY_EVENT_SEQUENCE", "1"))

@@ -9,7 +9,11 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 REST_FRAMEWORK = {
     **REST_FRAMEWORK,
-    "DEFAULT_THROTTLE_RATES": {"auth": "1000/minute", "attestation": "1000/minute"},
+    "DEFAULT_THROTTLE_RATES": {
+        **REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"],  # the submissions' and batches' defaults
+        "auth": "1000/minute",
+        "attestation": "1000/minute",
+    },
 }
 LANGUAGE_CODE = "pt-br"
 # With REDIS_URL the cache is Redis, shared with other runs and xdist workers: a prefix of this

@@ -23,6 +23,7 @@ from rest_framework.exceptions import APIException, NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from prudencial.api.throttling import ScopedRateThrottle
 from prudencial.domain.calendar import is_week_code
 from prudencial.models import Week
 from prudencial.submissions import selectors, services
@@ -36,6 +37,7 @@ REFUSAL_STATUS = {
     services.NoCadenceEvent: status.HTTP_409_CONFLICT,
     services.NotPermitted: status.HTTP_404_NOT_FOUND,
     services.IdempotencyConflict: status.HTTP_422_UNPROCESSABLE_ENTITY,
+    services.TooManyBatches: status.HTTP_429_TOO_MANY_REQUESTS,
 }
 
 
@@ -110,6 +112,8 @@ class SubmissionCreateView(APIView):
     validates it next; follow it in the agent's submissions)."""
 
     kind: str = Kind.PORTFOLIO
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "submissions"  # per user; REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]
 
     @extend_schema(
         request=EnvelopeInputSerializer,
@@ -149,6 +153,8 @@ class BatchCreateView(APIView):
 
     # The API's edge (prudencial.middleware) allows this route a larger body.
     max_body_bytes_setting = "PRUDENCIAL_BATCH_MAX_BODY_BYTES"
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "batches"  # per user; and PRUDENCIAL_BATCH_MAX_PER_WEEK a week
 
     @extend_schema(
         request=BatchInputSerializer,

@@ -7,15 +7,16 @@ The rules of a submission, checked in this order before anything is stored (issu
    ``PRUDENCIAL_BATCH_MAX_BYTES``), the limit in the message; then the JWE's protected header,
    read on the host without touching the ciphertext (five parts, ``RSA-OAEP-256`` +
    ``A256GCM``, the ``kid`` of an envelope key the enclave published), so garbage is refused at
-   once naming the field ``jwe``;
+   once naming the field ``jwe``; then the ``Idempotency-Key`` (the user's own): the same key
+   with the same request answers what the first answered, with no second version, even after
+   the deadline or a change of permission (a retry of what was stored in time); with another
+   request it is refused (422);
 2. the week is open and its deadline has not passed (the deadline in Brasília time);
 3. the user may submit for the agent (``submit_agent_data`` through
    ``prudencial.selectors.agent_list``); any other agent is "not found", never "forbidden", and a
    batch naming one such agent is refused whole;
 4. the agent's reporting cadence has an event in this week (``has_cadence_event``);
-5. ``Idempotency-Key``: the same key with the same request answers what the first answered,
-   with no second version; with another request it is refused;
-6. insert (a new version, 1..n per week, agent and kind), and on commit the validation task.
+5. insert (a new version, 1..n per week, agent and kind), and on commit the validation task.
 
 The host reads nothing of the ciphertext but its header; plaintext never reaches it, so no
 message, log line or task argument here can carry a value of a payload.
@@ -120,6 +121,12 @@ class NoCadenceEvent(SubmissionRefused):
 
 class IdempotencyConflict(SubmissionRefused):
     code = "idempotency_key_reused"
+
+
+class TooManyBatches(SubmissionRefused):
+    """The user sent PRUDENCIAL_BATCH_MAX_PER_WEEK batches for this week already (429)."""
+
+    code = "too_many_batches"
 
 
 class EnclaveUnavailable(Exception):
@@ -367,19 +374,19 @@ def submit_envelope(
         raise ValueError(f"channel {channel!r} is not one of a single envelope")
     size = _check_size(jwe, settings.PRUDENCIAL_SUBMISSION_MAX_BYTES)
     check_envelope_header(jwe)
+    receipt = receipt_of(jwe)
+    digest = request_sha256(op="submission", week=week, agent=agent_id, kind=kind, jwe=receipt)
+    if idempotency_key:
+        # Before the window, permission and cadence: a retry of a request stored before the
+        # deadline gets the first answer, not a 409, whenever it arrives.
+        replayed = _replay(user=user, key=idempotency_key, digest=digest)
+        if replayed is not None:
+            return replayed
     the_week = open_week(week)
     agent = permitted_agents(user=user, agent_ids=[agent_id]).get(agent_id)
     if agent is None:
         raise _not_found()
     _check_cadence([agent], the_week)
-    receipt = receipt_of(jwe)
-    digest = request_sha256(
-        op="submission", week=the_week.code, agent=agent.pk, kind=kind, jwe=receipt
-    )
-    if idempotency_key:
-        replayed = _replay(user=user, key=idempotency_key, digest=digest)
-        if replayed is not None:
-            return replayed
     try:
         with transaction.atomic():
             # One writer per agent at a time: versions are 1..n without gaps or races.
@@ -461,17 +468,19 @@ def submit_batch(
         )
     if len(ids) != len(agent_ids):
         raise InvalidEnvelope(_("Cada agente deve aparecer uma vez em agents."), field="agents")
+    receipt = receipt_of(jwe)
+    digest = request_sha256(op="batch", week=week, agents=sorted(ids), jwe=receipt)
+    if idempotency_key:
+        # As for one envelope: a retry is answered before the window and permission checks.
+        replayed = _replay(user=user, key=idempotency_key, digest=digest)
+        if replayed is not None:
+            return replayed
     the_week = open_week(week)
     agents = permitted_agents(user=user, agent_ids=ids)
     if len(agents) != len(ids):
         raise _not_found()
     _check_cadence(agents.values(), the_week)
-    receipt = receipt_of(jwe)
-    digest = request_sha256(op="batch", week=the_week.code, agents=sorted(ids), jwe=receipt)
-    if idempotency_key:
-        replayed = _replay(user=user, key=idempotency_key, digest=digest)
-        if replayed is not None:
-            return replayed
+    _check_batch_cap(user=user, week=the_week)
     try:
         with transaction.atomic():
             batch = Batch.objects.create(
@@ -510,6 +519,20 @@ def submit_batch(
         user.pk,
     )
     return Received(response=response, replayed=False, batch=batch)
+
+
+def _check_batch_cap(*, user, week: Week) -> None:
+    """At most PRUDENCIAL_BATCH_MAX_PER_WEEK batches a user per week (each one is split by the
+    enclave whole, so their number is bounded like their size)."""
+    limit = settings.PRUDENCIAL_BATCH_MAX_PER_WEEK
+    if Batch.objects.filter(week=week, submitted_by_id=user.pk).count() >= limit:
+        raise TooManyBatches(
+            _(
+                "Você já enviou %(limit)s lotes na semana %(code)s, o limite por usuário: envie "
+                "as correções por agente (portfólio ou contrapartes) ou fale com a CCEE."
+            )
+            % {"limit": limit, "code": week.code}
+        )
 
 
 # --- what the enclave answers ------------------------------------------------------------------

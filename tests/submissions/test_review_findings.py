@@ -301,3 +301,110 @@ def test_a_nul_byte_in_a_posted_week_code_is_not_found(api, week, trader, enc_ke
         format="json",
     )
     assert response.status_code == 404
+
+
+# --- 5. an Idempotency-Key replay is answered before the window and permission checks --------
+
+
+def _post(api, path, body, key=None):
+    headers = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
+    return api.post(path, body, format="json", **headers)
+
+
+def _close_deadline(week):
+    from prudencial.models import Week
+
+    Week.objects.filter(pk=week.pk).update(deadline=timezone.now() - timezone.timedelta(minutes=1))
+
+
+def test_a_retry_after_the_deadline_gets_the_first_answer(api, week, trader, enc_key):
+    from tests.submissions.conftest import fake_jwe
+
+    path = f"/api/v1/weeks/{WEEK}/agents/{trader.pk}/portfolio/"
+    jwe = fake_jwe()
+    first = _post(api, path, {"jwe": jwe}, key="retry-1")
+    assert first.status_code == 202
+    _close_deadline(week)
+    again = _post(api, path, {"jwe": jwe}, key="retry-1")
+    assert again.status_code == 202, again.content
+    assert again.json() == first.json()
+    assert Submission.objects.count() == 1
+    # Another body with the same key: 422; a new key after the deadline: 409.
+    assert _post(api, path, {"jwe": fake_jwe()}, key="retry-1").status_code == 422
+    assert _post(api, path, {"jwe": fake_jwe()}, key="retry-2").status_code == 409
+
+
+def test_a_batch_retry_after_the_deadline_gets_the_first_answer(api, week, trader, enc_key):
+    from tests.submissions.conftest import fake_jwe
+
+    path = f"/api/v1/weeks/{WEEK}/batch/"
+    body = {"jwe": fake_jwe(), "agents": [trader.pk]}
+    first = _post(api, path, body, key="batch-retry")
+    assert first.status_code == 202
+    _close_deadline(week)
+    again = _post(api, path, body, key="batch-retry")
+    assert again.status_code == 202 and again.json() == first.json()
+    assert Batch.objects.count() == 1
+    other = {"jwe": fake_jwe(), "agents": [trader.pk]}
+    assert _post(api, path, other, key="batch-retry").status_code == 422
+
+
+def test_another_users_key_is_not_replayed(api, week, trader, enc_key, client_for):
+    from tests.factories import UserFactory
+    from tests.submissions.conftest import fake_jwe
+
+    path = f"/api/v1/weeks/{WEEK}/agents/{trader.pk}/portfolio/"
+    jwe = fake_jwe()
+    assert _post(api, path, {"jwe": jwe}, key="shared").status_code == 202
+    stranger = client_for(UserFactory())
+    assert _post(stranger, path, {"jwe": jwe}, key="shared").status_code == 404
+
+
+# --- 6. throttles and the per-week batch cap --------------------------------------------------
+
+
+def test_submission_and_batch_posts_are_throttled_per_user(api, week, trader, enc_key, settings):
+    from django.core.cache import cache
+
+    from tests.submissions.conftest import fake_jwe
+
+    cache.clear()
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {
+            **settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"],
+            "submissions": "2/minute",
+            "batches": "1/minute",
+        },
+    }
+    path = f"/api/v1/weeks/{WEEK}/agents/{trader.pk}/portfolio/"
+    codes = [_post(api, path, {"jwe": fake_jwe()}).status_code for _ in range(3)]
+    assert codes == [202, 202, 429]
+    batch = f"/api/v1/weeks/{WEEK}/batch/"
+    codes = [
+        _post(api, batch, {"jwe": fake_jwe(), "agents": [trader.pk]}).status_code for _ in range(2)
+    ]
+    assert codes == [202, 429]
+    cache.clear()
+
+
+def test_the_default_rates_are_set_and_generous():
+    from config.settings import base
+
+    rates = base.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]
+    assert rates["submissions"] == "6000/minute" and rates["batches"] == "30/minute"
+    assert base.PRUDENCIAL_BATCH_MAX_PER_WEEK == 50
+
+
+def test_batches_beyond_the_weekly_cap_are_429_with_the_limit(api, week, trader, enc_key, settings):
+    from tests.submissions.conftest import fake_jwe
+
+    settings.PRUDENCIAL_BATCH_MAX_PER_WEEK = 2
+    path = f"/api/v1/weeks/{WEEK}/batch/"
+    codes = []
+    for _ in range(3):
+        response = _post(api, path, {"jwe": fake_jwe(), "agents": [trader.pk]})
+        codes.append(response.status_code)
+    assert codes == [202, 202, 429]
+    assert "2 lotes" in response.json()["error"]["message"]
+    assert Batch.objects.count() == 2
