@@ -329,3 +329,41 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id}:{self.key}"
+
+
+class EnclaveAttempt(models.Model):
+    """How many times the enclave answered a submission's validation or a batch's split with
+    a failure of its own (``internal_error``) instead of a verdict. Past
+    PRUDENCIAL_SUBMISSION_MAX_ATTEMPTS the submission gets a refusal verdict, the batch is
+    rejected: either leaves the set beat re-sends, and its sender is asked to send again.
+    An unreachable, locked or busy enclave is not counted (that is waiting, not failing)."""
+
+    submission = models.OneToOneField(
+        Submission,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("envio"),
+    )
+    batch = models.OneToOneField(
+        Batch, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    failures = models.PositiveIntegerField(_("falhas"), default=0)
+    last_code = models.CharField(_("último código do enclave"), max_length=64, blank=True)
+    last_at = models.DateTimeField(_("última falha em"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("falha do enclave")
+        verbose_name_plural = _("falhas do enclave")
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(submission__isnull=False, batch__isnull=True)
+                | models.Q(submission__isnull=True, batch__isnull=False),
+                name="enclave_attempt_one_target",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        target = f"envio {self.submission_id}" if self.submission_id else f"lote {self.batch_id}"
+        return f"{target}: {self.failures}"

@@ -36,7 +36,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db.models import F, Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -52,6 +52,7 @@ from prudencial.submissions.models import (
     Batch,
     BatchStatus,
     Channel,
+    EnclaveAttempt,
     IdempotencyRecord,
     Kind,
     Submission,
@@ -131,6 +132,11 @@ class TooManyBatches(SubmissionRefused):
 
 class EnclaveUnavailable(Exception):
     """The enclave could not answer now (down, locked and not unlockable, busy): retry later."""
+
+
+class EnclaveFailed(EnclaveUnavailable):
+    """The enclave answered ``internal_error``: retried, but counted (EnclaveAttempt) and given
+    up after PRUDENCIAL_SUBMISSION_MAX_ATTEMPTS."""
 
 
 @dataclass(frozen=True)
@@ -603,9 +609,38 @@ def _enclave_call(run):
     except (gateway.EnclaveConnectionError, gateway.EnclaveUnlockError) as exc:
         raise EnclaveUnavailable(str(exc)) from exc
     except gateway.EnclaveError as exc:
+        if exc.code == "internal_error":
+            raise EnclaveFailed(f"{exc.code}: {exc.message}") from exc
         if exc.code in TRANSIENT_CODES or exc.code == "locked":
             raise EnclaveUnavailable(f"{exc.code}: {exc.message}") from exc
         raise
+
+
+def max_attempts() -> int:
+    return max(1, int(getattr(settings, "PRUDENCIAL_SUBMISSION_MAX_ATTEMPTS", 5)))
+
+
+def _count_failure(*, code: str, submission_id: int | None = None, batch_id: int | None = None):
+    """One more failure of the enclave on this submission or batch; the count so far."""
+    target = {"submission_id": submission_id} if submission_id else {"batch_id": batch_id}
+    for _attempt in range(2):
+        try:
+            with transaction.atomic():
+                row, _created = EnclaveAttempt.objects.select_for_update().get_or_create(**target)
+                EnclaveAttempt.objects.filter(pk=row.pk).update(
+                    failures=F("failures") + 1, last_code=code[:64], last_at=timezone.now()
+                )
+                return row.failures + 1
+        except IntegrityError:  # a concurrent first failure: count on its row
+            continue
+    return EnclaveAttempt.objects.get(**target).failures
+
+
+def _repeated_failure_rule(failures: int) -> str:
+    return _(
+        "A validação falhou repetidamente no enclave (%(n)s tentativas, erro interno): envie o "
+        "envelope novamente."
+    ) % {"n": failures}
 
 
 def _verdict_errors(errors: Any) -> list[dict[str, Any]]:
@@ -647,6 +682,17 @@ def submission_validate(*, submission_id: int) -> Verdict | None:
     kwargs = _validate_kwargs(submission)
     try:
         signed = _enclave_call(lambda: gateway.validate_envelope(**kwargs))
+    except EnclaveFailed:
+        failures = _count_failure(code="internal_error", submission_id=submission.pk)
+        if failures < max_attempts():
+            raise
+        logger.warning("submission %s: given up after %s enclave failures", submission.pk, failures)
+        return _store_verdict(
+            submission,
+            status=VerdictStatus.ERROR,
+            source=Verdict.Source.REFUSAL,
+            errors=[{"field": "jwe", "row": None, "rule": _repeated_failure_rule(failures)}],
+        )
     except gateway.EnclaveError as exc:
         if exc.code not in ENVELOPE_CODES:
             raise
@@ -714,6 +760,16 @@ def batch_process(*, batch_id: int) -> Batch | None:
     agents = sorted(batch.agents.all(), key=lambda a: a.acronym)
     try:
         signed = _enclave_call(lambda: gateway.split_batch(**_split_kwargs(batch, agents)))
+    except EnclaveFailed:
+        failures = _count_failure(code="internal_error", batch_id=batch.pk)
+        if failures < max_attempts():
+            raise
+        logger.warning("batch %s: given up after %s enclave failures", batch.pk, failures)
+        return _batch_rejected(
+            batch,
+            errors=[{"field": "jwe", "row": None, "rule": _repeated_failure_rule(failures)}],
+            signed=None,
+        )
     except gateway.EnclaveError as exc:
         if exc.code not in ENVELOPE_CODES:
             raise

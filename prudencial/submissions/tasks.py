@@ -3,7 +3,10 @@
 Both are sent with ``delay_on_commit`` by the services, so a worker never looks for a row that
 is not committed. They are idempotent (a submission with a verdict, a processed batch, are left
 as they are), acknowledged late (a worker that dies mid-task leaves the message to another), and
-retried with exponential backoff and jitter while the enclave cannot answer. Their only argument
+retried with exponential backoff and jitter while the enclave cannot answer; an enclave that
+answers ``internal_error`` is counted, and after PRUDENCIAL_SUBMISSION_MAX_ATTEMPTS the service
+stores a refusal verdict (a batch: rejected), so beat's dispatch_pending stops re-sending it
+(services.EnclaveAttempt). Their only argument
 is the row's id: no envelope, no payload, ever travels through the broker.
 """
 

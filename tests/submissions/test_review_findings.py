@@ -408,3 +408,95 @@ def test_batches_beyond_the_weekly_cap_are_429_with_the_limit(api, week, trader,
     assert codes == [202, 202, 429]
     assert "2 lotes" in response.json()["error"]["message"]
     assert Batch.objects.count() == 2
+
+
+# --- 7. an envelope the enclave keeps failing on is given up after a few attempts -------------
+
+
+def _failing_enclave(monkeypatch, calls):
+    from enclave_bridge import gateway
+
+    def fail(**kwargs):
+        calls.append(1)
+        raise gateway.EnclaveError("internal_error", "validation failed", signed=True)
+
+    monkeypatch.setattr(gateway, "validate_envelope", fail)
+    monkeypatch.setattr(gateway, "split_batch", fail)
+
+
+def test_internal_errors_end_in_a_refusal_after_the_maximum_attempts(
+    api, week, trader, enc_key, monkeypatch, settings
+):
+    from prudencial.submissions import services
+    from tests.submissions.conftest import fake_jwe
+
+    settings.PRUDENCIAL_SUBMISSION_MAX_ATTEMPTS = 3
+    calls: list[int] = []
+    _failing_enclave(monkeypatch, calls)
+    received = _post(
+        api, f"/api/v1/weeks/{WEEK}/agents/{trader.pk}/portfolio/", {"jwe": fake_jwe()}
+    )
+    pk = received.json()["id"]
+    for _ in range(2):
+        with pytest.raises(services.EnclaveUnavailable):
+            services.submission_validate(submission_id=pk)
+    verdict = services.submission_validate(submission_id=pk)
+    assert len(calls) == 3
+    assert (verdict.source, verdict.status) == ("refusal", "error")
+    assert "repetidamente" in verdict.errors[0]["rule"]
+    assert "envie o envelope novamente" in verdict.errors[0]["rule"]
+    # It has left the pending set: beat sends it no more, and it is never accepted.
+    assert not Submission.objects.filter(verdict__isnull=True).exists()
+    [row] = listing(api, trader)
+    assert row["status"] == "error" and not row["verdict_verified"]
+
+
+def test_an_unreachable_enclave_is_not_counted_as_a_failure(
+    api, week, trader, enc_key, monkeypatch, settings
+):
+    from enclave_bridge import gateway
+    from prudencial.submissions import services
+    from prudencial.submissions.models import EnclaveAttempt
+    from tests.submissions.conftest import fake_jwe
+
+    settings.PRUDENCIAL_SUBMISSION_MAX_ATTEMPTS = 1
+
+    def down(**kwargs):
+        raise gateway.EnclaveConnectionError("down")
+
+    monkeypatch.setattr(gateway, "validate_envelope", down)
+    received = _post(
+        api, f"/api/v1/weeks/{WEEK}/agents/{trader.pk}/portfolio/", {"jwe": fake_jwe()}
+    )
+    for _ in range(3):
+        with pytest.raises(services.EnclaveUnavailable):
+            services.submission_validate(submission_id=received.json()["id"])
+    assert not EnclaveAttempt.objects.exists()
+    assert not Verdict.objects.exists()
+
+
+def test_a_batch_the_enclave_keeps_failing_on_is_rejected(
+    api, week, trader, enc_key, monkeypatch, settings
+):
+    from prudencial.submissions import services
+    from tests.submissions.conftest import fake_jwe
+
+    settings.PRUDENCIAL_SUBMISSION_MAX_ATTEMPTS = 2
+    calls: list[int] = []
+    _failing_enclave(monkeypatch, calls)
+    received = _post(
+        api, f"/api/v1/weeks/{WEEK}/batch/", {"jwe": fake_jwe(), "agents": [trader.pk]}
+    )
+    pk = received.json()["id"]
+    with pytest.raises(services.EnclaveUnavailable):
+        services.batch_process(batch_id=pk)
+    batch = services.batch_process(batch_id=pk)
+    assert batch.status == "rejected" and "repetidamente" in batch.errors[0]["rule"]
+    assert not Submission.objects.exists()
+    assert services.pending_dispatch(older_than_seconds=-60)["batches"] == 0
+
+
+def test_the_default_maximum_attempts_is_five():
+    from config.settings import base
+
+    assert base.PRUDENCIAL_SUBMISSION_MAX_ATTEMPTS == 5
