@@ -105,6 +105,15 @@ def _values(row: MissingRow) -> list[str]:
     ]
 
 
+#: A cell starting with one of these is read by spreadsheets as a formula (or a DDE call).
+FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value: str) -> str:
+    """A CSV field a spreadsheet shows as text: a leading = + - @ tab or CR gets a ``'``."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_LEADS) else value
+
+
 def csv_lines(rows: Iterable[MissingRow]) -> Iterator[str]:
     """The CSV, one line at a time (UTF-8 with a BOM so Excel reads the accents; ``;`` as the
     separator, as Excel in pt-BR expects)."""
@@ -112,7 +121,7 @@ def csv_lines(rows: Iterable[MissingRow]) -> Iterator[str]:
     writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
     buffer.write("\ufeff")
     for values in (headers(), *(_values(r) for r in rows)):
-        writer.writerow(values)
+        writer.writerow([csv_safe(v) for v in values])
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()
@@ -136,8 +145,16 @@ def write_xlsx(rows: Iterable[MissingRow], out: IO[bytes], *, week: Week) -> Non
         header.append(cell)
     ws.append(header)
     for row in rows:
-        ws.append(_values(row))
+        ws.append([_text_cell(ws, value) for value in _values(row)])
     wb.save(out)
+
+
+def _text_cell(ws, value: str) -> WriteOnlyCell:
+    """A string cell, whatever it starts with: never a formula (openpyxl makes one of "=...")."""
+    cell = WriteOnlyCell(ws, value=value)
+    if isinstance(value, str):
+        cell.data_type = "s"
+    return cell
 
 
 def export(*, week: Week, file_format: str, kind: str | None = None) -> bytes:

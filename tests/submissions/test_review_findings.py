@@ -500,3 +500,55 @@ def test_the_default_maximum_attempts_is_five():
     from config.settings import base
 
     assert base.PRUDENCIAL_SUBMISSION_MAX_ATTEMPTS == 5
+
+
+# --- 8. exports never carry a formula -------------------------------------------------------
+
+
+def _hostile_rows():
+    from prudencial.submissions.exports import MissingRow
+
+    return [
+        MissingRow(
+            acronym="@SUM(A1)",
+            cnpj="12.345.678/0001-90",
+            legal_name='=HYPERLINK("http://evil.example","x")',
+            agent_class="trader",
+            reporting_cadence="weekly",
+            portfolio_missing=True,
+            counterparties_missing=False,
+        ),
+        MissingRow("+1", "-2", "\tTAB", "trader", "weekly", False, True),
+    ]
+
+
+def test_the_csv_export_defuses_formulas():
+    import csv
+    import io
+
+    from prudencial.submissions.exports import csv_lines
+
+    text = "".join(csv_lines(_hostile_rows())).lstrip("\ufeff")
+    rows = list(csv.reader(io.StringIO(text), delimiter=";"))[1:]
+    assert rows[0][:3] == [
+        "'@SUM(A1)",
+        "12.345.678/0001-90",
+        '\'=HYPERLINK("http://evil.example","x")',
+    ]
+    assert rows[1][:3] == ["'+1", "'-2", "'\tTAB"]
+
+
+def test_the_xlsx_export_has_string_cells_only():
+    import io
+    from types import SimpleNamespace
+
+    from openpyxl import load_workbook
+
+    from prudencial.submissions.exports import write_xlsx
+
+    out = io.BytesIO()
+    write_xlsx(_hostile_rows(), out, week=SimpleNamespace(code=WEEK))
+    ws = load_workbook(io.BytesIO(out.getvalue())).active
+    cells = [c for row in ws.iter_rows(min_row=2) for c in row]
+    assert cells and all(c.data_type == "s" for c in cells)
+    assert ws["C2"].value.startswith("=HYPERLINK")  # shown as the text it is
