@@ -5,11 +5,13 @@
   search or export: the queryset defers it, the forms exclude it. The status shown is the
   verdict verified now (``submissions.selectors.VerdictChecker``): a verdict whose signature
   does not verify shows as "não verificado", never as accepted. The status *filter* reads the
-  stored verdict row (a database filter cannot verify signatures); the column says the truth.
+  stored verdict row (a database filter cannot verify signatures) and is labelled "situação
+  registrada (não verificada)"; the column says the truth.
 - Lotes (``Batch``): status and file-level errors, and the batch's rows: per agent and kind the
   submission it made and its verified verdict with errors by field and row.
-- Progresso (``submissions/submission/progress/``): per week (envios and agents with a
-  submission) and, for one week, per agent class: eligible, portfolio and counterparties done,
+- Progresso (``submissions/submission/progress/``): per week (envios, those whose stored
+  verdict row says accepted — labelled as the registered, unverified status: counting verified
+  ones would verify every signature of every listed week — and agents with a submission) and, for one week, per agent class: eligible, portfolio and counterparties done,
   still missing; the missing agents (``…/missing/<code>/``) as a page and as CSV or XLSX
   (``prudencial.submissions.exports``; also ``manage.py export_missing``).
 
@@ -115,15 +117,18 @@ class AgentAcronymFilter(admin.SimpleListFilter):
 
 
 class VerdictStatusFilter(admin.SimpleListFilter):
-    title = _("situação registrada")
+    """Filters by the stored verdict row, which a database filter cannot verify: its title and
+    choices say so; the list's status column is the verified one."""
+
+    title = _("situação registrada (não verificada)")
     parameter_name = "status"
 
     def lookups(self, request, model_admin):
         return [
             ("received", _("Recebido (sem parecer)")),
-            (VerdictStatus.ACCEPTED, _("Aceito")),
-            (VerdictStatus.REJECTED, _("Recusado")),
-            (VerdictStatus.ERROR, _("Erro")),
+            (VerdictStatus.ACCEPTED, _("Aceito (registrado, não verificado)")),
+            (VerdictStatus.REJECTED, _("Recusado (registrado, não verificado)")),
+            (VerdictStatus.ERROR, _("Erro (registrado)")),
         ]
 
     def queryset(self, request, queryset):
@@ -305,6 +310,8 @@ class SubmissionAdmin(ReadOnlyMixin, admin.ModelAdmin):
             Week.objects.order_by("-code")[:PROGRESS_WEEKS].annotate(
                 n_submissions=Count("submissions"),
                 n_agents=Count("submissions__agent", distinct=True),
+                # The stored row's status, not verified (the page says so); the per-class
+                # table below counts verified verdicts.
                 n_accepted=Count(
                     "submissions", filter=Q(submissions__verdict__status=VerdictStatus.ACCEPTED)
                 ),

@@ -552,3 +552,20 @@ def test_the_xlsx_export_has_string_cells_only():
     cells = [c for row in ws.iter_rows(min_row=2) for c in row]
     assert cells and all(c.data_type == "s" for c in cells)
     assert ws["C2"].value.startswith("=HYPERLINK")  # shown as the text it is
+
+
+# --- 9. the admin says which counts are the registered, unverified status -------------------
+
+
+def test_the_admin_labels_the_registered_status_as_unverified(db, client, week):
+    from tests.factories import UserFactory
+
+    staff = UserFactory(username="staff.ccee", is_staff=True, is_superuser=True)
+    client.force_login(staff)
+    progress = client.get("/admin/submissions/submission/progress/")
+    assert progress.status_code == 200
+    text = progress.content.decode()
+    assert "situação registrada (não verificada)" in text
+    assert "sem verificar sua assinatura" in text
+    listing_page = client.get("/admin/submissions/submission/").content.decode()
+    assert "situação registrada (não verificada)" in listing_page
