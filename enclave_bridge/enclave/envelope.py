@@ -18,6 +18,7 @@ from enclave_bridge.wire.protocol import (
     E_ENVELOPE,
     E_TOO_LARGE,
     E_UNKNOWN_KID,
+    ENVELOPE_HEADER_KEYS,
     JsonRefused,
     ProtocolError,
     b64url_decode,
@@ -29,7 +30,7 @@ from .keys import CONTENT_ENC, ENVELOPE_ALG, KeyRing
 MAX_ENVELOPE_CHARS = 8 * 1024 * 1024
 MAX_PLAINTEXT_BYTES = 6 * 1024 * 1024
 MAX_HEADER_CHARS = 4096  # a real header is about 120 characters
-ALLOWED_HEADER = {"alg", "enc", "kid", "typ", "cty"}
+ALLOWED_HEADER = ENVELOPE_HEADER_KEYS
 
 
 def read_header(token: Any) -> dict[str, Any]:

@@ -48,6 +48,13 @@ MAX_CBOR_DEPTH = 32
 # costs ~0.03 ms and is what WebCrypto verifies everywhere (docs/attestation.md §6).
 SIGNING_ALG = "ES256"
 SIGNING_CURVE = "P-256"
+# Agents' envelopes: compact JWE with exactly these algorithms, and a protected header of these
+# keys only. The enclave refuses anything else (enclave.envelope.read_header); the host checks
+# the same set before storing an envelope (prudencial.submissions.services), so an envelope
+# the enclave would refuse is refused at once.
+ENVELOPE_ALG = "RSA-OAEP-256"
+ENVELOPE_ENC = "A256GCM"
+ENVELOPE_HEADER_KEYS = frozenset({"alg", "enc", "kid", "typ", "cty"})
 _SIGNING_CURVE_NAME = "secp256r1"
 _SIGNATURE_HALF = 32  # bytes of r and of s for P-256 (RFC 7518 §3.4)
 # The ops a locked enclave (no keys yet, so nothing to sign with) runs; their errors and locked

@@ -42,7 +42,16 @@ from django.utils.translation import gettext as _
 
 from enclave_bridge import gateway
 from enclave_bridge.models import EnclaveKey
-from enclave_bridge.wire.protocol import b64url, b64url_decode, registry_sha256
+from enclave_bridge.wire.protocol import (
+    ENVELOPE_ALG,
+    ENVELOPE_ENC,
+    ENVELOPE_HEADER_KEYS,
+    JsonRefused,
+    b64url,
+    b64url_decode,
+    registry_sha256,
+    strict_json_loads,
+)
 from prudencial import selectors as registry_selectors
 from prudencial.domain import calendar
 from prudencial.domain.errors import DomainError
@@ -63,9 +72,8 @@ from prudencial.submissions.models import (
 logger = logging.getLogger(__name__)
 
 BRASILIA = ZoneInfo("America/Sao_Paulo")
-ENVELOPE_ALG = "RSA-OAEP-256"
-CONTENT_ENC = "A256GCM"
-MAX_HEADER_CHARS = 4096
+CONTENT_ENC = ENVELOPE_ENC  # the name this module had for it
+MAX_HEADER_CHARS = 4096  # as the enclave's (enclave_bridge.enclave.envelope)
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 #: Enclave error codes that mean "try again later", not "this envelope is bad".
 TRANSIENT_CODES = frozenset({"busy", "in_progress", "internal_error", "replayed_nonce"})
@@ -168,7 +176,8 @@ def _check_size(jwe: str, limit: int) -> int:
 
 def check_envelope_header(jwe: str) -> dict[str, Any]:
     """The compact JWE's protected header, checked on the host (nothing else of it is read):
-    five base64url parts, alg RSA-OAEP-256, enc A256GCM, no compression, and the kid of an
+    five base64url parts, alg RSA-OAEP-256, enc A256GCM, no compression, no header parameter
+    but ``ENVELOPE_HEADER_KEYS`` (what the enclave accepts), and the kid of an
     envelope key the enclave published (current or older: older keys still open)."""
 
     def refuse(rule: str) -> InvalidEnvelope:
@@ -180,8 +189,9 @@ def check_envelope_header(jwe: str) -> dict[str, Any]:
     if not parts[0] or len(parts[0]) > MAX_HEADER_CHARS or not parts[1] or not parts[3]:
         raise refuse(_("O envelope deve ser um JWE compacto com cabeçalho, chave e conteúdo."))
     try:
-        header = json.loads(b64url_decode(parts[0]))
-    except (ValueError, UnicodeDecodeError):
+        # As the enclave reads it: duplicate keys and nesting refused.
+        header = strict_json_loads(b64url_decode(parts[0]), max_depth=2)
+    except (JsonRefused, ValueError, UnicodeDecodeError):
         raise refuse(_("O cabeçalho protegido do envelope não é JSON em base64url.")) from None
     if not isinstance(header, dict):
         raise refuse(_("O cabeçalho protegido do envelope deve ser um objeto JSON."))
@@ -192,6 +202,11 @@ def check_envelope_header(jwe: str) -> dict[str, Any]:
         )
     if "zip" in header:
         raise refuse(_("Envelopes comprimidos (zip) não são aceitos."))
+    if not set(header) <= ENVELOPE_HEADER_KEYS:
+        raise refuse(
+            _("O cabeçalho protegido do envelope só pode ter os parâmetros %(keys)s.")
+            % {"keys": ", ".join(sorted(ENVELOPE_HEADER_KEYS))}
+        )
     kid = header.get("kid")
     if not isinstance(kid, str) or not _known_envelope_kid(kid):
         raise refuse(

@@ -569,3 +569,47 @@ def test_the_admin_labels_the_registered_status_as_unverified(db, client, week):
     assert "sem verificar sua assinatura" in text
     listing_page = client.get("/admin/submissions/submission/").content.decode()
     assert "situação registrada (não verificada)" in listing_page
+
+
+# --- 10. the host refuses at once the header keys the enclave refuses -------------------------
+
+
+def _jwe_with_header(header: dict) -> str:
+    import json
+
+    head = b64url(json.dumps(header).encode())
+    return f"{head}.{b64url(b'k' * 256)}.{b64url(b'iv' * 6)}.{b64url(os.urandom(64))}.{b64url(b't' * 16)}"
+
+
+@pytest.mark.parametrize("extra", ["x5u", "jku", "crit", "p2s", "epk"])
+def test_a_header_key_the_enclave_refuses_is_refused_on_the_host(api, week, trader, enc_key, extra):
+    path = f"/api/v1/weeks/{WEEK}/agents/{trader.pk}/portfolio/"
+    header = {"alg": "RSA-OAEP-256", "enc": "A256GCM", "kid": enc_key.kid, extra: "x"}
+    response = _post(api, path, {"jwe": _jwe_with_header(header)})
+    assert response.status_code == 400
+    assert "jwe" in response.content.decode()
+    assert not Submission.objects.exists()
+
+
+def test_the_header_keys_the_enclave_accepts_are_accepted_on_the_host(api, week, trader, enc_key):
+    path = f"/api/v1/weeks/{WEEK}/agents/{trader.pk}/portfolio/"
+    header = {"alg": "RSA-OAEP-256", "enc": "A256GCM", "kid": enc_key.kid, "typ": "JWE", "cty": "x"}
+    assert _post(api, path, {"jwe": _jwe_with_header(header)}).status_code == 202
+    kid = f'"kid":"{enc_key.kid}"'
+    duplicated = '{"alg":"RSA-OAEP-256","enc":"A256GCM",' + kid + "," + kid + "}"
+    jwe = f"{b64url(duplicated.encode())}.{b64url(b'k' * 256)}.{b64url(b'iv')}.{b64url(b'c')}.{b64url(b't')}"
+    assert _post(api, path, {"jwe": jwe}).status_code == 400
+
+
+def test_host_and_enclave_share_the_envelope_header_rules():
+    from enclave_bridge.enclave import envelope, keys
+    from enclave_bridge.wire import protocol
+    from prudencial.submissions import services
+
+    assert envelope.ALLOWED_HEADER is protocol.ENVELOPE_HEADER_KEYS
+    assert (keys.ENVELOPE_ALG, keys.CONTENT_ENC) == (protocol.ENVELOPE_ALG, protocol.ENVELOPE_ENC)
+    assert (services.ENVELOPE_ALG, services.CONTENT_ENC) == (
+        protocol.ENVELOPE_ALG,
+        protocol.ENVELOPE_ENC,
+    )
+    assert services.MAX_HEADER_CHARS == envelope.MAX_HEADER_CHARS
