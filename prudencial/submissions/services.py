@@ -32,7 +32,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -68,10 +67,10 @@ from prudencial.submissions.models import (
     Verdict,
     VerdictStatus,
 )
+from prudencial.submissions.timefmt import BRASILIA, deadline_text  # noqa: F401 (BRASILIA re-exported)
 
 logger = logging.getLogger(__name__)
 
-BRASILIA = ZoneInfo("America/Sao_Paulo")
 CONTENT_ENC = ENVELOPE_ENC  # the name this module had for it
 MAX_HEADER_CHARS = 4096  # as the enclave's (enclave_bridge.enclave.envelope)
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
@@ -233,11 +232,6 @@ def _known_envelope_kid(kid: str) -> bool:
     return True
 
 
-def deadline_text(week: Week) -> str:
-    """The week's deadline in Brasília time, as people read it: 08/03/2023 20:00."""
-    return timezone.localtime(week.deadline, BRASILIA).strftime("%d/%m/%Y %H:%M")
-
-
 def open_week(code: str) -> Week:
     """The week with this code, open and before its deadline (WeekNotOpen otherwise)."""
     # A string that is no week code (a NUL byte...) is not found, never looked up.
@@ -254,13 +248,13 @@ def open_week(code: str) -> Week:
             % {
                 "code": week.code,
                 "status": WeekStatus(week.status).label,
-                "deadline": deadline_text(week),
+                "deadline": deadline_text(week.deadline),
             }
         )
     if now >= week.deadline:
         raise WeekNotOpen(
             _("O prazo da semana %(code)s terminou em %(deadline)s (horário de Brasília).")
-            % {"code": week.code, "deadline": deadline_text(week)}
+            % {"code": week.code, "deadline": deadline_text(week.deadline)}
         )
     return week
 

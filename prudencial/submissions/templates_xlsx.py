@@ -28,7 +28,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any
-from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db.models import QuerySet
@@ -41,8 +40,8 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from prudencial.domain import formats, sheets
 from prudencial.models import Agent, Week
 from prudencial.submissions import selectors as submission_selectors
+from prudencial.submissions.timefmt import BRASILIA, deadline_text  # noqa: F401 (re-exported)
 
-BRASILIA = ZoneInfo("America/Sao_Paulo")
 XLSX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 DEFAULT_MAX_AGENTS = 1_000
 #: Data rows (2 .. 1 + VALIDATED_ROWS) that carry the data validation of their column.
@@ -151,10 +150,6 @@ def template_agents(*, user, week: Week, ids: Sequence[int] | None = None) -> Qu
     if ids is not None:
         qs = qs.filter(id__in=ids)
     return qs.order_by("acronym")
-
-
-def deadline_text(deadline: datetime) -> str:
-    return deadline.astimezone(BRASILIA).strftime("%d/%m/%Y às %H:%M") + " (horário de Brasília)"
 
 
 # --- validation ------------------------------------------------------------------------------------
@@ -282,7 +277,8 @@ def instructions(kind: str, week: TemplateWeek) -> list[str]:
     title = "Portfólio" if kind == "portfolio" else "Contrapartes"
     lines = [
         f"Modelo de preenchimento — {title} — semana {week.code}",
-        f"Prazo: até {deadline_text(week.deadline)}. Depois dele a semana não aceita envios.",
+        f"Prazo: até {deadline_text(week.deadline)} (horário de Brasília). Depois dele a semana "
+        "não aceita envios.",
         "Como enviar: criptografe este arquivo para o enclave (cliente prudencial.client ou a "
         "página de envio) e envie-o como lote (um arquivo para vários agentes) ou como o envio "
         "de um agente; nenhuma pessoa nem o servidor da CCEE lê o conteúdo, só o enclave.",

@@ -613,3 +613,16 @@ def test_host_and_enclave_share_the_envelope_header_rules():
         protocol.ENVELOPE_ENC,
     )
     assert services.MAX_HEADER_CHARS == envelope.MAX_HEADER_CHARS
+
+
+# --- 11. one deadline format ----------------------------------------------------------------
+
+
+def test_one_deadline_format_for_messages_and_templates():
+    from datetime import UTC, datetime
+
+    from prudencial.submissions import services, templates_xlsx, timefmt
+
+    assert services.deadline_text is timefmt.deadline_text is templates_xlsx.deadline_text
+    assert services.BRASILIA is timefmt.BRASILIA is templates_xlsx.BRASILIA
+    assert timefmt.deadline_text(datetime(2023, 3, 8, 23, 0, tzinfo=UTC)) == "08/03/2023 20:00"

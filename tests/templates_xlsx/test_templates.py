@@ -353,8 +353,8 @@ def test_layout_validation_and_locks(client_for, agent_user, agent_a, week_two_t
     assert pla.cell(row=2, column=2).protection.locked
 
     text = "\n".join(str(r[0].value or "") for r in wb["Instruções"].iter_rows())
-    deadline = week.deadline.astimezone(templates_xlsx.BRASILIA).strftime("%d/%m/%Y às %H:%M")
-    assert f"{deadline} (horário de Brasília)" in text
+    deadline = week.deadline.astimezone(templates_xlsx.BRASILIA).strftime("%d/%m/%Y %H:%M")
+    assert f"até {deadline} (horário de Brasília)" in text
     assert "MWm" in text and "R$" in text and "Incentivada 50%" in text
     assert "Patrimônio líquido (R$)" in text
 
