@@ -71,7 +71,7 @@ def checked_verdicts(ids: list[int]) -> dict[int, submission_selectors.CheckedVe
     out: dict[int, submission_selectors.CheckedVerdict] = {}
     rows = (
         Submission.objects.filter(pk__in=ids)
-        .select_related("agent", "verdict")
+        .select_related("agent", "verdict", "week")  # the check compares the signed args
         .order_by("pk")
         .iterator(chunk_size=_CHUNK)
     )

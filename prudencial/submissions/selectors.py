@@ -369,7 +369,7 @@ def batch_for(*, user, batch_id: int) -> Batch:
         "agents",
         Prefetch(
             "submissions",
-            queryset=Submission.objects.select_related("agent", "verdict").order_by(
+            queryset=Submission.objects.select_related("agent", "verdict", "week").order_by(
                 "agent__acronym", "kind"
             ),
         ),

@@ -626,3 +626,23 @@ def test_one_deadline_format_for_messages_and_templates():
     assert services.deadline_text is timefmt.deadline_text is templates_xlsx.deadline_text
     assert services.BRASILIA is timefmt.BRASILIA is templates_xlsx.BRASILIA
     assert timefmt.deadline_text(datetime(2023, 3, 8, 23, 0, tzinfo=UTC)) == "08/03/2023 20:00"
+
+
+def test_checking_the_signed_args_costs_no_query_per_row(enclave, api, week, trader, client):
+    """The args' week is compared with the submission's: the admin's page and a batch's detail
+    read the week joined, not once per row."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from prudencial.submissions.admin import checked_verdicts
+
+    ids = [submit(api, trader, "portfolio", portfolio(trader))["id"]]
+    validate(ids[0])
+    with CaptureQueriesContext(connection) as one:
+        assert checked_verdicts(ids)[ids[0]].verified
+    for _ in range(3):
+        ids.append(submit(api, trader, "portfolio", portfolio(trader))["id"])
+        validate(ids[-1])
+    with CaptureQueriesContext(connection) as many:
+        assert all(v.verified for v in checked_verdicts(ids).values())
+    assert len(many) == len(one)
