@@ -30,12 +30,13 @@ import os
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 from typing import Any
 
 import numpy as np
 
-from enclave_bridge.wire.protocol import E_BAD_REQUEST, ProtocolError
+from enclave_bridge.wire.protocol import E_BAD_REQUEST, E_INTERNAL, ProtocolError
 from prudencial.domain.errors import DomainError
 from prudencial.domain.formats import engine_portfolio
 from prudencial.domain.parameters import check_week_parameters
@@ -63,13 +64,22 @@ NETWORK_KEYS = {
 
 
 class CheckPool:
-    """A process pool whose workers hold the current key ring; rebuilt when keys change."""
+    """A process pool whose workers hold the current key ring; rebuilt when keys change.
+
+    A worker that dies (the kernel's OOM killer on a hostile split, a crash in a native library)
+    breaks the whole executor: every later task would fail with ``BrokenProcessPool``. The pool
+    is then dropped (its surviving workers are terminated by the executor itself), the request
+    is refused with ``internal_error`` (no content quoted) and the next call builds a new pool.
+    The work is never re-run in the server process: the input that killed a worker would take
+    the server down with it, and the server's interpreter lock would stall every connection.
+    """
 
     def __init__(self, workers: int | None = None) -> None:
         self.workers = workers or max(1, os.cpu_count() or 1)
         self._lock = threading.Lock()
         self._pool: ProcessPoolExecutor | None = None
         self._keys_id: int | None = None
+        self.lost = 0  # pools dropped after a worker died
 
     def _executor(self, keys: KeyRing) -> ProcessPoolExecutor:
         with self._lock:
@@ -85,10 +95,30 @@ class CheckPool:
                 self._keys_id = id(keys)
             return self._pool
 
+    def _drop(self, pool: ProcessPoolExecutor, exc: BaseException) -> ProtocolError:
+        """Forget a broken pool (only if it is still the current one: a concurrent request may
+        have dropped it and built the next) and return the refusal to raise."""
+        with self._lock:
+            if self._pool is pool:
+                self._pool = None
+                self._keys_id = None
+                self.lost += 1
+                logger.error(
+                    "process pool broken (%s): dropped, rebuilt on next use", type(exc).__name__
+                )
+        pool.shutdown(wait=False, cancel_futures=True)
+        return ProtocolError(
+            E_INTERNAL, "an enclave worker process was lost while processing the request; retry"
+        )
+
     def warm(self, keys: KeyRing) -> None:
-        """Start the workers now (after unlock) so the first batch does not pay for it."""
+        """Start the workers now (after unlock) so the first batch does not pay for it; a pool
+        that breaks while warming is dropped (the next call builds another)."""
         pool = self._executor(keys)
-        list(pool.map(_noop, range(self.workers)))
+        try:
+            list(pool.map(_noop, range(self.workers)))
+        except BrokenProcessPool as exc:
+            self._drop(pool, exc)
 
     def check(
         self,
@@ -105,15 +135,22 @@ class CheckPool:
         chunks = [items[i : i + size] for i in range(0, len(items), size)]
         out: list[dict[str, Any]] = []
         n = len(chunks)
-        for part in pool.map(check_chunk, chunks, [parameters] * n, [request_id] * n):
-            out.extend(part)
+        try:
+            for part in pool.map(check_chunk, chunks, [parameters] * n, [request_id] * n):
+                out.extend(part)
+        except BrokenProcessPool as exc:
+            raise self._drop(pool, exc) from None
         return out
 
     def run(self, keys: KeyRing, fn: Any, *args: Any) -> Any:
         """One task in a worker process, which holds the key ring and its own interpreter lock:
         for work that would otherwise hold the request process's lock for seconds (a batch
         file's split), so the other connections' validations keep being answered."""
-        return self._executor(keys).submit(fn, *args).result()
+        pool = self._executor(keys)
+        try:
+            return pool.submit(fn, *args).result()
+        except BrokenProcessPool as exc:
+            raise self._drop(pool, exc) from None
 
     def close(self) -> None:
         with self._lock:

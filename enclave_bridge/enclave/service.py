@@ -13,7 +13,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from enclave_bridge.wire.protocol import (
@@ -41,7 +40,6 @@ from .split import (
     check_bucket_labels,
     check_energy_types,
     check_week,
-    split_envelope,
     split_task,
 )
 from .validation import check_expected
@@ -220,6 +218,7 @@ class Service(KeyLifecycle, BatchOps):
             "open_batches": len(self._batches),
             "registries": len(self.registries),
             "workers": self.pool.workers,
+            "pools_lost": self.pool.lost,
             "limits": self.limits,
         }
 
@@ -272,11 +271,9 @@ class Service(KeyLifecycle, BatchOps):
         try:
             # In a worker process: parsing a large workbook holds an interpreter lock for
             # seconds, which in this process would stall every other connection's validate.
-            try:
-                return self.pool.run(keys, split_task, token, options)
-            except BrokenProcessPool as exc:
-                logger.error("process pool unavailable (%s): split in the request thread", exc)
-                return split_envelope(keys, token, **options)
+            # Never here instead: a pool whose worker died (CheckPool.run) is dropped and the
+            # request refused, since the input that killed a worker would kill the server.
+            return self.pool.run(keys, split_task, token, options)
         finally:
             self._split_slots.release()
 
