@@ -293,7 +293,7 @@ def split_envelope(
                     "status": "accepted" if accepted else "rejected",
                     "errors": found_errors[: formats.MAX_ERRORS],
                     "digest": digest,
-                    "summary": summary_of(kind, payload, accepted=accepted),
+                    "summary": summary_of(kind),
                 },
                 "envelope": envelope,
             }

@@ -332,25 +332,12 @@ def check_expected(expected: Any) -> dict[str, Any]:
     return out
 
 
-def _summary(kind: str, payload: Any, *, accepted: bool) -> dict[str, Any]:
-    """Counts only; the list of buckets only for an accepted payload, where every bucket is one
-    of 0–6 (a rejected payload's values, even integers, never leave the enclave)."""
-    if not isinstance(payload, dict):
-        return {"kind": kind}
-    summary: dict[str, Any] = {"kind": kind}
-    for name in ROW_LISTS[kind]:
-        items = payload.get(name)
-        summary[name] = len(items) if isinstance(items, list) else 0
-    if kind == "portfolio" and accepted:
-        summary["buckets"] = sorted(
-            {
-                row["bucket"]
-                for name in ROW_LISTS[kind]
-                for row in payload[name]
-                if row.get("bucket") in BUCKETS
-            }
-        )
-    return summary
+def _summary(kind: str) -> dict[str, Any]:
+    """The verdict's summary: the kind only (``errors_truncated`` is added when the error list
+    is cut). Counts of contract, forecast or counterparty rows and the months an agent holds
+    positions in describe its business and are not the host's to know, so nothing about the
+    payload leaves the enclave here."""
+    return {"kind": kind}
 
 
 def _reject_constant(name: str) -> float:
@@ -429,7 +416,7 @@ def validate_payload(
                 )
             )
     accepted = not errors.items
-    summary = _summary(kind, payload, accepted=accepted)
+    summary = _summary(kind)
     if len(errors.items) > MAX_ERRORS:
         summary["errors_truncated"] = True
     return Outcome(

@@ -73,12 +73,7 @@ def test_json_envelope_round_trips(client, current_key):
     assert verdict["digest"] != hashlib.sha256(plaintext).hexdigest()
     again = client.validate(encrypt(plaintext, current_key), kind="portfolio", agent=who, week=WEEK)
     assert again["digest"] == verdict["digest"]
-    assert verdict["summary"] == {
-        "kind": "portfolio",
-        "contracts": 6,
-        "forecasts": 0,
-        "buckets": [0, 1, 2],
-    }
+    assert verdict["summary"] == {"kind": "portfolio"}  # no row count, no month
 
 
 def test_counterparties_round_trip_with_alphanumeric_cnpj(client, current_key):

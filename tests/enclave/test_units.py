@@ -238,8 +238,10 @@ def test_fast_schema_check_agrees_with_jsonschema(kind):
     assert count > 300
 
 
-def test_rejected_payload_summary_echoes_no_value():
-    """Even integers of a rejected payload (here a bucket) never leave the enclave."""
+def test_the_verdict_summary_says_the_kind_only():
+    """No value of a rejected payload (here a bucket) and no count or month of an accepted one
+    leaves the enclave in the summary: an agent's row counts and the months it holds positions
+    in describe its business."""
     from enclave_bridge.enclave.validation import validate_payload
 
     who = agent(70)
@@ -249,9 +251,19 @@ def test_rejected_payload_summary_echoes_no_value():
     outcome = validate_payload("portfolio", bad, expected, digest="d")
     assert outcome.status == "rejected"
     assert "123456789" not in json.dumps(outcome.summary)
-    assert "buckets" not in outcome.summary
+    assert outcome.summary == {"kind": "portfolio"}
     good = validate_payload("portfolio", portfolio(who), expected, digest="d")
-    assert good.summary["buckets"] == [0, 1, 2]
+    assert good.status == "accepted"
+    assert good.summary == {"kind": "portfolio"}
+    cps = validate_payload("counterparties", counterparties(who, [agent(71)]), expected, digest="d")
+    assert cps.status == "accepted" and cps.summary == {"kind": "counterparties"}
+    many = portfolio(who)
+    many["contracts"] = [
+        dict(many["contracts"][0], volume_mwm=-1.0, bucket=n % 7)  # schema errors, one a row
+        for n in range(formats.MAX_ERRORS + 5)
+    ]
+    truncated = validate_payload("portfolio", many, expected, digest="d")
+    assert truncated.summary == {"kind": "portfolio", "errors_truncated": True}
 
 
 def test_replay_cache_refuses_when_full_instead_of_forgetting_live_nonces():
