@@ -30,18 +30,20 @@ from enclave_bridge.wire.protocol import (
     ProtocolError,
     registry_sha256,
 )
+from prudencial.domain.identifiers import CNPJ_PATTERN
 
 MAX_ACRONYM_CHARS = 40
 MAX_STAGED = 4
-_CNPJ = re.compile(r"[0-9A-Z]{12}[0-9]{2}")
+_CNPJ = re.compile(CNPJ_PATTERN)  # the stored form, as the schemas and the host have it
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
-def parse_entries(raw: Any) -> dict[str, str]:
-    """The staged map CNPJ → acronym; any fault is a ``bad_request`` naming the rule (and the
-    entry's index), never a value."""
+def parse_entries(raw: Any, name: str = "entries") -> dict[str, str]:
+    """The map CNPJ → acronym of a registry, staged (op ``registry``) or inline (a validation's
+    ``expected.registry``, validation.py): the one parser of both; any fault is a
+    ``bad_request`` naming the rule (and the entry's index), never a value."""
     if not isinstance(raw, list):
-        raise ProtocolError(E_BAD_REQUEST, "entries must be a list of {cnpj, acronym}")
+        raise ProtocolError(E_BAD_REQUEST, f"{name} must be a list of {{cnpj, acronym}}")
     if len(raw) > MAX_REGISTRY_ENTRIES:
         raise ProtocolError(
             E_BAD_REQUEST, f"a registry holds at most {MAX_REGISTRY_ENTRIES} entries"
@@ -50,13 +52,13 @@ def parse_entries(raw: Any) -> dict[str, str]:
     for i, entry in enumerate(raw):
         if not isinstance(entry, dict) or set(entry) != {"cnpj", "acronym"}:
             raise ProtocolError(
-                E_BAD_REQUEST, f"entries[{i}] must be a map of exactly cnpj and acronym"
+                E_BAD_REQUEST, f"{name}[{i}] must be a map of exactly cnpj and acronym"
             )
         cnpj, acronym = entry["cnpj"], entry["acronym"]
         if not isinstance(cnpj, str) or not _CNPJ.fullmatch(cnpj):
             raise ProtocolError(
                 E_BAD_REQUEST,
-                f"entries[{i}].cnpj must be 14 characters (12 digits or upper-case letters, "
+                f"{name}[{i}].cnpj must be 14 characters (12 digits or upper-case letters, "
                 "2 check digits)",
             )
         if (
@@ -67,10 +69,10 @@ def parse_entries(raw: Any) -> dict[str, str]:
         ):
             raise ProtocolError(
                 E_BAD_REQUEST,
-                f"entries[{i}].acronym must be 1 to {MAX_ACRONYM_CHARS} printable characters",
+                f"{name}[{i}].acronym must be 1 to {MAX_ACRONYM_CHARS} printable characters",
             )
         if cnpj in mapping:
-            raise ProtocolError(E_BAD_REQUEST, f"entries[{i}].cnpj repeats an earlier entry")
+            raise ProtocolError(E_BAD_REQUEST, f"{name}[{i}].cnpj repeats an earlier entry")
         mapping[cnpj] = acronym
     return mapping
 

@@ -35,14 +35,8 @@ from .keys import KeyRing
 from .lifecycle import KeyLifecycle, SealerFactory, _Signed
 from .registry import RegistryStore
 from .replay import STATEFUL_OPS, NonceCache
-from .split import (
-    check_agents,
-    check_bucket_labels,
-    check_energy_types,
-    check_week,
-    split_task,
-)
-from .validation import check_expected
+from .split import check_agents, check_week, split_task
+from .validation import check_bucket_labels, check_energy_types, check_expected
 
 logger = logging.getLogger(__name__)
 
@@ -256,7 +250,7 @@ class Service(KeyLifecycle, BatchOps):
         week = check_week(req.args.get("week"))
         agents = check_agents(req.args.get("agents"))
         energy_types = check_energy_types(req.args.get("energy_types"))
-        labels = check_bucket_labels(req.args.get("bucket_labels"), week)
+        labels = check_bucket_labels(req.args.get("bucket_labels"))  # None: the week's own
         registry = self._registry(req)
         options = {
             "week": week,

@@ -21,7 +21,6 @@ envelope.py (8 Mi characters, 6 MiB); an XLSX file within ``xlsx.BATCH`` (6 MiB,
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -36,15 +35,14 @@ from enclave_bridge.wire.protocol import (
     JsonRefused,
     ProtocolError,
     b64url,
-    strict_json_loads,
 )
 from prudencial.domain import formats, sheets
 from prudencial.domain.calendar import is_week_code
-from prudencial.domain.market import BUCKET_COUNT
 
 from .envelope import open_envelope
 from .keys import CONTENT_ENC, ENVELOPE_ALG, KeyRing
 from .validation import _summary as summary_of  # one summary for validate and split
+from .validation import parse_json  # one strict JSON reader for an envelope and a batch file
 from .xlsx import BATCH, is_xlsx, read_cells, week_labels
 
 MAX_SPLIT_AGENTS = 2_000
@@ -93,31 +91,6 @@ def check_week(raw: Any) -> str:
     return raw
 
 
-def check_energy_types(raw: Any) -> tuple[str, ...]:
-    if raw is None:
-        return formats.DEFAULT_ENERGY_TYPES
-    if not isinstance(raw, list) or len(raw) > 32:
-        raise ProtocolError(E_BAD_REQUEST, "energy_types must be a list of at most 32 codes")
-    try:
-        return formats.check_energy_types(raw)
-    except ValueError as exc:
-        raise ProtocolError(E_BAD_REQUEST, str(exc)) from exc
-
-
-def check_bucket_labels(raw: Any, week: str) -> tuple[str, ...]:
-    if raw is None:
-        return week_labels(week)
-    if (
-        not isinstance(raw, list)
-        or len(raw) != BUCKET_COUNT
-        or not all(isinstance(x, str) and 0 < len(x) <= 20 for x in raw)
-    ):
-        raise ProtocolError(
-            E_BAD_REQUEST, f"bucket_labels must list {BUCKET_COUNT} labels of 1-20 characters"
-        )
-    return tuple(raw)
-
-
 # --- the split -------------------------------------------------------------------------------------
 
 
@@ -147,33 +120,10 @@ def _rejected(errors: list[dict[str, Any]], digest: str) -> dict[str, Any]:
     return result
 
 
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError("non-finite number")
-    return value
-
-
-def _bounded_int(text: str) -> int:
-    if len(text) > 300:
-        raise ValueError("integer too large")
-    return int(text)
-
-
-def _reject_constant(name: str) -> float:
-    raise ValueError("non-finite number")
-
-
 def _from_json(plaintext: bytes, week: str) -> tuple[dict[str, dict[str, Any]], list, dict]:
     """{acronym: {kind: payload|None}}, file errors, {} (JSON has no Excel rows)."""
     try:
-        doc = strict_json_loads(
-            plaintext.decode("utf-8"),
-            max_values=MAX_BATCH_JSON_VALUES,
-            parse_constant=_reject_constant,
-            parse_float=_finite_float,
-            parse_int=_bounded_int,
-        )
+        doc = parse_json(plaintext, max_values=MAX_BATCH_JSON_VALUES)
     except JsonRefused as exc:
         return {}, [_file_error("(file)", exc.rule)], {}
     except (ValueError, UnicodeDecodeError):

@@ -26,16 +26,22 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from enclave_bridge.wire.protocol import E_BAD_REQUEST, ProtocolError, strict_json_loads
+from enclave_bridge.wire.protocol import (
+    E_BAD_REQUEST,
+    MAX_JSON_VALUES,
+    ProtocolError,
+    strict_json_loads,
+)
 from prudencial.domain import formats
-from prudencial.domain.market import BUCKETS
+from prudencial.domain.market import BUCKET_COUNT
+
+from .registry import parse_entries
 
 KINDS = formats.KINDS
 SCHEMA_IDS = formats.SCHEMA_IDS
 ROW_LISTS = formats.ROW_LISTS
 MAX_ERRORS = formats.MAX_ERRORS
 DEFAULT_TYPES = formats.DEFAULT_ENERGY_TYPES
-MAX_REGISTRY = 100_000  # registered agents the host may bind an envelope to
 
 
 @dataclass
@@ -274,18 +280,57 @@ def _schema_errors(
         errors.add(tuple(parts), rule)
 
 
-def _check_registry(registry: Any) -> dict[str, str] | None:
-    if registry is None:
+MAX_ENERGY_TYPES = 64  # codes in one week's list: bounds the schemas compiled per request
+
+
+def check_energy_types(raw: Any, name: str = "energy_types") -> tuple[str, ...]:
+    """A week's energy types from the host: absent, the documented default; present, a list of
+    at most MAX_ENERGY_TYPES codes under the domain's rule (``formats.check_energy_types``, the
+    one the schemas and the sheets use)."""
+    if raw is None:
+        return DEFAULT_TYPES
+    rule = (
+        f"{name} must list 1 to {MAX_ENERGY_TYPES} energy type codes "
+        "(lower case, digits, _), each once"
+    )
+    if (
+        not isinstance(raw, list | tuple)
+        or len(raw) > MAX_ENERGY_TYPES
+        or not all(isinstance(code, str) for code in raw)  # set() below needs hashable items
+    ):
+        raise ProtocolError(E_BAD_REQUEST, rule)
+    try:
+        return formats.check_energy_types(raw)
+    except ValueError:
+        raise ProtocolError(E_BAD_REQUEST, rule) from None
+
+
+def check_bucket_labels(raw: Any, name: str = "bucket_labels") -> tuple[str, ...] | None:
+    """The week's month labels (the XLSX template's), one per bucket, 1-20 characters each;
+    None when the host sends none."""
+    if raw is None:
         return None
     if (
-        not isinstance(registry, dict)
-        or len(registry) > MAX_REGISTRY
-        or not all(
-            isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in registry.items()
-        )
+        not isinstance(raw, list | tuple)
+        or len(raw) != BUCKET_COUNT
+        or not all(isinstance(x, str) and 0 < len(x) <= 20 for x in raw)
     ):
+        raise ProtocolError(
+            E_BAD_REQUEST, f"{name} must list {BUCKET_COUNT} labels of 1-20 characters"
+        )
+    return tuple(raw)
+
+
+def _check_registry(registry: Any) -> dict[str, str] | None:
+    """An inline registry (CNPJ → acronym), under the rules of a staged one (registry.py)."""
+    if registry is None:
+        return None
+    if not isinstance(registry, dict):
         raise ProtocolError(E_BAD_REQUEST, "expected.registry must map CNPJ (text) to acronym")
-    return {k: v for k, v in registry.items() if v is not None}
+    return parse_entries(
+        [{"cnpj": cnpj, "acronym": acronym} for cnpj, acronym in registry.items()],
+        name="expected.registry",
+    )
 
 
 def check_expected(expected: Any) -> dict[str, Any]:
@@ -307,28 +352,12 @@ def check_expected(expected: Any) -> dict[str, Any]:
     out: dict[str, Any] = {
         "agent": {"acronym": agent["acronym"], "cnpj": agent["cnpj"]},
         "week": week,
-        "energy_types": DEFAULT_TYPES,
+        "energy_types": check_energy_types(expected.get("energy_types"), "expected.energy_types"),
         "registry": _check_registry(expected.get("registry")),
     }
-    types = expected.get("energy_types")
-    if types is not None:
-        try:
-            if not isinstance(types, list | tuple) or len(types) > 64:
-                raise ValueError
-            out["energy_types"] = formats.check_energy_types(types)
-        except ValueError:
-            raise ProtocolError(
-                E_BAD_REQUEST, "expected.energy_types must list energy type codes, each once"
-            ) from None
-    labels = expected.get("bucket_labels")
+    labels = check_bucket_labels(expected.get("bucket_labels"), "expected.bucket_labels")
     if labels is not None:
-        if (
-            not isinstance(labels, list | tuple)
-            or len(labels) != len(BUCKETS)
-            or not all(isinstance(x, str) and 0 < len(x) <= 20 for x in labels)
-        ):
-            raise ProtocolError(E_BAD_REQUEST, "expected.bucket_labels must list 7 labels")
-        out["bucket_labels"] = tuple(labels)
+        out["bucket_labels"] = labels
     return out
 
 
@@ -357,11 +386,13 @@ def _bounded_int(text: str) -> int:
     return int(text)
 
 
-def parse_json(plaintext: bytes) -> Any:
+def parse_json(plaintext: bytes, *, max_values: int = MAX_JSON_VALUES) -> Any:
     """Strict JSON: UTF-8, finite numbers only (no NaN/Infinity, no 1e999), checked while parsing;
-    no duplicate keys and bounded nesting (``JsonRefused`` names the rule)."""
+    no duplicate keys, bounded nesting and at most ``max_values`` values (``JsonRefused`` names
+    the rule). One agent's envelope and a batch file (split.py) are read by this same parser."""
     return strict_json_loads(
         plaintext.decode("utf-8"),
+        max_values=max_values,
         parse_constant=_reject_constant,
         parse_float=_finite_float,
         parse_int=_bounded_int,

@@ -575,3 +575,42 @@ def test_no_exception_class_ends_a_request_thread_or_leaves_a_nonce_open(tmp_pat
             assert decode_message(read_frame_bytes(sock, max_frame=1 << 20))["result"]["status"]
     finally:
         server.stop()
+
+
+def test_one_check_for_energy_types_bucket_labels_and_the_registry():
+    """validate's binding and split's args go through the same checks: energy types by the
+    domain's rule (formats.check_energy_types), the same bucket-label rule, and an inline
+    registry by the staged registry's parser (registry.parse_entries, CNPJ_PATTERN of
+    prudencial.domain.identifiers)."""
+    from enclave_bridge.enclave import registry, service, split, validation
+    from enclave_bridge.wire.protocol import ProtocolError
+    from prudencial.domain.identifiers import CNPJ_PATTERN
+
+    assert service.check_energy_types is validation.check_energy_types
+    assert service.check_bucket_labels is validation.check_bucket_labels
+    assert split.parse_json is validation.parse_json
+    for name in ("_finite_float", "_bounded_int", "_reject_constant", "check_energy_types"):
+        assert not hasattr(split, name), name
+    assert registry._CNPJ.pattern == CNPJ_PATTERN
+    assert validation.check_energy_types(None) == formats.DEFAULT_ENERGY_TYPES
+    assert validation.check_energy_types(["a_1", "b"]) == ("a_1", "b")
+    for bad in ([], ["A"], ["a", "a"], [{"x": 1}], "abc", ["a"] * 65, [f"t{n}" for n in range(65)]):
+        with pytest.raises(ProtocolError, match="energy_types must list 1 to 64"):
+            validation.check_energy_types(bad)
+        with pytest.raises(ProtocolError, match="expected.energy_types"):
+            validation.check_expected({"agent": agent(1), "week": WEEK, "energy_types": bad})
+    with pytest.raises(ProtocolError, match="expected.bucket_labels must list 7"):
+        validation.check_expected({"agent": agent(1), "week": WEEK, "bucket_labels": ["M"] * 3})
+    who = agent(2)
+    assert validation.check_expected(
+        {"agent": who, "week": WEEK, "registry": {who["cnpj"]: who["acronym"]}}
+    )["registry"] == {who["cnpj"]: who["acronym"]}
+    for bad, rule in (
+        ({"1122233300018": "CM1"}, r"expected.registry\[0\].cnpj"),
+        ({"11222333000181\n": "CM1"}, r"expected.registry\[0\].cnpj"),
+        ({"11222333000181": "CM\n1"}, r"expected.registry\[0\].acronym"),
+        ({"11222333000181": None}, r"expected.registry\[0\].acronym"),
+        (["11222333000181"], "expected.registry must map"),
+    ):
+        with pytest.raises(ProtocolError, match=rule):
+            validation.check_expected({"agent": who, "week": WEEK, "registry": bad})
