@@ -1,9 +1,12 @@
 """Reads of the submissions app. A verdict is verified again every time it is read.
 
 The status people see is the one inside the enclave's signed answer, checked now: the JWS
-against the signing key registered from an attestation (``EnclaveKey``), its request id, nonce
-and operation, and the digest of the args it answers, recomputed from the stored args and the
-submission's own envelope. A verdict that does not verify is shown as ``unverified`` — never as
+against a signing key whose stored attestation document verifies again with the deployment's
+trust root and PCRs and binds that key (``gateway.trusted_signing_key``: a key row alone is not
+trusted), its request id, nonce and operation, the digest of the args it answers, recomputed
+from the stored args and the submission's own envelope (a batch's: the batch's envelope), and
+those args themselves: the submission's kind, agent (acronym and CNPJ) and week (a batch's: its
+week and declared agents). A verdict that does not verify is shown as ``unverified`` — never as
 accepted — whatever its row says. The current version of an agent's kind in a week is its latest
 version whose verified verdict is accepted.
 """
