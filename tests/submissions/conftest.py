@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -187,8 +188,9 @@ def _database_url(db: dict) -> str:
 
 @pytest.fixture
 def worker(transactional_db, enclave_settings, stack, tmp_path):
-    """A real `celery worker` on this run's Redis (its own DB index, so its default queue is
-    ours alone), against this test's committed database and the enclave process."""
+    """A real `celery worker` on its own queue (pytest-xdist runs several such workers on one
+    Redis: each must take only its own test's tasks), against this test's committed database
+    and the enclave process."""
     from django.conf import settings
 
     from config.celery_app import app as celery_app
@@ -199,6 +201,7 @@ def worker(transactional_db, enclave_settings, stack, tmp_path):
     if "postgresql" not in db["ENGINE"]:
         pytest.skip("set DATABASE_URL to PostgreSQL: a worker process cannot open SQLite in memory")
     log = tmp_path / "worker.log"
+    queue = f"submissions-test-{uuid.uuid4().hex}"
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
@@ -215,7 +218,7 @@ def worker(transactional_db, enclave_settings, stack, tmp_path):
         process = subprocess.Popen(
             [
                 sys.executable, "-m", "celery", "-A", "config.celery_app", "worker",
-                "--pool=solo", "-n", f"submissions-{os.getpid()}@%h", "--without-gossip",
+                "--pool=solo", "-Q", queue, "-n", f"{queue}@%h", "--without-gossip",
                 "--without-mingle", "--without-heartbeat", "--loglevel=DEBUG",
             ],
             cwd=PROJECT_DIR,
@@ -223,12 +226,14 @@ def worker(transactional_db, enclave_settings, stack, tmp_path):
             stdout=out,
             stderr=subprocess.STDOUT,
         )  # fmt: skip
-    eager = celery_app.conf.task_always_eager
+    eager, default_queue = celery_app.conf.task_always_eager, celery_app.conf.task_default_queue
     celery_app.conf.task_always_eager = False
+    celery_app.conf.task_default_queue = queue  # what this test sends goes to its worker only
     try:
-        yield {"process": process, "log": log}
+        yield {"process": process, "log": log, "queue": queue}
     finally:
         celery_app.conf.task_always_eager = eager
+        celery_app.conf.task_default_queue = default_queue
         process.terminate()
         try:
             process.wait(timeout=30)
