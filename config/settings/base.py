@@ -208,7 +208,9 @@ PRUDENCIAL_API_MAX_LIMIT = int(os.environ.get("API_MAX_PAGE_LIMIT", "500"))  # ?
 
 # --- Submissions (prudencial.submissions; docs/formats.md) -----------------------------------
 # One agent's envelope (the JWE text) at most this many bytes; within the API's body limit.
-PRUDENCIAL_SUBMISSION_MAX_BYTES = int(os.environ.get("SUBMISSION_MAX_BYTES", str(2_097_152)))  # 2 MiB
+PRUDENCIAL_SUBMISSION_MAX_BYTES = int(
+    os.environ.get("SUBMISSION_MAX_BYTES", str(2_097_152))
+)  # 2 MiB
 # A batch's envelope (JSON or XLSX covering many agents): at most 7 MiB, so that it fits the
 # enclave's 8 MiB request frame with its args; its route alone accepts a body of up to
 # PRUDENCIAL_BATCH_MAX_BODY_BYTES (prudencial.middleware; every other route keeps the default).
@@ -268,7 +270,9 @@ ACCESS_TOKEN_LIFETIME = timedelta(days=int(os.environ.get("ACCESS_TOKEN_LIFETIME
 ACCESS_TOKEN_LIMIT_PER_USER = int(os.environ.get("ACCESS_TOKEN_LIMIT_PER_USER", "20"))
 # CCEE staff enter the admin with password and a TOTP code (django-otp); never off in production.
 ACCESS_ADMIN_REQUIRE_SECOND_FACTOR = env_bool("ACCESS_ADMIN_REQUIRE_SECOND_FACTOR", True)
-ACCESS_TOTP_ENROLMENT_MAX_AGE = timedelta(hours=int(os.environ.get("ACCESS_TOTP_ENROLMENT_HOURS", "24")))
+ACCESS_TOTP_ENROLMENT_MAX_AGE = timedelta(
+    hours=int(os.environ.get("ACCESS_TOTP_ENROLMENT_HOURS", "24"))
+)
 OTP_TOTP_ISSUER = "CCEE Monitoramento Prudencial"
 # Database roles of the application (comma-separated) when they differ from the role that runs
 # migrations: the audit migration leaves them only INSERT and SELECT on the audit table.

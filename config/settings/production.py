@@ -65,7 +65,9 @@ if ENCLAVE_ROOT_SHA256 != AWS_NITRO_ROOT_SHA256:
     )
 ENCLAVE_TRUST_ROOT = "aws"  # the packaged AWS root, checked against the pinned fingerprint
 if not env_bool("ACCESS_ADMIN_REQUIRE_SECOND_FACTOR", True):
-    raise ImproperlyConfigured("The admin's second factor (TOTP) cannot be turned off in production.")
+    raise ImproperlyConfigured(
+        "The admin's second factor (TOTP) cannot be turned off in production."
+    )
 if env_bool("ENCLAVE_ALLOW_DEBUG", False):
     raise ImproperlyConfigured("Debug-mode enclaves (zero PCRs) are never accepted in production.")
 if ENCLAVE_EXPECTED_PCRS == "measure":  # noqa: F405

@@ -16,9 +16,7 @@ urlpatterns = [
     path("agents/<int:pk>/", views.AgentDetailView.as_view(), name="agent-detail"),
     path("registry/feed/", RegistryFeedView.as_view(), name="registry-feed"),
     path("registry/lookup/", public.RegistryLookupView.as_view(), name="registry-lookup"),
-    path(
-        "schemas/portfolio.json", public.PortfolioSchemaView.as_view(), name="schema-portfolio"
-    ),
+    path("schemas/portfolio.json", public.PortfolioSchemaView.as_view(), name="schema-portfolio"),
     path(
         "schemas/counterparties.json",
         public.CounterpartiesSchemaView.as_view(),
