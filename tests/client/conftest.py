@@ -69,7 +69,8 @@ def relay(enclave_client) -> RelayApi:
 
 # --- the platform: live server, PostgreSQL, the enclave's keys registered, a real worker -------
 
-from tests.submissions.conftest import worker  # noqa: E402,F401 - a real Celery worker fixture
+# A real Celery worker, and the host's enclave settings for the stack below.
+from tests.submissions.conftest import enclave_settings, worker  # noqa: E402,F401
 
 
 @pytest.fixture
@@ -79,18 +80,7 @@ def stack(enclave):
 
 
 @pytest.fixture
-def enclave_settings(settings, stack):
-    settings.ENCLAVE_ADDRESS = stack.address
-    settings.ENCLAVE_KMS_KEY_ID = stack.kms_key_id
-    settings.ENCLAVE_TRUST_ROOT = str(stack.trust_root_path)
-    settings.ENCLAVE_EXPECTED_PCRS = "measure"
-    settings.ENCLAVE_ALLOW_DEBUG = False
-    settings.ENCLAVE_PASS_AWS_CREDENTIALS = False
-    return settings
-
-
-@pytest.fixture
-def host_enclave(transactional_db, enclave_settings, stack):
+def host_enclave(transactional_db, enclave_settings, stack):  # noqa: F811 (a fixture)
     """The running enclave's keys verified and registered by the host (the gateway)."""
     from enclave_bridge import gateway
 
