@@ -65,6 +65,8 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "prudencial.access",  # expiring tokens, the admin's second factor, the access audit
+    "prudencial.closing",  # the weekly closing, signed results, agents' decisions, publication
+    "prudencial.alerts",  # cases opened by results beyond the week's bands
     "seal",
     "enclave_bridge",
 ]

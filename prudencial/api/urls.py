@@ -39,6 +39,9 @@ urlpatterns = [
     # Submissions: weeks/{code}/agents/{id}/portfolio|counterparties|submissions/, weeks/{code}/
     # batch|progress/, batches/{id}/ (prudencial.submissions.urls).
     path("", include("prudencial.submissions.urls")),
+    path("", include("prudencial.closing.urls")),
+    path("", include("prudencial.alerts.urls")),
+    path("", include("seal.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
 ]

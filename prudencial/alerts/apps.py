@@ -1,0 +1,12 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class AlertsConfig(AppConfig):
+    """Alerts and cases: a result beyond the week's FA bands or concentration limits opens a case
+    with a response deadline, assignment, comments and a closing decision."""
+
+    name = "prudencial.alerts"
+    label = "alerts"
+    verbose_name = _("Alertas e casos")
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,12 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class ClosingConfig(AppConfig):
+    """The weekly closing: the week shipped to the enclave, its signed results, agents' decisions
+    (send or cancel), corrections and publication."""
+
+    name = "prudencial.closing"
+    label = "closing"
+    verbose_name = _("Fechamento semanal")
+    default_auto_field = "django.db.models.BigAutoField"

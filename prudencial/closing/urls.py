@@ -1,0 +1,5 @@
+"""API routes of this app (mounted under /api/v1/ by prudencial.api.urls)."""
+
+from django.urls import path  # noqa: F401
+
+urlpatterns: list = []
