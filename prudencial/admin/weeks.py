@@ -33,6 +33,8 @@ from prudencial.admin.common import (
     adopt,
     error_messages,
 )
+from prudencial.domain import alerts as alert_rules
+from prudencial.domain.errors import DomainError
 from prudencial.domain.market import BUCKET_COUNT, month_label
 from prudencial.exceptions import TransitionError
 from prudencial.models import ParameterBucket, RiskParameters, Week, WeekStatus
@@ -43,6 +45,7 @@ from prudencial.services.parameters import (
     FROZEN_STATUSES,
     PARAMETER_FIELDS,
     parameters_save,
+    rule_message,
     validate_correlation,
 )
 from prudencial.services.weeks import (
@@ -267,6 +270,10 @@ class RiskParametersForm(forms.ModelForm):
             "netting",
             "sigma_period",
             "fa_alert_threshold",
+            "fa_bands",
+            "concentration_limit_largest",
+            "concentration_limit_top_five",
+            "case_response_days",
             "pld_history",
             "energy_types",
             "energy_spreads",
@@ -281,6 +288,15 @@ class RiskParametersForm(forms.ModelForm):
     def clean_pld_history(self) -> Any:
         """Blank means "no history yet" (an empty list); the service checks the prices."""
         return self.cleaned_data.get("pld_history") or []
+
+    def clean_fa_bands(self) -> Any:
+        """The bands' rule at the field (prudencial.domain.alerts), naming the band at fault."""
+        value = self.cleaned_data.get("fa_bands")
+        try:
+            bands = alert_rules.parse_bands(value)
+        except DomainError as exc:
+            raise ValidationError(f"{exc.field}: {rule_message(exc)}") from None
+        return [b.to_dict() for b in bands]
 
     def clean_correlation(self) -> Any:
         value = self.cleaned_data.get("correlation")
@@ -395,7 +411,23 @@ class RiskParametersAdmin(
                 ),
             },
         ),
-        (_("Período sombra e alerta"), {"fields": ("k", "theta", "fa_alert_threshold")}),
+        (_("Período sombra"), {"fields": ("k", "theta")}),
+        (
+            _("Alertas e casos"),
+            {
+                "fields": (
+                    "fa_alert_threshold",
+                    "fa_bands",
+                    "concentration_limit_largest",
+                    "concentration_limit_top_five",
+                    "case_response_days",
+                ),
+                "description": _(
+                    "Sem faixas nem limites oficiais publicados: um FA numa faixa ou uma "
+                    "concentração acima do limite abre um caso (docs/alerts.md)."
+                ),
+            },
+        ),
         (_("Resumo da curva"), {"fields": ("curve_summary", "bucket_history_link")}),
     )
 

@@ -62,6 +62,11 @@ class ParametersOutputSerializer(serializers.ModelSerializer):
             "k",
             "theta",
             "fa_alert_threshold",
+            # Alerts (docs/alerts.md): the FA bands and the concentration limits of the week.
+            "fa_bands",
+            "concentration_limit_largest",
+            "concentration_limit_top_five",
+            "case_response_days",
             "correlation",
             "buckets",
             # The price-source rule's inputs (docs/formats.md): what fa-preview needs to price

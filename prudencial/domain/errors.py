@@ -50,6 +50,13 @@ RULES: dict[str, str] = {
     "zero_by_definition": "must be 0 (conventional is the submarket's curve by definition)",
     "no_network_class": "is {agent_class}: distributors are exempt from reporting and have no "
     "network class",
+    # Alert parameters (prudencial/domain/alerts.py).
+    "band_count": "must list 1 to {n} bands",
+    "band_code": "must be a band code (lower case letter, then lower case, digits or _), each once",
+    "band_order": "must be greater than the previous band's start ({previous})",
+    "alert_band": "must keep the bands in increasing order (it moves the '{code}' band's start)",
+    "limit_order": "must not exceed the five largest counterparties' limit ({other})",
+    "threshold_band": "must equal the start of the '{code}' band ({start})",
 }
 
 

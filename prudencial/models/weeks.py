@@ -9,6 +9,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
+from prudencial.domain import alerts as alert_rules
 from prudencial.domain.calendar import WEEK_CODE_PATTERN
 from prudencial.domain.formats import CONTRACT_TYPES, DEFAULT_ENERGY_TYPES
 from prudencial.domain.market import (  # noqa: F401 (SUBMARKETS, month_label: re-exported)
@@ -28,6 +29,11 @@ MSG_K_THETA = _("K e θ não podem ser negativos.")
 MSG_BUCKET_INDEX = _("O bucket deve estar entre M+0 e M+6.")
 MSG_VOLATILITY = _("A volatilidade não pode ser negativa.")
 MSG_PRICES = _("Preços futuros e de estresse não podem ser negativos.")
+MSG_CONCENTRATION_LIMITS = _(
+    "Os limites de concentração devem ser positivos, e o da maior contraparte não pode exceder "
+    "o das cinco maiores."
+)
+MSG_CASE_RESPONSE_DAYS = _("O prazo de resposta de um caso deve ser de 1 a 60 dias úteis.")
 
 
 def default_energy_types() -> list[str]:
@@ -43,6 +49,11 @@ def default_energy_spreads() -> dict[str, list[float]]:
 def default_contract_spreads() -> dict[str, list[float]]:
     """Zero for every contract type."""
     return {t: [0.0] * BUCKET_COUNT for t in CONTRACT_TYPES}
+
+
+def default_fa_bands() -> list[dict]:
+    """One "alert" band from the default fa_alert_threshold (1.0): the threshold's meaning."""
+    return alert_rules.default_fa_bands()
 
 
 class WeekStatus(models.TextChoices):
@@ -219,6 +230,36 @@ class RiskParameters(models.Model):
         default=1,
         help_text=_("Sem faixas oficiais publicadas: a CCEE define o alerta aqui."),
     )
+    # Alerts and cases (prudencial.domain.alerts, docs/alerts.md): CCEE publishes no bands nor
+    # limits, so they are week parameters with documented defaults.
+    fa_bands = models.JSONField(
+        _("faixas do FA"),
+        default=default_fa_bands,
+        help_text=_(
+            'JSON em ordem crescente, ex. [{"code": "attention", "from": 0.8}, '
+            '{"code": "alert", "from": 1.0}]: o FA está na maior faixa cujo início alcança '
+            "(FA ≥ início). O início da faixa 'alert' é o limiar de alerta do FA."
+        ),
+    )
+    concentration_limit_largest = models.DecimalField(
+        _("limite de concentração na maior contraparte (fração do PLA)"),
+        max_digits=8,
+        decimal_places=4,
+        default=alert_rules.DEFAULT_CONCENTRATION_LIMIT_LARGEST,
+        help_text=_("Excedido quando a exposição à maior contraparte / PLA é maior que ele; 0,25."),
+    )
+    concentration_limit_top_five = models.DecimalField(
+        _("limite de concentração nas cinco maiores contrapartes (fração do PLA)"),
+        max_digits=8,
+        decimal_places=4,
+        default=alert_rules.DEFAULT_CONCENTRATION_LIMIT_TOP_FIVE,
+        help_text=_("Excedido quando a soma das cinco maiores exposições / PLA é maior; 1,0."),
+    )
+    case_response_days = models.PositiveSmallIntegerField(
+        _("prazo de resposta de um caso (dias úteis)"),
+        default=alert_rules.DEFAULT_CASE_RESPONSE_DAYS,
+        help_text=_("Dias úteis (sem fins de semana nem feriados nacionais) após a abertura."),
+    )
     updated_at = models.DateTimeField(_("data de atualização dos parâmetros"), auto_now=True)
 
     history = HistoricalRecords(
@@ -250,6 +291,22 @@ class RiskParameters(models.Model):
                 name="parameters_k_theta_nonnegative",
                 violation_error_message=MSG_K_THETA,
             ),
+            models.CheckConstraint(
+                condition=models.Q(
+                    concentration_limit_largest__gt=0,
+                    concentration_limit_largest__lte=models.F("concentration_limit_top_five"),
+                ),
+                name="parameters_concentration_limits",
+                violation_error_message=MSG_CONCENTRATION_LIMITS,
+            ),
+            models.CheckConstraint(
+                condition=models.Q(
+                    case_response_days__gte=1,
+                    case_response_days__lte=alert_rules.MAX_CASE_RESPONSE_DAYS,
+                ),
+                name="parameters_case_response_days_range",
+                violation_error_message=MSG_CASE_RESPONSE_DAYS,
+            ),
         ]
 
     def __str__(self) -> str:
@@ -270,6 +327,14 @@ class RiskParameters(models.Model):
         for name in ("k", "theta"):
             if getattr(self, name) is not None and getattr(self, name) < 0:
                 errors[name] = MSG_K_THETA
+        largest, top_five = self.concentration_limit_largest, self.concentration_limit_top_five
+        if largest is not None and (largest <= 0 or (top_five is not None and largest > top_five)):
+            errors["concentration_limit_largest"] = MSG_CONCENTRATION_LIMITS
+        if top_five is not None and top_five <= 0:
+            errors["concentration_limit_top_five"] = MSG_CONCENTRATION_LIMITS
+        days = self.case_response_days
+        if days is not None and not 1 <= days <= alert_rules.MAX_CASE_RESPONSE_DAYS:
+            errors["case_response_days"] = MSG_CASE_RESPONSE_DAYS
         if errors:
             raise ValidationError(errors)
 

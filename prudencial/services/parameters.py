@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from simple_history.utils import bulk_create_with_history
 
+from prudencial.domain import alerts as alert_rules
 from prudencial.domain.errors import DomainError
 from prudencial.domain.market import BUCKET_COUNT, SUBMARKETS, add_months
 from prudencial.domain.parameters import check_week_parameters
@@ -50,6 +51,10 @@ PARAMETER_FIELDS = (
     "netting",
     "sigma_period",
     "fa_alert_threshold",
+    "fa_bands",
+    "concentration_limit_largest",
+    "concentration_limit_top_five",
+    "case_response_days",
     "pld_history",
     "energy_types",
     "energy_spreads",
@@ -57,7 +62,16 @@ PARAMETER_FIELDS = (
     "forward_curves",
 )
 REQUIRED_FIELDS = ("first_month", "correlation", "pld_floor", "pld_cap")
-_DECIMAL_FIELDS = {"pld_floor", "pld_cap", "confidence", "k", "theta", "fa_alert_threshold"}
+_DECIMAL_FIELDS = {
+    "pld_floor",
+    "pld_cap",
+    "confidence",
+    "k",
+    "theta",
+    "fa_alert_threshold",
+    "concentration_limit_largest",
+    "concentration_limit_top_five",
+}
 
 #: The domain's rules (prudencial.domain.errors.RULES) in the host's languages; pt-BR first,
 #: English in locale/en. tests/domain checks every rule has its sentence here.
@@ -111,6 +125,19 @@ RULE_MESSAGES = {
     "no_network_class": gettext_lazy(
         "é %(agent_class)s: distribuidores são isentos de envio e não têm classe na rede"
     ),
+    "band_count": gettext_lazy("deve listar de 1 a %(n)s faixas"),
+    "band_code": gettext_lazy(
+        "deve ser um código de faixa (letra minúscula, depois minúsculas, dígitos ou _), "
+        "cada um uma vez"
+    ),
+    "band_order": gettext_lazy("deve ser maior que o início da faixa anterior (%(previous)s)"),
+    "alert_band": gettext_lazy(
+        "deve manter as faixas em ordem crescente (ele move o início da faixa '%(code)s')"
+    ),
+    "limit_order": gettext_lazy(
+        "não pode exceder o limite das cinco maiores contrapartes (%(other)s)"
+    ),
+    "threshold_band": gettext_lazy("deve ser igual ao início da faixa '%(code)s' (%(start)s)"),
 }
 
 _FORWARD = re.compile(r"^forward_prices\.(SE|S|NE|N)\[(\d)\]$")
@@ -220,6 +247,50 @@ def check_parameters(parameters: RiskParameters, buckets: Sequence[ParameterBuck
         raise domain_validation_error(exc) from exc
 
 
+def _threshold(value: float) -> Decimal:
+    return Decimal(str(value)).quantize(Decimal("0.0001"))
+
+
+def alert_parameters(parameters: RiskParameters) -> alert_rules.AlertParameters:
+    """The week's alert parameters, checked by the domain's rules (prudencial.domain.alerts);
+    a ValidationError names the field (fa_bands[1].from) and the rule."""
+    try:
+        return alert_rules.check_alert_parameters(
+            {
+                "fa_bands": parameters.fa_bands,
+                "concentration_limit_largest": parameters.concentration_limit_largest,
+                "concentration_limit_top_five": parameters.concentration_limit_top_five,
+                "case_response_days": parameters.case_response_days,
+            }
+        )
+    except DomainError as exc:
+        raise domain_validation_error(exc) from exc
+
+
+def sync_alert_threshold(parameters: RiskParameters, fields: Mapping[str, Any]) -> None:
+    """fa_alert_threshold and fa_bands say one thing: the threshold is the start of the "alert"
+    band (else of the highest). Changing the bands moves the threshold; changing only the
+    threshold moves that band; changing both so they disagree is refused, naming the threshold."""
+    try:
+        if "fa_bands" in fields:
+            bands = alert_rules.parse_bands(parameters.fa_bands)
+            parameters.fa_bands = [b.to_dict() for b in bands]  # as floats, in one shape
+            derived = _threshold(alert_rules.alert_threshold(bands))
+            given = fields.get("fa_alert_threshold")
+            if given is not None and _threshold(given) != derived:
+                band = next((b for b in bands if b.code == alert_rules.ALERT_BAND), bands[-1])
+                raise DomainError(
+                    "fa_alert_threshold", "threshold_band", code=band.code, start=f"{band.start:g}"
+                )
+            parameters.fa_alert_threshold = derived
+        elif "fa_alert_threshold" in fields and parameters.fa_alert_threshold is not None:
+            parameters.fa_bands = alert_rules.bands_with_threshold(
+                parameters.fa_bands, float(parameters.fa_alert_threshold)
+            )
+    except DomainError as exc:
+        raise domain_validation_error(exc) from exc
+
+
 def _bucket_errors(exc: ValidationError) -> list[str]:
     return [
         f"{ParameterBucket._meta.get_field(f).verbose_name}: {m}" if f in BUCKET_FIELDS else str(m)
@@ -286,6 +357,8 @@ def parameters_save(
             setattr(current, field, value)
             changed = True
     validate_correlation(current.correlation)
+    sync_alert_threshold(current, fields)
+    alert_parameters(current)
     current.full_clean(exclude=["week"], validate_unique=False, validate_constraints=False)
 
     existing = {} if creating else {b.index: b for b in current.buckets.all()}
