@@ -381,6 +381,12 @@ PRUDENCIAL_PERMISSIONS_BY_ROLE = {
     "represents": ["view_agent", "submit_agent_data"],
 }
 
+# --- Alerts and cases (docs/alerts.md) -------------------------------------------------------
+# Who on CCEE's side is e-mailed when a case opens or a closing is delayed: these addresses
+# (comma-separated) when set, otherwise the active staff members of ALERTS_STAFF_GROUP.
+ALERTS_STAFF_EMAILS = env_list("ALERTS_STAFF_EMAILS", [])
+ALERTS_STAFF_GROUP = os.environ.get("ALERTS_STAFF_GROUP", "Equipe CCEE")
+
 # --- Enclave (docs/enclave.md, docs/attestation.md) ------------------------------------------
 ENCLAVE_DIR = Path(os.environ.get("ENCLAVE_DIR", VAR_DIR / "enclave"))
 # unix:PATH | tcp:127.0.0.1:PORT | vsock:CID:PORT

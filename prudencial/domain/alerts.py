@@ -155,7 +155,7 @@ def bands_with_threshold(
     try:
         return [b.to_dict() for b in parse_bands(parsed)]
     except DomainError as exc:
-        raise DomainError("fa_alert_threshold", "alert_band", code=parsed[index].code) from exc
+        raise DomainError("fa_alert_threshold", "alert_band", band=parsed[index].code) from exc
 
 
 def _limit(data: Mapping[str, Any], name: str, default: float) -> float:

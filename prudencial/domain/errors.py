@@ -54,9 +54,9 @@ RULES: dict[str, str] = {
     "band_count": "must list 1 to {n} bands",
     "band_code": "must be a band code (lower case letter, then lower case, digits or _), each once",
     "band_order": "must be greater than the previous band's start ({previous})",
-    "alert_band": "must keep the bands in increasing order (it moves the '{code}' band's start)",
+    "alert_band": "must keep the bands in increasing order (it moves the '{band}' band's start)",
     "limit_order": "must not exceed the five largest counterparties' limit ({other})",
-    "threshold_band": "must equal the start of the '{code}' band ({start})",
+    "threshold_band": "must equal the start of the '{band}' band ({start})",
 }
 
 

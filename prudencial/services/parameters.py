@@ -132,12 +132,12 @@ RULE_MESSAGES = {
     ),
     "band_order": gettext_lazy("deve ser maior que o início da faixa anterior (%(previous)s)"),
     "alert_band": gettext_lazy(
-        "deve manter as faixas em ordem crescente (ele move o início da faixa '%(code)s')"
+        "deve manter as faixas em ordem crescente (ele move o início da faixa '%(band)s')"
     ),
     "limit_order": gettext_lazy(
         "não pode exceder o limite das cinco maiores contrapartes (%(other)s)"
     ),
-    "threshold_band": gettext_lazy("deve ser igual ao início da faixa '%(code)s' (%(start)s)"),
+    "threshold_band": gettext_lazy("deve ser igual ao início da faixa '%(band)s' (%(start)s)"),
 }
 
 _FORWARD = re.compile(r"^forward_prices\.(SE|S|NE|N)\[(\d)\]$")
@@ -280,7 +280,7 @@ def sync_alert_threshold(parameters: RiskParameters, fields: Mapping[str, Any]) 
             if given is not None and _threshold(given) != derived:
                 band = next((b for b in bands if b.code == alert_rules.ALERT_BAND), bands[-1])
                 raise DomainError(
-                    "fa_alert_threshold", "threshold_band", code=band.code, start=f"{band.start:g}"
+                    "fa_alert_threshold", "threshold_band", band=band.code, start=f"{band.start:g}"
                 )
             parameters.fa_alert_threshold = derived
         elif "fa_alert_threshold" in fields and parameters.fa_alert_threshold is not None:
