@@ -10,3 +10,12 @@ class AlertsConfig(AppConfig):
     label = "alerts"
     verbose_name = _("Alertas e casos")
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from prudencial.alerts import receivers
+        from prudencial.closing import signals
+
+        signals.closing_done.connect(receivers.on_closing_done, dispatch_uid="alerts.closing_done")
+        signals.closing_delayed.connect(
+            receivers.on_closing_delayed, dispatch_uid="alerts.closing_delayed"
+        )

@@ -3,7 +3,8 @@
 Staff read, add and change the registry, weeks and parameters and the Celery beat schedules,
 and read the history, the derived permission tables and the enclave's key registry
 (enclave_bridge: EnclaveKey, SealedKeySet), which only the enclave services write, and the
-submissions' metadata (submissions: Submission, Verdict, Batch; never the envelope). They get no delete permission (agents
+submissions' metadata (submissions: Submission, Verdict, Batch; never the envelope), and work the
+alerts' case queue (alerts: view/change cases; their history and e-mails view only). They get no delete permission (agents
 are deactivated, representations ended) and none of the agents' object permissions
 (submit_agent_data, send_leverage_result), which only representations grant. Idempotent: it
 adds what is missing and keeps permissions a superuser added by hand (--exact removes them).
@@ -21,12 +22,18 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
 STAFF_GROUP = "Equipe CCEE"
-EDITABLE_APPS = ("prudencial", "django_celery_beat")
+EDITABLE_APPS = ("prudencial", "django_celery_beat", "alerts")
 # Written only by services (the enclave's key registry; agents' submissions and their signed
 # verdicts, which are append-only): staff may look, never edit.
 VIEW_ONLY_APPS = ("enclave_bridge", "submissions")
 # Written only by services (derived from representations): staff may look, never edit.
-READ_ONLY_MODELS = {"agentuserobjectpermission", "agentgroupobjectpermission"}
+READ_ONLY_MODELS = {
+    "agentuserobjectpermission",
+    "agentgroupobjectpermission",
+    # alerts: a case's history and its e-mails are written only by the alerts services.
+    "caseevent",
+    "alertemail",
+}
 
 
 def staff_permissions() -> list[Permission]:
