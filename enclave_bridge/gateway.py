@@ -839,3 +839,55 @@ def compute_week(
     return gateway().compute_week(
         parameters=parameters, items=items, network=network, timeout=timeout
     )
+
+
+# --- the seal's risk adherence (seal app) ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SignedAdherence:
+    """The enclave's signed `adherence` answer and what proves it: ``args`` are the request's
+    without the envelope (the submission's own), so a stored answer is verified again with the
+    envelope, the args and the JWS (``verify_answer``, op "adherence")."""
+
+    result: dict[str, Any]
+    token: str
+    args: dict[str, Any]
+    args_sha256: str
+    request_id: str
+    nonce: bytes
+    signing_kid: str
+
+
+def risk_adherence(
+    *,
+    envelope: str,
+    agent: Mapping[str, str],
+    week: str,
+    parameters: Mapping[str, Any],
+    limit: float,
+    address: str | None = None,
+) -> SignedAdherence:
+    """The agent's accepted portfolio ``envelope`` of ``week`` under the week's stress
+    scenarios against ``limit`` × PLA, computed in the enclave: ``result`` is ``{week, agent,
+    limit, status: adherent|not_adherent|rejected, margin (fraction of PLA) | None,
+    worst_scenario, reason, errors}`` — no R$ figure (enclave_bridge/enclave/adherence.py)."""
+    args = {
+        "agent": {"acronym": agent["acronym"], "cnpj": agent["cnpj"]},
+        "week": week,
+        "parameters": dict(parameters),
+        "limit": float(limit),
+    }
+    target = gateway(address)
+    answer = target._call(
+        lambda client: client.call_signed("adherence", {**args, "envelope": envelope})
+    )
+    return SignedAdherence(
+        result=answer.result,
+        token=answer.token,
+        args=args,
+        args_sha256=answer.args_sha256,
+        request_id=answer.request_id,
+        nonce=answer.nonce,
+        signing_kid=target.client.signing_kid,
+    )

@@ -28,6 +28,7 @@ from enclave_bridge.wire.protocol import (
     describe_failure,
 )
 
+from .adherence import op_adherence
 from .batches import BatchOps, _Batch
 from .checks import check_envelope, check_kind
 from .compute import CheckPool
@@ -85,6 +86,7 @@ class Service(KeyLifecycle, BatchOps):
             "batch_open": self.op_batch_open,
             "batch_add": self.op_batch_add,
             "compute": self.op_compute,
+            "adherence": lambda req: op_adherence(self, req),
         }
 
     # --- framing of answers ---------------------------------------------------------------------
