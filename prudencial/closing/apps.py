@@ -10,3 +10,7 @@ class ClosingConfig(AppConfig):
     label = "closing"
     verbose_name = _("Fechamento semanal")
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Celery finds the trade network's validation task (admin-export helper).
+        from prudencial.closing import tasks_trade_network  # noqa: F401

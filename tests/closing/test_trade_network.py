@@ -1,0 +1,352 @@
+"""The week's trade network upload (issue 11 item 2): a CCEE staff client posts the encrypted
+``prudencial/contracts/v1`` file; the host checks what it can see (permission, size, the JWE
+header, the kid, the week's state, the Idempotency-Key) and stores the ciphertext; the enclave
+validates it and its signed verdict is stored and verified whenever it is read.
+
+Host-side rules use a registered key without the enclave (``enc_key``); the verdicts come from
+the real enclave process (``enclave``)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.db import DatabaseError, connection, transaction
+
+from prudencial.closing import trade_network
+from prudencial.closing.models import TradeNetworkUpload
+from prudencial.models import Week, WeekStatus
+from tests.submissions import conftest as submission_fixtures
+from tests.submissions.conftest import WEEK, encrypt_for_enclave, fake_jwe, open_week
+
+# The submissions tests' fixtures: the enclave process, its keys, a registered key without it.
+stack = submission_fixtures.stack
+enclave_settings = submission_fixtures.enclave_settings
+enclave = submission_fixtures.enclave
+enc_key = submission_fixtures.enc_key
+
+URL = f"/api/v1/weeks/{WEEK}/trade-network/"
+
+
+def _grant(user) -> None:
+    user.user_permissions.add(
+        Permission.objects.get(content_type__app_label="closing", codename="submit_trade_network")
+    )
+
+
+@pytest.fixture
+def uploader(db):
+    """A CCEE staff member holding closing.submit_trade_network."""
+    from tests.factories import UserFactory
+
+    user = UserFactory(username="rede.ccee", is_staff=True)
+    _grant(user)
+    return user
+
+
+@pytest.fixture
+def api(client_for, uploader):
+    return client_for(uploader)
+
+
+@pytest.fixture
+def week(db):
+    return open_week()
+
+
+def _set_status(week: Week, status: str) -> None:
+    Week.objects.filter(pk=week.pk).update(status=status)
+
+
+def _body(jwe: str, **extra):
+    return {"jwe": jwe, **extra}
+
+
+# --- who may upload ------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_an_agents_user_and_staff_without_the_permission_are_refused(
+    client_for, week, enc_key, staff_user
+):
+    from tests.factories import UserFactory
+
+    agent_user = UserFactory(username="agente.qualquer")
+    for user in (agent_user, staff_user):
+        response = client_for(user).post(URL, _body(fake_jwe()), format="json")
+        assert response.status_code == 403, response.content
+        assert client_for(user).get(URL).status_code == 403
+    assert not TradeNetworkUpload.objects.exists()
+
+
+@pytest.mark.django_db
+def test_anonymous_is_refused(api_client, week, enc_key):
+    assert api_client.post(URL, _body(fake_jwe()), format="json").status_code in (401, 403)
+    assert api_client.get(URL).status_code in (401, 403)
+
+
+@pytest.mark.django_db
+def test_the_service_refuses_a_user_without_the_permission(week, enc_key, staff_user):
+    with pytest.raises(trade_network.Forbidden) as caught:
+        trade_network.trade_network_submit(user=staff_user, week=WEEK, jwe=fake_jwe())
+    assert trade_network.PERMISSION in caught.value.message
+
+
+# --- hostile uploads -------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_oversize_is_413_naming_the_limit(api, week, enc_key, settings):
+    settings.CLOSING_TRADE_NETWORK_MAX_BYTES = 1000
+    jwe = fake_jwe()
+    jwe = jwe + "A" * (1001 - len(jwe))
+    response = api.post(URL, _body(jwe), format="json")
+    assert response.status_code == 413, response.content
+    assert "1000" in json.dumps(response.json(), ensure_ascii=False)
+    assert not TradeNetworkUpload.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "jwe, words",
+    [
+        ("not-a-jwe", "cinco partes"),
+        ("a.b.c.d", "cinco partes"),
+        ("e30.YQ.YQ.YQ.YQ", "alg"),
+    ],
+)
+@pytest.mark.django_db
+def test_a_bad_header_is_400_on_the_field_jwe(api, week, enc_key, jwe, words):
+    response = api.post(URL, _body(jwe), format="json")
+    assert response.status_code == 400, response.content
+    text = json.dumps(response.json(), ensure_ascii=False)
+    assert "jwe" in text and words in text
+    assert not TradeNetworkUpload.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_wrong_algorithm_is_400_naming_the_rule(api, week, enc_key):
+    response = api.post(URL, _body(fake_jwe(alg="RSA1_5")), format="json")
+    assert response.status_code == 400
+    assert "RSA-OAEP-256" in json.dumps(response.json(), ensure_ascii=False)
+
+
+@pytest.mark.django_db
+def test_an_unknown_kid_is_400_naming_the_kid_rule(api, week, enc_key):
+    response = api.post(URL, _body(fake_jwe(kid="nobody-published-this")), format="json")
+    assert response.status_code == 400
+    assert "kid" in json.dumps(response.json(), ensure_ascii=False)
+    assert not TradeNetworkUpload.objects.exists()
+
+
+@pytest.mark.django_db
+def test_an_unknown_week_is_404(api, enc_key):
+    assert (
+        api.post(
+            "/api/v1/weeks/209912001/trade-network/", _body(fake_jwe()), format="json"
+        ).status_code
+        == 404
+    )
+    assert (
+        api.post("/api/v1/weeks/nada/trade-network/", _body(fake_jwe()), format="json").status_code
+        == 404
+    )
+    assert api.get("/api/v1/weeks/209912001/trade-network/").status_code == 404
+
+
+@pytest.mark.parametrize("status", [WeekStatus.OPEN, WeekStatus.CLOSED])
+@pytest.mark.django_db
+def test_open_and_closed_weeks_take_an_upload(
+    api, week, enc_key, status, django_capture_on_commit_callbacks
+):
+    _set_status(week, status)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = api.post(URL, _body(fake_jwe()), format="json")
+    assert response.status_code == 202, response.content
+    body = response.json()
+    assert body["status"] == "received" and body["correction"] is False
+    upload = TradeNetworkUpload.objects.get(pk=body["id"])
+    assert upload.receipt == body["receipt"] and upload.week_id == week.pk
+    assert len(callbacks) == 1  # the validation task, sent after commit
+
+
+@pytest.mark.django_db
+def test_the_task_gets_only_the_uploads_id(
+    api, week, enc_key, monkeypatch, django_capture_on_commit_callbacks
+):
+    from prudencial.closing import tasks_trade_network
+
+    sent = []
+    monkeypatch.setattr(
+        tasks_trade_network.validate_trade_network, "delay", lambda *a, **k: sent.append((a, k))
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.post(URL, _body(fake_jwe()), format="json")
+    assert sent == [((response.json()["id"],), {})]
+
+
+@pytest.mark.parametrize("status", [WeekStatus.COMPUTED, WeekStatus.PUBLISHED])
+@pytest.mark.django_db
+def test_a_computed_week_takes_only_a_correction(api, week, enc_key, status):
+    _set_status(week, status)
+    refused = api.post(URL, _body(fake_jwe()), format="json")
+    assert refused.status_code == 409
+    text = json.dumps(refused.json(), ensure_ascii=False)
+    assert WEEK in text and "correction" in text
+    taken = api.post(URL, _body(fake_jwe(), correction=True), format="json")
+    assert taken.status_code == 202, taken.content
+    assert taken.json()["correction"] is True
+    assert TradeNetworkUpload.objects.filter(correction=True).count() == 1
+
+
+@pytest.mark.django_db
+def test_a_scheduled_week_is_409_naming_its_state(api, week, enc_key):
+    _set_status(week, WeekStatus.SCHEDULED)
+    response = api.post(URL, _body(fake_jwe(), correction=True), format="json")
+    assert response.status_code == 409
+    assert str(WeekStatus.SCHEDULED.label) in json.dumps(response.json(), ensure_ascii=False)
+
+
+@pytest.mark.django_db
+def test_idempotency_key_replays_and_refuses_another_body(api, week, enc_key):
+    jwe = fake_jwe()
+    first = api.post(URL, _body(jwe), format="json", HTTP_IDEMPOTENCY_KEY="rede-1")
+    again = api.post(URL, _body(jwe), format="json", HTTP_IDEMPOTENCY_KEY="rede-1")
+    assert first.status_code == again.status_code == 202
+    assert first.json()["id"] == again.json()["id"]
+    assert TradeNetworkUpload.objects.count() == 1
+    other = api.post(URL, _body(fake_jwe()), format="json", HTTP_IDEMPOTENCY_KEY="rede-1")
+    assert other.status_code == 422
+    assert "Idempotency-Key" in json.dumps(other.json(), ensure_ascii=False)
+    assert TradeNetworkUpload.objects.count() == 1
+    # A retry of what was stored in time is answered even once the week is computed.
+    _set_status(week, WeekStatus.COMPUTED)
+    late = api.post(URL, _body(jwe), format="json", HTTP_IDEMPOTENCY_KEY="rede-1")
+    assert late.status_code == 202 and late.json()["id"] == first.json()["id"]
+
+
+@pytest.mark.django_db
+def test_the_list_has_status_receipt_counts_and_no_contents(api, week, enc_key):
+    jwe = fake_jwe()
+    posted = api.post(URL, _body(jwe), format="json").json()
+    [row] = api.get(URL).json()
+    assert row["id"] == posted["id"] and row["receipt"] == posted["receipt"]
+    assert row["status"] == "pending" and row["verdict_verified"] is False
+    assert row["counts"] == {"contracts": None}
+    assert jwe not in json.dumps(row) and "envelope" not in row and "jwe" not in row
+
+
+@pytest.mark.django_db
+def test_uploads_are_append_only(api, week, enc_key):
+    api.post(URL, _body(fake_jwe()), format="json")
+    upload = TradeNetworkUpload.objects.get()
+    with pytest.raises(PermissionError):
+        upload.delete()
+    table = TradeNetworkUpload._meta.db_table
+    for sql in (f"UPDATE {table} SET size_bytes = 1", f"DELETE FROM {table}"):
+        with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(sql)
+    assert TradeNetworkUpload.objects.get().size_bytes == upload.size_bytes
+
+
+# --- through the real enclave -------------------------------------------------------------------
+
+
+def contracts_file(sellers, buyers, *, price: float = 150.0, week: str = WEEK):
+    return {
+        "schema": "prudencial/contracts/v1",
+        "week": week,
+        "contracts": [
+            {
+                "seller_cnpj": s.cnpj,
+                "buyer_cnpj": b.cnpj,
+                "bucket": i % 7,
+                "volume_mwm": 10.0 + i,
+                "price_brl_mwh": price,
+            }
+            for i, (s, b) in enumerate(zip(sellers, buyers, strict=True))
+        ],
+    }
+
+
+@pytest.fixture
+def market(db):
+    from tests.factories import AgentFactory
+
+    return [AgentFactory(acronym=f"TN{i:02d}", agent_class="trader") for i in range(4)]
+
+
+def _upload_and_validate(api, payload, **extra):
+    response = api.post(URL, _body(encrypt_for_enclave(payload), **extra), format="json")
+    assert response.status_code == 202, response.content
+    verdict = trade_network.trade_network_validate(upload_id=response.json()["id"])
+    return response.json(), verdict
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_upload_gets_the_enclaves_signed_verdict(api, week, enclave, market):
+    payload = contracts_file(market[:3], market[1:])
+    posted, verdict = _upload_and_validate(api, payload)
+    assert verdict.status == "accepted", verdict.errors
+    [row] = api.get(URL).json()
+    assert row["status"] == "accepted" and row["verdict_verified"] is True
+    assert row["counts"] == {"contracts": 3}
+    # Validating again (a redelivered task) keeps the one stored verdict.
+    assert trade_network.trade_network_validate(upload_id=posted["id"]).pk == verdict.pk
+    assert trade_network.latest_accepted(week=week).pk == posted["id"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_bad_contract_is_rejected_by_field_and_row(api, week, enclave, market):
+    payload = contracts_file(market[:2], market[1:3])
+    payload["contracts"][1]["volume_mwm"] = -5.0
+    _posted, verdict = _upload_and_validate(api, payload)
+    assert verdict.status == "rejected"
+    [row] = api.get(URL).json()
+    assert row["status"] == "rejected" and row["verdict_verified"]
+    assert any("volume_mwm" in (e["field"] or "") for e in row["errors"]), row["errors"]
+    assert trade_network.latest_accepted(week=week) is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_tampered_verdict_is_unverified_never_accepted(api, week, enclave, market):
+    from prudencial.closing.models import TradeNetworkVerdict
+
+    posted, verdict = _upload_and_validate(api, contracts_file(market[:2], market[2:]))
+    assert verdict.status == "accepted"
+    with connection.cursor() as cursor:  # what an attacker with the database could do
+        table = TradeNetworkVerdict._meta.db_table
+        cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+        cursor.execute(
+            f"UPDATE {table} SET contracts = 999,"
+            " args = jsonb_set(args::jsonb, '{week}', '\"202303002\"') WHERE id = %s",
+            [verdict.pk],
+        )
+        cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
+    [row] = api.get(URL).json()
+    assert row["status"] == "unverified" and not row["verdict_verified"]
+    assert trade_network.latest_accepted(week=week) is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_canary_never_reaches_the_database_nor_the_logs(api, week, enclave, market, caplog):
+    """A contract's price is the canary: not in any table, log record or task argument."""
+    caplog.set_level(logging.DEBUG)
+    canary = 987_654.321
+    payload = contracts_file(market[:2], market[2:], price=canary)
+    bad = contracts_file(market[:2], market[2:], price=canary)
+    bad["contracts"][0]["bucket"] = f"CANARIO-{uuid.uuid4().hex[:8]}"
+    _posted, good_verdict = _upload_and_validate(api, payload)
+    _posted, bad_verdict = _upload_and_validate(api, bad)
+    assert good_verdict.status == "accepted" and bad_verdict.status == "rejected"
+    api.get(URL)
+    needles = ("987654.321", "987654,321", "987.654,321", bad["contracts"][0]["bucket"])
+    with connection.cursor() as cursor:
+        for model in (TradeNetworkUpload, good_verdict.__class__):
+            cursor.execute(f"SELECT row_to_json(t)::text FROM {model._meta.db_table} t")
+            dump = "\n".join(r[0] for r in cursor.fetchall())
+            assert dump and not any(n in dump for n in needles), model
+    log = "\n".join(f"{r.getMessage()} {r.args!r} {r.exc_text or ''}" for r in caplog.records)
+    assert caplog.records and not any(n in log for n in needles)
