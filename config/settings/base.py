@@ -366,7 +366,41 @@ PRUDENCIAL_BEAT_SCHEDULE = {
         "task": "submissions.dispatch_pending",
         "schedule": crontab(minute="*/10"),
     },
+    # Weekly closing (docs/closing.md): start the closing of every week past its deadline (closing
+    # it first), resume stalled closings, publish computed weeks at deadline + the delay.
+    "start-due-closings": {
+        "task": "closing.start_due_closings",
+        "schedule": crontab(minute="*/5"),
+    },
+    "resume-stalled-closings": {
+        "task": "closing.resume_stalled_closings",
+        "schedule": crontab(minute="*"),
+    },
+    "publish-due-weeks": {
+        "task": "closing.publish_due_weeks",
+        "schedule": crontab(minute="*/15"),
+    },
 }
+
+# --- Weekly closing (docs/closing.md) ----------------------------------------------------------
+# Every enclave process the closing fans out over (comma-separated; one per parent instance in
+# production); the chunks go round-robin, and a chunk fails over to the next on unavailability.
+ENCLAVE_ADDRESSES = env_list("ENCLAVE_ADDRESSES", [])  # empty: [ENCLAVE_ADDRESS]
+# Agents per enclave request (one Celery task each).
+CLOSING_CHUNK_AGENTS = int(os.environ.get("CLOSING_CHUNK_AGENTS", "500"))
+# Past this long without progress while the enclave cannot answer, the closing is "delayed",
+# staff are told (closing_delayed) and no figure is invented.
+CLOSING_ENCLAVE_DELAY_MINUTES = int(os.environ.get("CLOSING_ENCLAVE_DELAY_MINUTES", "60"))
+# The network model's options shipped with each closing (the enclave's NETWORK_KEYS).
+CLOSING_NETWORK_OPTIONS = {
+    "scenarios": int(os.environ.get("CLOSING_NETWORK_SCENARIOS", "5000")),
+    "seed": int(os.environ.get("CLOSING_NETWORK_SEED", "20230301")),
+    "horizon_buckets": 3,
+}
+# A computed week is published (beat) at its deadline + this many hours.
+CLOSING_PUBLICATION_DELAY_HOURS = int(os.environ.get("CLOSING_PUBLICATION_DELAY_HOURS", "48"))
+# A closing whose state has not moved for this long is resumed by beat (resume_stalled_closings).
+CLOSING_STALL_SECONDS = int(os.environ.get("CLOSING_STALL_SECONDS", "300"))
 
 # --- Domain parameters (documented in docs/architecture.md) ---------------------------------
 # Reporting cadence by agent class. The CCEE presentation shows a weekly event for traders and

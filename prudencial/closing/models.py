@@ -127,7 +127,11 @@ class Closing(models.Model):
     network_request_id = models.CharField(_("id da requisição da rede"), max_length=64, blank=True)
     network_nonce = models.CharField(_("nonce da rede (base64url)"), max_length=128, blank=True)
     created_at = models.DateTimeField(_("criado em"), default=timezone.now)
+    # updated_at: last touched (beat's resume bumps it, so a stalled step is sent once per
+    # CLOSING_STALL_SECONDS); progress_at: last real progress (a state move, a chunk answered),
+    # the clock of CLOSING_ENCLAVE_DELAY_MINUTES.
     updated_at = models.DateTimeField(_("atualizado em"), auto_now=True)
+    progress_at = models.DateTimeField(_("último avanço em"), default=timezone.now)
     finished_at = models.DateTimeField(_("concluído em"), null=True, blank=True)
 
     class Meta:
@@ -185,6 +189,12 @@ class Closing(models.Model):
     def __str__(self) -> str:
         return f"{self.week_id}#{self.sequence} ({self.state})"
 
+    @property
+    def reference(self) -> str:
+        """The closing's name in the enclave's signed args and answers: week code-sequence
+        (e.g. 202303001-1); readers check a chunk's answer names it."""
+        return f"{self.week.code}-{self.sequence}"
+
 
 class ChunkState(models.TextChoices):
     PENDING = "pending", _("Aguardando")
@@ -201,6 +211,10 @@ class ClosingChunk(models.Model):
     )
     index = models.PositiveIntegerField(_("índice"))
     agent_ids = models.JSONField(_("agentes (ids)"), default=list)
+    # The submissions pinned at gathering, one per agent of ``agent_ids`` in order:
+    # [{"agent": id, "portfolio": submission id, "counterparties": submission id | null}], so a
+    # re-run ships exactly the same envelopes (a verdict arriving later changes nothing).
+    items = models.JSONField(_("envios fixados (ids)"), default=list)
     state = models.CharField(
         _("situação"), max_length=8, choices=ChunkState.choices, default=ChunkState.PENDING
     )
