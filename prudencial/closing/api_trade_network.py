@@ -9,14 +9,17 @@ errors by field and row: never the envelope, never a contract.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, NotFound, PermissionDenied, ValidationError
+from rest_framework.parsers import BaseParser
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from prudencial.api.parsers import JSONParser
 from prudencial.api.throttling import ScopedRateThrottle
 from prudencial.closing import trade_network
 from prudencial.domain.calendar import is_week_code
@@ -27,6 +30,18 @@ from prudencial.submissions.api import (
     ErrorSerializer,
     idempotency_key,
 )
+
+
+class StreamedJSONParser(BaseParser):
+    """The API's strict JSON parser (prudencial.api.parsers.JSONParser), read from the request
+    stream. DRF hands a JSONParser subclass ``request.body``, which Django refuses past
+    DATA_UPLOAD_MAX_MEMORY_SIZE (the API's 2.5 MiB default) whatever the route's own limit; the
+    edge (prudencial.middleware) has already bounded the body by its Content-Length."""
+
+    media_type = "application/json"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        return JSONParser().parse(stream, media_type, parser_context)
 
 
 class CanSubmitTradeNetwork(BasePermission):
@@ -102,7 +117,14 @@ class TradeNetworkView(APIView):
     list what was sent with each verdict verified now."""
 
     permission_classes = [IsAuthenticated, CanSubmitTradeNetwork]
-    max_body_bytes_setting = "CLOSING_TRADE_NETWORK_MAX_BODY_BYTES"
+    parser_classes = [StreamedJSONParser]
+    # The API's edge (prudencial.middleware) allows this route a larger body: the setting
+    # CLOSING_TRADE_NETWORK_MAX_BODY_BYTES when the deployment has it, else the batch's.
+    max_body_bytes_setting = (
+        "CLOSING_TRADE_NETWORK_MAX_BODY_BYTES"
+        if hasattr(settings, "CLOSING_TRADE_NETWORK_MAX_BODY_BYTES")
+        else "PRUDENCIAL_BATCH_MAX_BODY_BYTES"
+    )
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "batches"
 

@@ -109,6 +109,33 @@ def test_oversize_is_413_naming_the_limit(api, week, enc_key, settings):
     assert not TradeNetworkUpload.objects.exists()
 
 
+@pytest.mark.django_db
+def test_a_body_over_the_apis_default_limit_reaches_the_service(api, week, enc_key, settings):
+    """A large network is larger than an agent's envelope: the route's own body limit applies
+    at the API's edge (2.5 MiB by default elsewhere); past it, 413 before any view runs."""
+    jwe = fake_jwe()
+    head, rest = jwe.split(".", 1)
+    big = head + "." + "A" * (3 * 1024 * 1024) + rest[rest.index(".") :]
+    assert len(big) > settings.PRUDENCIAL_API_MAX_BODY_BYTES
+    response = api.post(URL, _body(big), format="json")
+    assert response.status_code == 202, response.content[:300]
+    settings.CLOSING_TRADE_NETWORK_MAX_BYTES = 2 * 1024 * 1024
+    response = api.post(URL, _body(big), format="json")
+    assert response.status_code == 413
+    assert TradeNetworkUpload.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_the_body_is_read_as_strictly_as_every_api_body(api, week, enc_key):
+    jwe = fake_jwe()
+    duplicate = f'{{"jwe": "{jwe}", "jwe": "{jwe}"}}'
+    response = api.post(URL, duplicate, content_type="application/json")
+    assert response.status_code == 400 and "repetida" in response.content.decode()
+    assert api.post(URL, "[", content_type="application/json").status_code == 400
+    assert api.post(URL, "jwe=x", content_type="text/plain").status_code == 415
+    assert not TradeNetworkUpload.objects.exists()
+
+
 @pytest.mark.parametrize(
     "jwe, words",
     [
