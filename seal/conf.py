@@ -20,7 +20,7 @@ without a code change. Defaults and why:
   API for the +7 measure (B3: "sending via system integration"); every one by default.
 - ``SEAL_REGULARITY_MIN_SHARE`` 1.0: the share of the cycle's reporting events with an accepted
   portfolio for the mandatory submission measure; every one by default.
-- ``SEAL_EVIDENCE_MAX_BYTES`` 10 MiB; ``SEAL_ZIP_MAX_MEMBERS`` 2,000 and
+- ``SEAL_EVIDENCE_MAX_BYTES`` 2 MiB (under the API's body limit of 2.5 MiB); ``SEAL_ZIP_MAX_MEMBERS`` 2,000 and
   ``SEAL_ZIP_MAX_UNCOMPRESSED`` 100 MiB, ``SEAL_ZIP_MAX_RATIO`` 100: the bounds of an XLSX
   upload's zip inspection (a zip bomb is refused from its directory, never inflated).
 """
@@ -34,7 +34,7 @@ DEFAULT_RESPONSE_DAYS = 7
 DEFAULT_ADHERENCE_LIMIT = 1.0
 DEFAULT_API_MIN_SHARE = 1.0
 DEFAULT_REGULARITY_MIN_SHARE = 1.0
-DEFAULT_EVIDENCE_MAX_BYTES = 10 * 1024 * 1024
+DEFAULT_EVIDENCE_MAX_BYTES = 2 * 1024 * 1024
 DEFAULT_ZIP_MAX_MEMBERS = 2_000
 DEFAULT_ZIP_MAX_UNCOMPRESSED = 100 * 1024 * 1024
 DEFAULT_ZIP_MAX_RATIO = 100

@@ -1,5 +1,9 @@
 """Public pages of the seal (no login), mounted at /selo/ by config.urls."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from seal import views
+
+app_name = "seal"
+
+urlpatterns = [path("", views.levels, name="levels")]
