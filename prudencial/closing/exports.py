@@ -91,20 +91,14 @@ def visible(result, user) -> dict[str, Any] | None:
 
 
 def alert_parameters(week) -> alert_rules.AlertParameters:
-    """The week's band and limit rule (prudencial.domain.alerts over its RiskParameters)."""
+    """The week's band and limit rule (prudencial.services.parameters.alert_parameters over its
+    RiskParameters; the domain's defaults for a week without parameters)."""
+    from prudencial.services.parameters import alert_parameters as week_alert_parameters
+
     parameters = getattr(week, "parameters", None)
-    data: dict[str, Any] = {}
-    if parameters is not None:
-        for name in (
-            "fa_bands",
-            "fa_alert_threshold",
-            "concentration_limit_largest",
-            "concentration_limit_top_five",
-        ):
-            value = getattr(parameters, name, None)
-            if value is not None:
-                data[name] = float(value) if name != "fa_bands" else value
-    return alert_rules.check_alert_parameters(data)
+    if parameters is None:
+        return alert_rules.check_alert_parameters({})
+    return week_alert_parameters(parameters)
 
 
 def breaches_of(figures: Mapping[str, Any] | None, params) -> list[alert_rules.Breach]:

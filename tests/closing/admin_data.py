@@ -44,8 +44,12 @@ def make_closing(
             deadline=now - deadline_ago,
         )
         week.refresh_from_db()
+    from prudencial.services.parameters import parameters_payload
+
+    week.refresh_from_db()
     closing = Closing.objects.create(
         week=week,
+        parameters=parameters_payload(week.parameters),
         sequence=sequence,
         state=state,
         is_current=state == "done",

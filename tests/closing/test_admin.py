@@ -212,7 +212,6 @@ def _action(client, name: str, closing):
 
 
 def test_rerun_asks_for_the_reason_and_calls_the_correction(editor, stored):
-    pytest.importorskip("prudencial.closing.services")
     from prudencial.closing.models import Closing
 
     closing = stored["closing"]
@@ -230,7 +229,6 @@ def test_rerun_asks_for_the_reason_and_calls_the_correction(editor, stored):
 
 
 def test_degraded_rule_only_for_a_delayed_closing(editor, stored):
-    pytest.importorskip("prudencial.closing.services")
     from prudencial.closing.models import Closing
 
     closing = stored["closing"]
