@@ -35,18 +35,20 @@ REFUSAL_STATUS = {
 }
 
 
-class Refused(APIException):
+class Refused(ValidationError):
+    """A service refusal naming its field, with the status its rule takes (409, 413, 415):
+    the API's error shape lists it under ``fields``."""
+
     def __init__(self, refusal: services.SealRefused):
+        super().__init__(
+            {refusal.field or "non_field_errors": [refusal.message]}, code=refusal.code
+        )
         self.status_code = REFUSAL_STATUS.get(type(refusal), status.HTTP_400_BAD_REQUEST)
-        detail = {refusal.field: [refusal.message]} if refusal.field else refusal.message
-        super().__init__(detail, code=refusal.code)
 
 
 def _refused(refusal: services.SealRefused) -> APIException:
     if isinstance(refusal, services.NotPermitted):
         return NotFound()
-    if isinstance(refusal, services.Invalid) and refusal.field:
-        return ValidationError({refusal.field: [refusal.message]})
     return Refused(refusal)
 
 
