@@ -247,7 +247,8 @@ class CaseAdmin(ServiceErrorsMixin, LargeTableMixin, admin.ModelAdmin):
         obj.refresh_from_db()
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
-        """The history inline is read-only: nothing to save."""
+        """The history inline is read-only: nothing to save (the change message reads these)."""
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
 
     @admin.action(description=_("Atribuir a mim"), permissions=["change"])
     def assign_to_me(self, request: HttpRequest, queryset: QuerySet[Case]) -> None:

@@ -12,6 +12,7 @@ no comment (409). The value is null for staff until the agent sent the result.
 
 from __future__ import annotations
 
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
@@ -21,6 +22,7 @@ from rest_framework.views import APIView
 
 from prudencial.alerts import selectors, services
 from prudencial.alerts.models import Case, CaseEvent
+from prudencial.api.pagination import BoundedLimitOffsetPagination
 
 
 class CaseOutputSerializer(serializers.ModelSerializer):
@@ -62,8 +64,6 @@ class CaseOutputSerializer(serializers.ModelSerializer):
         return case.value if selectors.value_visible(case, self.context["request"].user) else None
 
     def get_comments_url(self, case: Case) -> str:
-        from django.urls import reverse
-
         return reverse("api:case-comments", kwargs={"pk": case.pk})
 
 
@@ -113,11 +113,14 @@ class CaseCommentsView(APIView):
             raise NotFound
         return case
 
+    pagination_class = BoundedLimitOffsetPagination
+
     @extend_schema(responses=CaseEventOutputSerializer(many=True))
     def get(self, request, pk: int):
         case = self._case(request, pk)
-        events = selectors.case_events(case)
-        return Response(CaseEventOutputSerializer(events, many=True).data)
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(selectors.case_events(case), request, view=self)
+        return paginator.get_paginated_response(CaseEventOutputSerializer(page, many=True).data)
 
     @extend_schema(request=CommentInputSerializer, responses={201: CaseEventOutputSerializer})
     def post(self, request, pk: int):

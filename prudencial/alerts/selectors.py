@@ -28,13 +28,22 @@ def _with_decision(queryset: QuerySet[Case]) -> QuerySet[Case]:
     return queryset.annotate(result_action=Subquery(latest.values("action")[:1]))
 
 
+def _with_side(queryset: QuerySet[Case], user) -> QuerySet[Case]:
+    """Whether ``user`` acts for each case's agent (what value_visible reads), in the query."""
+    own = agent_ids_permitted(user=user).filter(content_object_id=OuterRef("agent_id"))
+    return queryset.annotate(agent_side=Exists(own))
+
+
 def case_list(*, user) -> QuerySet[Case]:
     """Every case the user may see, with what its views read joined."""
     agents = agent_list(user=user)
-    return _with_decision(
-        Case.objects.filter(agent_id__in=agents.values("pk")).select_related(
-            "agent", "week", "closing", "assignee", "decided_by"
-        )
+    return _with_side(
+        _with_decision(
+            Case.objects.filter(agent_id__in=agents.values("pk")).select_related(
+                "agent", "week", "closing", "assignee", "decided_by"
+            )
+        ),
+        user,
     )
 
 
@@ -91,10 +100,12 @@ def value_visible(case: Case, user) -> bool:
 def case_queue(*, user) -> QuerySet[Case]:
     """The staff's queue (admin): every case, with the result's latest decision and whether
     ``user`` acts for its agent (what value_visible reads)."""
-    own = agent_ids_permitted(user=user).filter(content_object_id=OuterRef("agent_id"))
-    return _with_decision(
-        Case.objects.select_related("agent", "week", "closing", "assignee", "decided_by")
-    ).annotate(agent_side=Exists(own))
+    return _with_side(
+        _with_decision(
+            Case.objects.select_related("agent", "week", "closing", "assignee", "decided_by")
+        ),
+        user,
+    )
 
 
 OPEN_STATES = (CaseState.OPEN, CaseState.ANSWERED)

@@ -48,7 +48,8 @@ def test_the_agents_user_lists_reads_and_answers(case, agent_a, agent_user, clie
     assert row["comments_url"] == comments_url(case)
 
     history = client.get(comments_url(case)).json()
-    assert [e["kind"] for e in history] == ["opened"]
+    assert history["count"] == 1
+    assert [e["kind"] for e in history["results"]] == ["opened"]
 
     answer = client.post(
         comments_url(case), {"text": "Aporte de capital em curso.", "answer": True}, format="json"
@@ -59,7 +60,7 @@ def test_the_agents_user_lists_reads_and_answers(case, agent_a, agent_user, clie
     assert case.state == CaseState.ANSWERED
     comment = client.post(comments_url(case), {"text": "Segue o comprovante."}, format="json")
     assert comment.status_code == 201
-    assert [e["kind"] for e in client.get(comments_url(case)).json()] == [
+    assert [e["kind"] for e in client.get(comments_url(case)).json()["results"]] == [
         "opened",
         "answered",
         "comment",
@@ -152,3 +153,31 @@ def test_a_representation_that_ended_loses_the_cases_at_once(case, agent_a, agen
     Representation.objects.filter(user=agent_user).update(valid_until=today() - timedelta(days=1))
     assert client.get(cases_url(agent_a)).status_code == 404
     assert client.get(comments_url(case)).status_code == 404
+
+
+def test_the_list_reads_a_page_in_a_fixed_number_of_queries(
+    week,
+    agent_a,
+    staff_member,
+    client_for,
+    make_closing,
+    make_result,
+    django_assert_max_num_queries,
+    settings,
+):
+    settings.ALERTS_STAFF_EMAILS = ["risco@ccee.example"]
+    from tests.factories import AgentFactory
+
+    closing = make_closing(week)
+    make_result(closing, agent_a, fa=1.1, largest=0.5)
+    for n in range(5):
+        make_result(closing, AgentFactory(acronym=f"AGX{n}"), fa=1.1, largest=0.5)
+    services.cases_open_for_closing(closing_id=closing.pk)
+    client = client_for(staff_member)
+    client.get(cases_url(agent_a))  # warm the token and permission caches
+    with django_assert_max_num_queries(12):
+        body = client.get(cases_url(agent_a)).json()
+    assert body["count"] == 2
+    with django_assert_max_num_queries(12):
+        first = client.get(cases_url(agent_a)).json()["results"][0]
+    assert first["value"] is None

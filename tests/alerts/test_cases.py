@@ -300,3 +300,14 @@ def test_the_language_is_the_users_when_known_else_pt_br(agent_user):
     assert services._language(agent_user) == "en"
     agent_user.language = "xx"
     assert services._language(agent_user) == "pt-br"
+
+
+def test_the_tasks_survive_a_lost_worker():
+    """Redelivered, not lost, when a worker dies mid-task (safe: the services are idempotent),
+    and inside the broker's visibility timeout."""
+    from django.conf import settings
+
+    visibility = settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
+    for task in (tasks.open_cases, tasks.notify_delayed):
+        assert task.acks_late and task.reject_on_worker_lost
+        assert task.time_limit < visibility
