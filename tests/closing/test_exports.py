@@ -81,12 +81,10 @@ def test_no_cell_is_a_formula(stored, staff):
     assert cell.data_type == "s"
 
 
-def test_english(stored, staff):
-    from django.utils import translation
-
-    with translation.override("en"):
-        header = _csv(stored["closing"], staff)[0]
-    assert header[0] in ("Acronym", "Sigla")  # English once the lead merges the msgids
+def test_pictures_follow_the_language(stored):
+    pt = exports.network_png(stored["closing"], kind="ranking", lang="pt")
+    en = exports.network_png(stored["closing"], kind="ranking", lang="en")
+    assert pt != en  # the titles and the number format differ
 
 
 def test_an_unknown_format_is_refused(stored, staff):
