@@ -32,7 +32,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from django.conf import settings
@@ -82,7 +82,10 @@ __all__ = [
     "SignedResults",
     "SignedVerdict",
     "attest",
+    "compute_chunk",
+    "compute_network",
     "compute_week",
+    "enclave_addresses",
     "enclave_boot",
     "enclave_rotate",
     "ensure_unlocked",
@@ -93,6 +96,7 @@ __all__ = [
     "stage_registry",
     "trusted_signing_key",
     "validate_envelope",
+    "validate_trade_network",
     "verify_attestation_of",
 ]
 
@@ -201,6 +205,9 @@ class SignedResults:
     request_id: str
     nonce: bytes
     signing_kid: str
+    # The args the JWS is bound to (closing ops; compute_week leaves them empty: they name a
+    # staged batch that no longer exists).
+    args: dict[str, Any] = field(default_factory=dict)
 
 
 # --- the boot sequence: what ensure_unlocked runs on a locked enclave --------------------------
@@ -712,6 +719,120 @@ class EnclaveGateway:
             signing_kid=self.client.signing_kid,
         )
 
+    # --- the weekly closing ----------------------------------------------------------------------
+
+    def compute_chunk(
+        self,
+        *,
+        parameters: Mapping[str, Any],
+        items: Iterable[Mapping[str, Any]],
+        closing: str,
+        chunk: int,
+        registry_sha256: str | None = None,
+        registry: RegistrySource | None = None,
+        timeout: float | None = None,
+    ) -> SignedResults:
+        """One chunk of a closing (op ``closing_chunk``): the items staged (stage_batch), then
+        validated with the verdicts of ``validate`` (the staged registry's acronym rule when
+        ``registry_sha256`` names one), FA and concentration per agent, each breakdown sealed to
+        its reply key and the chunk's network part sealed to the enclave key ring. A restart
+        loses the staged batch, so the whole sequence is what runs again after the unlock;
+        ``unknown_registry`` stages the registry once and runs it again."""
+        items = [dict(item) for item in items]
+        digest = self._registry_digest(registry_sha256, registry)
+        timeout = timeout or max(self.client.timeout, 600.0)
+        sent: dict[str, Any] = {}
+
+        def once(client: EnclaveClient):
+            batch = client.stage_batch(parameters, items, timeout=timeout)
+            args: dict[str, Any] = {"batch": batch, "closing": closing, "chunk": chunk}
+            if digest is not None:
+                args["registry_sha256"] = digest
+            sent.clear()
+            sent.update(args)
+            return client.call_signed("closing_chunk", args, timeout=timeout)
+
+        def run(client: EnclaveClient):
+            try:
+                return once(client)
+            except EnclaveError as exc:
+                if exc.code != E_UNKNOWN_REGISTRY or digest is None:
+                    raise
+                logger.info("enclave at %s lacks registry %s: staging it", self.address, digest)
+                client.stage_registry(self._registry_entries(digest, registry))
+            return once(client)
+
+        answer = self._call(run)
+        return self._results(answer, dict(sent))
+
+    def compute_network(
+        self,
+        *,
+        parameters: Mapping[str, Any],
+        parts: Iterable[str],
+        trade_network: str | None,
+        options: Mapping[str, Any] | None,
+        previous: Mapping[str, int] | None,
+        closing: str | None = None,
+        timeout: float | None = None,
+    ) -> SignedResults:
+        """The network model of a closing (op ``closing_network``) over every chunk's sealed
+        network part, staged in frames under the limit (``closing_parts``), and the week's
+        trade network envelope (JWE of prudencial/contracts/v1) when there is one."""
+        parts = list(parts)
+        timeout = timeout or max(self.client.timeout, 900.0)
+        sent: dict[str, Any] = {}
+
+        def run(client: EnclaveClient):
+            staged = client.stage_parts(parts, timeout=timeout)
+            args: dict[str, Any] = {
+                "parameters": dict(parameters),
+                "parts": staged,
+                "trade_network": trade_network,
+                "options": dict(options or {}),
+                "previous": None if previous is None else dict(previous),
+            }
+            if closing is not None:
+                args["closing"] = closing
+            sent.clear()
+            sent.update(args)
+            return client.call_signed("closing_network", args, timeout=timeout)
+
+        answer = self._call(run)
+        return self._results(answer, dict(sent))
+
+    def validate_trade_network(
+        self, *, jwe: str, week: str, timeout: float | None = None
+    ) -> SignedVerdict:
+        """The enclave's signed verdict on a staff trade network upload (prudencial/contracts/v1):
+        ``{status, errors [{field,row,rule}], contracts}``; the args are ``{envelope, week}``."""
+        args = {"envelope": jwe, "week": week}
+        answer = self._call(
+            lambda client: client.call_signed(
+                "validate_trade_network", args, timeout=timeout or max(client.timeout, 120.0)
+            )
+        )
+        return SignedVerdict(
+            verdict=answer.result,
+            token=answer.token,
+            args=args,
+            args_sha256=answer.args_sha256,
+            request_id=answer.request_id,
+            nonce=answer.nonce,
+            signing_kid=self.client.signing_kid,
+        )
+
+    def _results(self, answer: Any, args: dict[str, Any]) -> SignedResults:
+        return SignedResults(
+            results=answer.result,
+            token=answer.token,
+            args_sha256=answer.args_sha256,
+            request_id=answer.request_id,
+            nonce=answer.nonce,
+            signing_kid=self.client.signing_kid,
+            args=args,
+        )
+
     def rotate(self, *, rotate_signing: bool = False) -> list[EnclaveKey]:
         """A new envelope key (enclave_rotate, below), the enclave unlocked first."""
         self.ensure_unlocked()
@@ -841,6 +962,64 @@ def compute_week(
     )
 
 
+def enclave_addresses() -> list[str]:
+    """The enclave processes a closing fans out over: settings.ENCLAVE_ADDRESSES (env
+    comma-separated), or [ENCLAVE_ADDRESS] when empty. Each is a separate enclave unsealed from
+    the same SealedKeySet, so any of them opens the others' sealed network parts."""
+    configured = [a for a in (getattr(settings, "ENCLAVE_ADDRESSES", None) or []) if a]
+    return list(configured) or [settings.ENCLAVE_ADDRESS]
+
+
+def compute_chunk(
+    *,
+    address: str | None = None,
+    parameters: Mapping[str, Any],
+    items: Iterable[Mapping[str, Any]],
+    closing: str,
+    chunk: int,
+    registry_sha256: str | None = None,
+    registry: RegistrySource | None = None,
+    timeout: float | None = None,
+) -> SignedResults:
+    return gateway(address).compute_chunk(
+        parameters=parameters,
+        items=items,
+        closing=closing,
+        chunk=chunk,
+        registry_sha256=registry_sha256,
+        registry=registry,
+        timeout=timeout,
+    )
+
+
+def compute_network(
+    *,
+    address: str | None = None,
+    parameters: Mapping[str, Any],
+    parts: Iterable[str],
+    trade_network: str | None,
+    options: Mapping[str, Any] | None,
+    previous: Mapping[str, int] | None,
+    closing: str | None = None,
+    timeout: float | None = None,
+) -> SignedResults:
+    return gateway(address).compute_network(
+        parameters=parameters,
+        parts=parts,
+        trade_network=trade_network,
+        options=options,
+        previous=previous,
+        closing=closing,
+        timeout=timeout,
+    )
+
+
+def validate_trade_network(
+    *, jwe: str, week: str, address: str | None = None, timeout: float | None = None
+) -> SignedVerdict:
+    return gateway(address).validate_trade_network(jwe=jwe, week=week, timeout=timeout)
+
+
 # --- the seal's risk adherence (seal app) ---------------------------------------------------------
 
 
@@ -891,3 +1070,6 @@ def risk_adherence(
         nonce=answer.nonce,
         signing_kid=target.client.signing_kid,
     )
+
+
+__all__ += ["SignedAdherence", "risk_adherence"]

@@ -344,6 +344,86 @@ class EnclaveClient:
             timeout=timeout or max(self.timeout, 600.0),
         )
 
+    # --- the weekly closing ----------------------------------------------------------------------
+
+    def closing_chunk_signed(
+        self,
+        batch: str,
+        *,
+        closing: str,
+        chunk: int,
+        registry_sha256: str | None = None,
+        timeout: float | None = None,
+    ) -> SignedAnswer:
+        """One closing chunk over a staged batch (``stage_batch``): the batch is consumed."""
+        args: dict[str, Any] = {"batch": batch, "closing": closing, "chunk": chunk}
+        if registry_sha256 is not None:
+            args["registry_sha256"] = registry_sha256
+        return self.call_signed("closing_chunk", args, timeout=timeout or max(self.timeout, 600.0))
+
+    def stage_parts(
+        self,
+        parts: Iterable[str],
+        *,
+        timeout: float | None = None,
+        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    ) -> list[str] | dict[str, str]:
+        """The chunks' sealed network parts as ``closing_network`` takes them: inline when
+        they fit one frame, else staged (``parts_open`` + ``parts_add`` chunks under
+        ``chunk_bytes``) and named ``{"staged": id}``."""
+        parts = list(parts)
+        if sum(len(p) + 16 for p in parts) <= chunk_bytes:
+            return parts
+        timeout = timeout or max(self.timeout, 600.0)
+        staged = self.call("parts_open", {})["parts"]
+        seq, chunk, used = 0, [], 0
+        for part in parts:
+            if chunk and used + len(part) + 16 > chunk_bytes:
+                self.call(
+                    "parts_add", {"parts": staged, "seq": seq, "items": chunk}, timeout=timeout
+                )
+                seq, chunk, used = seq + 1, [], 0
+            chunk.append(part)
+            used += len(part) + 16
+        if chunk:
+            self.call("parts_add", {"parts": staged, "seq": seq, "items": chunk}, timeout=timeout)
+        return {"staged": staged}
+
+    def closing_network_signed(
+        self,
+        *,
+        parameters: Mapping[str, Any],
+        parts: Iterable[str],
+        trade_network: str | None = None,
+        options: Mapping[str, Any] | None = None,
+        previous: Mapping[str, int] | None = None,
+        closing: str | None = None,
+        timeout: float | None = None,
+    ) -> SignedAnswer:
+        """The closing's network model over its sealed parts (staged when large)."""
+        args: dict[str, Any] = {
+            "parameters": dict(parameters),
+            "parts": self.stage_parts(parts, timeout=timeout),
+            "trade_network": trade_network,
+            "options": dict(options or {}),
+            "previous": None if previous is None else dict(previous),
+        }
+        if closing is not None:
+            args["closing"] = closing
+        return self.call_signed(
+            "closing_network", args, timeout=timeout or max(self.timeout, 900.0)
+        )
+
+    def validate_trade_network_signed(
+        self, envelope: str, *, week: str, timeout: float | None = None
+    ) -> SignedAnswer:
+        """Signed verdict {status, errors, contracts} on a prudencial/contracts/v1 envelope."""
+        return self.call_signed(
+            "validate_trade_network",
+            {"envelope": envelope, "week": week},
+            timeout=timeout or max(self.timeout, 120.0),
+        )
+
 
 def validate_args(
     envelope: str,
