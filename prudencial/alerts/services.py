@@ -56,7 +56,6 @@ COMMENT_MAX_CHARS = 5000
 #: The closing states whose results open cases: only a current, done closing's.
 DONE = "done"
 COMPUTED = "computed"
-SENT = "sent"
 
 
 # --- parameters and deadlines ----------------------------------------------------------------
@@ -253,12 +252,18 @@ def _deliver(
     return True
 
 
-def case_emails_send(*, case: Case) -> int:
-    """E-mail a case to the agent's users and to staff; each address once per kind."""
+def case_emails_send(
+    *,
+    case: Case,
+    agents: list[Recipient] | None = None,
+    staff: list[Recipient] | None = None,
+) -> int:
+    """E-mail a case to the agent's users and to staff; each address once per kind.
+    ``agents`` and ``staff`` are the recipients when the caller already looked them up."""
     sent = 0
     for kind, recipients in (
-        (EmailKind.CASE_AGENT, agent_recipients(case.agent)),
-        (EmailKind.CASE_STAFF, staff_recipients()),
+        (EmailKind.CASE_AGENT, agent_recipients(case.agent) if agents is None else agents),
+        (EmailKind.CASE_STAFF, staff_recipients() if staff is None else staff),
     ):
         for recipient in recipients:
             sent += _deliver(
@@ -378,8 +383,12 @@ def cases_open_for_closing(*, closing_id: int) -> list[Case]:
             created_count += created
     noted = _note_superseded(closing=closing)
     sent = 0
+    staff = staff_recipients()
+    by_agent: dict[int, list[Recipient]] = {}
     for case in Case.objects.filter(closing=closing).select_related("agent", "week", "closing"):
-        sent += case_emails_send(case=case)
+        if case.agent_id not in by_agent:
+            by_agent[case.agent_id] = agent_recipients(case.agent)
+        sent += case_emails_send(case=case, agents=by_agent[case.agent_id], staff=staff)
     logger.info(
         "closing %s: %s cases (%s new), %s superseded notes, %s e-mails sent",
         closing.pk,
