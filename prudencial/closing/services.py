@@ -581,6 +581,7 @@ def closing_chunk_compute(*, closing_id: int, index: int, address: str | None = 
                 closing=closing.reference,
                 chunk=chunk.index,
                 registry_sha256=digest,
+                registry=lambda: entries,  # staged only if the enclave lacks it
             )
         )
     except EnclaveUnavailable:
@@ -596,7 +597,7 @@ def closing_chunk_compute(*, closing_id: int, index: int, address: str | None = 
         _result_row(closing, chunk, pin, entry)
         for pin, entry in zip(pinned, result.get("agents") or [], strict=True)
     ]
-    args = dict(getattr(signed, "args", None) or {})
+    args = dict(signed.args)
     with transaction.atomic():
         Closing.objects.select_for_update().only("pk").get(pk=closing.pk)  # serialises chunks
         done = ClosingChunk.objects.filter(pk=chunk.pk, state=ChunkState.PENDING).update(
@@ -757,6 +758,7 @@ def closing_network_step(*, closing_id: int, address: str | None = None) -> str:
                 trade_network=upload.envelope if upload else None,
                 options=closing.network_options,
                 previous=previous_communities(closing.week),
+                closing=closing.reference,
             )
         )
     except EnclaveUnavailable:
@@ -777,8 +779,7 @@ def closing_network_step(*, closing_id: int, address: str | None = None) -> str:
         locked = Closing.objects.select_for_update().get(pk=closing.pk)
         if locked.network_token:
             return "done"  # a repeated delivery stored it first
-        args = dict(getattr(signed, "args", None) or {})
-        args.pop("parts", None)
+        args = dict(signed.args)
         Closing.objects.filter(pk=closing.pk).update(
             network=network,
             network_token=signed.token,
