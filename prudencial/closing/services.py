@@ -150,7 +150,7 @@ def _check_staff(by) -> None:
 def _dispatch_run(closing_id: int) -> None:
     from prudencial.closing import tasks
 
-    transaction.on_commit(lambda: tasks.run_closing.delay(closing_id))
+    transaction.on_commit(lambda: tasks.send(tasks.run_closing.s(closing_id)))
 
 
 # --- starting ------------------------------------------------------------------------------------
@@ -652,7 +652,7 @@ def _move_when_all_chunks_done(closing_id: int) -> bool:
 def _dispatch_network(closing_id: int) -> None:
     from prudencial.closing import tasks
 
-    transaction.on_commit(lambda: tasks.closing_network.delay(closing_id))
+    transaction.on_commit(lambda: tasks.send(tasks.closing_network.s(closing_id)))
 
 
 def mark_delayed_if_due(*, closing_id: int, now: datetime | None = None) -> bool:
@@ -847,7 +847,7 @@ def _to_storing(closing_id: int) -> bool:
 def _dispatch_finish(closing_id: int) -> None:
     from prudencial.closing import tasks
 
-    transaction.on_commit(lambda: tasks.closing_finish.delay(closing_id))
+    transaction.on_commit(lambda: tasks.send(tasks.closing_finish.s(closing_id)))
 
 
 # --- done ----------------------------------------------------------------------------------------
@@ -937,7 +937,7 @@ def closing_resume_stalled(*, now: datetime | None = None) -> dict[str, int]:
     ).values_list("pk", "state")
     for closing_id, state in stalled:
         if state in (ClosingState.PENDING, ClosingState.GATHERING):
-            tasks.run_closing.delay(closing_id)
+            tasks.send(tasks.run_closing.s(closing_id))
         elif (
             state in (ClosingState.CHECKING, ClosingState.DELAYED)
             and ClosingChunk.objects.filter(closing_id=closing_id)
@@ -946,14 +946,14 @@ def closing_resume_stalled(*, now: datetime | None = None) -> dict[str, int]:
         ):
             dispatch_chunks(closing_id)
         elif state in (ClosingState.NETWORK, ClosingState.DELAYED):
-            tasks.closing_network.delay(closing_id)
+            tasks.send(tasks.closing_network.s(closing_id))
         elif state == ClosingState.CHECKING:
             with transaction.atomic():
                 Closing.objects.select_for_update().only("pk").get(pk=closing_id)
                 if _move_when_all_chunks_done(closing_id):
                     _dispatch_network(closing_id)
         elif state == ClosingState.STORING:
-            tasks.closing_finish.delay(closing_id)
+            tasks.send(tasks.closing_finish.s(closing_id))
         Closing.objects.filter(pk=closing_id, state=state).update(updated_at=now)
         resumed[state] = resumed.get(state, 0) + 1
     return resumed
@@ -973,7 +973,7 @@ def dispatch_chunks(closing_id: int) -> int:
         .values_list("index", flat=True)
     )
     if pending:
-        group(tasks.closing_chunk.s(closing_id, index) for index in pending).apply_async()
+        tasks.send(group(tasks.closing_chunk.s(closing_id, index) for index in pending))
     return len(pending)
 
 

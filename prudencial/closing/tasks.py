@@ -37,6 +37,25 @@ RETRY_BACKOFF_MAX = 120
 MAX_RETRIES = 200  # bounded; the delay (CLOSING_ENCLAVE_DELAY_MINUTES) stops it first
 
 
+def _current_queue() -> str | None:
+    """The queue the running task came from (None outside a task): a closing's next steps go to
+    the queue its first step was taken from, so workers dedicated to a queue keep its closing."""
+    from celery import current_task
+
+    if current_task is None or current_task.request.id is None:
+        return None
+    return (current_task.request.delivery_info or {}).get("routing_key") or None
+
+
+def send(signature) -> None:
+    """Send a signature (or group) to the current task's queue, else the default one."""
+    queue = _current_queue()
+    if queue:
+        signature.apply_async(queue=queue)
+    else:
+        signature.apply_async()
+
+
 def _limits(name: str) -> dict[str, int]:
     soft, hard = LIMITS[name]
     return {"soft_time_limit": soft, "time_limit": hard}
@@ -56,7 +75,7 @@ def run_closing(closing_id: int) -> str:
     if closing.state == "checking":
         services.dispatch_chunks(closing_id)
     elif closing.state == "network":
-        closing_network.delay(closing_id)
+        send(closing_network.s(closing_id))
     return closing.state
 
 
