@@ -250,6 +250,7 @@ def _parser() -> argparse.ArgumentParser:
             "week parameters from a file (does not ask the platform)",
         ),
     )
+    _trade_network_parser(command)
     return parser
 
 
@@ -728,6 +729,144 @@ def cmd_fa_preview(args: argparse.Namespace, out: Out) -> int:
     return status
 
 
+# --- trade-network (CCEE staff; admin-export helper) -----------------------------------------------
+
+
+def _trade_network_parser(command: Any) -> None:
+    c = choose
+    tn = command(
+        "trade-network",
+        "rede de contratos da semana (equipe da CCEE)",
+        "the week's trade network (CCEE staff)",
+    )
+    tn_sub = tn.add_subparsers(dest="trade_network_command", metavar=c("AÇÃO", "ACTION"))
+    send = tn_sub.add_parser(
+        "send",
+        help=c(
+            "converte (JSON, CSV ou XLSX), cifra e envia a rede de contratos",
+            "convert (JSON, CSV or XLSX), encrypt and send the trade network",
+        ),
+        formatter_class=_Formatter,
+    )
+    _titles(send)
+    send.add_argument("file", metavar=c("ARQUIVO", "FILE"), help="FILE.json | FILE.csv | FILE.xlsx")
+    send.add_argument("--week", required=True, help=c("código da semana", "week code"))
+    send.add_argument(
+        "--correction",
+        action="store_true",
+        help=c(
+            "para a correção de uma semana já calculada", "for the correction of a computed week"
+        ),
+    )
+    _send_options(send, check=False)
+
+
+def trade_network_payload(path: str | Path, *, week: str) -> dict[str, Any]:
+    """The file as the ``prudencial/contracts/v1`` JSON: a JSON file as it is, a CSV (``;`` or
+    ``,``) or XLSX table (first sheet, header row ``formats.CONTRACT_COLUMNS``) through the
+    domain's converter; then the domain's own checks. PayloadError names field, row and rule."""
+    import csv
+    import io
+
+    from prudencial.domain import formats
+
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise PayloadError("unreadable", path=str(path), reason=exc.strerror or "") from None
+    if data.startswith(b"PK\x03\x04"):
+        from openpyxl import load_workbook
+
+        sheet = load_workbook(io.BytesIO(data), read_only=True, data_only=True).worksheets[0]
+        values = list(sheet.iter_rows(values_only=True))
+        header = [str(h or "").strip() for h in (values[0] if values else [])]
+        rows = [dict(zip(header, row, strict=False)) for row in values[1:] if any(row)]
+        payload, errors = formats.contracts_from_rows(rows, week=week)
+    elif path.suffix.lower() == ".csv":
+        text = data.decode("utf-8-sig")
+        delimiter = ";" if text.split("\n", 1)[0].count(";") else ","
+        rows = list(csv.DictReader(io.StringIO(text), delimiter=delimiter))
+        payload, errors = formats.contracts_from_rows(rows, week=week)
+    else:
+        from .envelope import parse_json_bytes
+
+        payload, errors = parse_json_bytes(data.removeprefix(b"\xef\xbb\xbf")), []
+    errors = errors or formats.contracts_errors(payload, week=week)
+    if errors:
+        raise PayloadError("invalid", errors=errors, count=len(errors))
+    return payload
+
+
+def cmd_trade_network(args: argparse.Namespace, out: Out) -> int:
+    import time
+    import uuid
+
+    from . import envelope
+    from .api import _segment
+
+    if getattr(args, "trade_network_command", None) != "send":
+        out.line(
+            choose(
+                "Use: trade-network send --week CÓDIGO ARQUIVO",
+                "Use: trade-network send --week CODE FILE",
+            )
+        )
+        return EXIT_CONFIG
+    payload = trade_network_payload(args.file, week=args.week)  # refused here: nothing sent
+    client = _client(args)
+    jwe = client.encrypt(payload)
+    key = args.idempotency_key or str(uuid.uuid4())
+    path = f"weeks/{_segment(args.week)}/trade-network/"
+    answer = client._post_with_retries(
+        lambda: client.api.request(
+            "POST",
+            path,
+            json_body={"jwe": jwe, "correction": bool(args.correction)},
+            headers={"Idempotency-Key": key},
+        ).json()
+    )
+    receipt = envelope.receipt(jwe)
+    out.line(
+        choose(
+            f"Enviada: rede {answer.get('id')}, {len(payload['contracts'])} contratos",
+            f"Sent: network {answer.get('id')}, {len(payload['contracts'])} contracts",
+        )
+    )
+    out.line(f"{choose('recibo', 'receipt')}: {receipt}")
+    if answer.get("receipt") != receipt:
+        out.line(tr("payload.receipt_mismatch", got=answer.get("receipt"), expected=receipt))
+    if args.no_wait:
+        out.data(answer)
+        return EXIT_OK
+    deadline = time.monotonic() + args.timeout
+    while True:
+        rows = client.api.get_json(path)
+        rows = rows["results"] if isinstance(rows, dict) and "results" in rows else rows
+        row = next((r for r in rows if r.get("id") == answer.get("id")), None) or {}
+        if row.get("status") not in (None, "pending") or time.monotonic() > deadline:
+            break
+        time.sleep(1.0)
+    out.data(row or answer)
+    out.line(
+        f"{_status_label(row.get('status', 'received'))}"
+        + (
+            f" ({(row.get('counts') or {}).get('contracts')} {choose('contratos', 'contracts')})"
+            if row.get("status") == "accepted"
+            else ""
+        )
+    )
+    for line in format_errors(row.get("errors") or []):
+        out.line(line)
+    if row.get("status") == "accepted":
+        return EXIT_OK
+    return (
+        EXIT_REJECTED
+        if row.get("status") in ("rejected", "error", "unverified")
+        else EXIT_CONNECTION
+    )
+
+
 COMMANDS = {
     "init": cmd_init,
     "login": cmd_login,
@@ -741,6 +880,7 @@ COMMANDS = {
     "schemas": cmd_schemas,
     "lookup": cmd_lookup,
     "fa-preview": cmd_fa_preview,
+    "trade-network": cmd_trade_network,
 }
 
 

@@ -8,6 +8,7 @@ the real enclave process (``enclave``)."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import uuid
@@ -377,3 +378,64 @@ def test_a_canary_never_reaches_the_database_nor_the_logs(api, week, enclave, ma
             assert dump and not any(n in dump for n in needles), model
     log = "\n".join(f"{r.getMessage()} {r.args!r} {r.exc_text or ''}" for r in caplog.records)
     assert caplog.records and not any(n in log for n in needles)
+
+
+# --- the staff client's file ----------------------------------------------------------------------
+
+
+def _cnpjs():
+    from tests.factories import make_cnpj
+
+    return make_cnpj(901), make_cnpj(902)
+
+
+def test_the_client_reads_csv_xlsx_and_json_as_the_same_payload(tmp_path):
+    from openpyxl import Workbook
+
+    from prudencial.client.cli import trade_network_payload
+
+    seller, buyer = _cnpjs()
+    header = ["seller_cnpj", "buyer_cnpj", "bucket", "month", "volume_mwm", "price_brl_mwh"]
+    row = [seller, buyer, "2", "", "10,5", "150"]
+    csv_file = tmp_path / "rede.csv"
+    csv_file.write_text(";".join(header) + "\n" + ";".join(row) + "\n", encoding="utf-8-sig")
+    book = Workbook()
+    book.active.append(header)
+    book.active.append([seller, buyer, 2, None, 10.5, 150])
+    xlsx_file = tmp_path / "rede.xlsx"
+    book.save(xlsx_file)
+    from_csv = trade_network_payload(csv_file, week=WEEK)
+    from_xlsx = trade_network_payload(xlsx_file, week=WEEK)
+    json_file = tmp_path / "rede.json"
+    json_file.write_text(json.dumps(from_csv))
+    assert from_csv == from_xlsx == trade_network_payload(json_file, week=WEEK)
+    assert from_csv["schema"] == "prudencial/contracts/v1" and from_csv["week"] == WEEK
+    assert from_csv["contracts"] == [
+        {"seller_cnpj": seller, "buyer_cnpj": buyer, "bucket": 2, "volume_mwm": 10.5,
+         "price_brl_mwh": 150.0}
+    ]  # fmt: skip
+
+
+def test_the_client_refuses_a_bad_file_by_field_and_row_sending_nothing(tmp_path):
+    from prudencial.client.cli import main, trade_network_payload
+    from prudencial.client.errors import PayloadError
+
+    seller, _buyer = _cnpjs()
+    bad = tmp_path / "rede.csv"
+    bad.write_text(
+        f"seller_cnpj,buyer_cnpj,bucket,volume_mwm,price_brl_mwh\n{seller},{seller},1,-3,abc\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(PayloadError) as caught:
+        trade_network_payload(bad, week=WEEK)
+    fields = {e["field"] for e in caught.value.errors}
+    assert "contracts[0].price_brl_mwh" in fields and all(
+        e["row"] in (1, None) for e in caught.value.errors
+    )
+    assert "abc" not in json.dumps(caught.value.errors)
+    # The command stops before any request (no platform is configured here).
+    err = io.StringIO()
+    code = main(
+        ["trade-network", "send", "--week", WEEK, str(bad)], stdout=io.StringIO(), stderr=err
+    )
+    assert code == 1 and "price_brl_mwh" in err.getvalue()
