@@ -38,13 +38,14 @@ import numpy as np
 
 from enclave_bridge.wire.protocol import E_BAD_REQUEST, E_INTERNAL, ProtocolError
 from prudencial.domain.errors import DomainError
-from prudencial.domain.formats import engine_portfolio
 from prudencial.domain.parameters import check_week_parameters
 from prudencial.domain.payloads import BatchAgent
 
 from .checks import check_agents, check_chunk, init_worker
 from .disclosure import published_network
 from .keys import KeyRing
+from .network_input import agent_input, market_from_inputs
+from .reply import reply_key_of
 
 logger = logging.getLogger(__name__)
 
@@ -225,6 +226,8 @@ def check_batch(
     entries = pool.check(keys, work, parameters, request_id)
     for item, entry in zip(items, entries, strict=True):
         entry["agent"] = item["agent"]
+        if "portfolio" in entry["payloads"]:  # the reply key of a closing's breakdown
+            entry["reply"] = reply_key_of(item["portfolio"])
     return entries
 
 
@@ -259,85 +262,14 @@ def public_entries(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _weighted_price(contracts: list[dict[str, Any]], side: str, hours: list[float]) -> float:
-    """R$/MWh of one side's contracts over the horizon: Σ amount_brl / Σ volume·h."""
-    energy = total = 0.0
-    for row in contracts:
-        if row["side"] == side and row["bucket"] < len(hours) and row["volume_mwm"] > 0:
-            energy += row["volume_mwm"] * hours[row["bucket"]]
-            total += row["amount_brl"]
-    return total / energy if energy > 0 else 0.0
-
-
 def build_market(
     entries: list[dict[str, Any]], parameters: Any, horizon: int
 ) -> tuple[Any, dict[str, int]]:
-    """The batch's trade network as a risk-engine Market (see the module docstring)."""
-    from prudencial.risk.market import Market
-
-    hours = [float(b.hours) for b in parameters.buckets[:horizon]]
-    nodes = [e for e in entries if "portfolio" in e["payloads"]]
-    index_by_cnpj = {e["agent"]["cnpj"]: i for i, e in enumerate(nodes)}
-    n = len(nodes)
-    net = np.zeros(n)
-    sale_price = np.zeros(n)
-    purchase_price = np.zeros(n)
-    declared: dict[tuple[int, int], dict[int, float]] = {}
-    outside = 0
-    for i, entry in enumerate(nodes):
-        payload = entry["payloads"]["portfolio"]  # a validated v2 portfolio
-        for pos in engine_portfolio(payload)["positions"]:
-            if pos["bucket"] < horizon:
-                h = hours[pos["bucket"]]
-                net[i] += (pos["resource_mwm"] - pos["requirement_mwm"]) * h
-        sale_price[i] = _weighted_price(payload["contracts"], "sale", hours)
-        purchase_price[i] = _weighted_price(payload["contracts"], "purchase", hours)
-        cps = entry["payloads"].get("counterparties")
-        for cp in (cps or {}).get("counterparties", []):
-            volumes = cp.get("volume_mwm")
-            if not volumes:
-                continue
-            j = index_by_cnpj.get(cp["cnpj"])
-            if j is None or j == i:
-                outside += 1
-                continue
-            for month, v in enumerate(volumes[:horizon]):
-                if v == 0:
-                    continue
-                pair = (j, i) if v > 0 else (i, j)  # (seller, buyer)
-                by = declared.setdefault(pair, {})
-                by[i] = by.get(i, 0.0) + abs(v) * hours[month]
-    se_forward = parameters.forward_prices["SE"]  # every submarket is priced (check_plausible)
-    fallback = float(np.mean(se_forward[:horizon]))
-    pairs = sorted(declared)
-    seller = np.array([s for s, _ in pairs], dtype=np.int64)
-    buyer = np.array([b for _, b in pairs], dtype=np.int64)
-    volume = np.array([max(declared[p].values()) for p in pairs], dtype=float)
-    price = np.array(
-        [
-            sale_price[s]
-            if sale_price[s] > 0
-            else purchase_price[b]
-            if purchase_price[b] > 0
-            else fallback
-            for s, b in pairs
-        ],
-        dtype=float,
-    )
-    purchases = np.bincount(buyer, weights=volume, minlength=n) if pairs else np.zeros(n)
-    sales = np.bincount(seller, weights=volume, minlength=n) if pairs else np.zeros(n)
-    residual = net - (purchases - sales)
-    market = Market(
-        agent_ids=[e["agent"]["acronym"] for e in nodes],
-        classes=np.array([e["agent"]["network_class"] for e in nodes]),
-        generation=np.maximum(residual, 0.0),
-        consumption=np.maximum(-residual, 0.0),
-        seller=seller,
-        buyer=buyer,
-        volume=volume,
-        price=price,
-    )
-    return market, {"agents": n, "contracts": len(pairs), "outside_counterparties": outside}
+    """The batch's trade network as a risk-engine Market (see the module docstring): the
+    accepted agents' network inputs (network_input.agent_input), edges from their
+    counterparties declarations."""
+    inputs = [agent_input(e, parameters) for e in entries if "portfolio" in e["payloads"]]
+    return market_from_inputs(inputs, parameters, horizon)
 
 
 def parse_network(args: Any) -> dict[str, Any]:
@@ -367,21 +299,40 @@ def run_network(
     entries: list[dict[str, Any]], parameters: Any, options: dict[str, Any]
 ) -> dict[str, Any]:
     """Network risk over the batch's market; returns the engine's summary plus market counts."""
-    from prudencial.risk.network import network_risk
-    from prudencial.risk.pld import bootstrap_pld
 
     started = time.perf_counter()
     market, counts = build_market(entries, parameters, options["horizon_buckets"])
+    return run_market(market, counts, parameters, options, started=started)
+
+
+def run_market(
+    market: Any,
+    counts: dict[str, int],
+    parameters: Any,
+    options: dict[str, Any],
+    *,
+    started: float | None = None,
+    raw: bool = False,
+) -> Any:
+    """network_risk over a built market: the published summary (with ``market`` counts), or
+    a ``skipped`` reason; ``raw`` also returns the engine's result (for the closing's systemic
+    measures), as ``(summary, result or None)``."""
+    from prudencial.risk.network import network_risk
+    from prudencial.risk.pld import bootstrap_pld
+
+    started = time.perf_counter() if started is None else started
     if counts["agents"] < 2:
-        return {"market": counts, "skipped": "fewer than two accepted portfolios in the batch"}
+        skipped = {"market": counts, "skipped": "fewer than two accepted portfolios in the batch"}
+        return (skipped, None) if raw else skipped
     history = parameters.pld_history
     if history is None:
         # The week's price history is a week parameter; a packaged series in its place would
         # give figures of another market without saying so. FA and concentration still stand.
-        return {
+        skipped = {
             "market": counts,
             "skipped": "the week's parameters have no pld_history: network model not computed",
         }
+        return (skipped, None) if raw else skipped
     seed = options.get("seed")
     try:
         scenarios = bootstrap_pld(
@@ -414,4 +365,4 @@ def run_network(
         options["scenarios"],
         time.perf_counter() - started,
     )
-    return summary
+    return (summary, result) if raw else summary

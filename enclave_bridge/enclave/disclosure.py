@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-LEVERAGE_FIGURES = ("fa", "fa_risk")
+LEVERAGE_FIGURES = ("fa", "fa_risk", "res_fin_over_pla", "var_share_by_bucket")
+# Fractions, not R$: RES_FIN / PLA (None when PLA ≤ 0) and each bucket's share of the summed
+# per-bucket VaR (None when it is 0), rounded so they cannot carry a declared value's digits.
+FRACTION_DIGITS = 4
 CONCENTRATION_FIGURES = ("largest_ratio", "top_five_ratio")
 NETWORK_AGENT_FIGURES = (
     "agent",
@@ -67,6 +70,19 @@ def _pick(source: Any, names: tuple[str, ...]) -> dict[str, Any]:
 def published_leverage(result: Any) -> dict[str, Any]:
     """FA and FA_risk, with the reason when there is no FA (PLA ≤ 0), never PLA itself."""
     figures = _pick(result, LEVERAGE_FIGURES)
+    pla, res_fin = getattr(result, "pla", None), getattr(result, "res_fin", None)
+    if "res_fin_over_pla" in LEVERAGE_FIGURES:
+        figures["res_fin_over_pla"] = (
+            round(res_fin / pla, FRACTION_DIGITS)
+            if isinstance(pla, int | float) and pla > 0 and isinstance(res_fin, int | float)
+            else None
+        )
+    if "var_share_by_bucket" in LEVERAGE_FIGURES:
+        var = [float(v) for v in getattr(result, "var_by_bucket", ()) or ()]
+        total = sum(var)
+        figures["var_share_by_bucket"] = (
+            [round(v / total, FRACTION_DIGITS) for v in var] if var and total > 0 else None
+        )
     figures["reason"] = (
         None if getattr(result, "reason", None) is None else "adjusted equity (PLA) ≤ 0"
     )

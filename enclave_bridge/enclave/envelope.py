@@ -19,9 +19,11 @@ from enclave_bridge.wire.protocol import (
     E_TOO_LARGE,
     E_UNKNOWN_KID,
     ENVELOPE_HEADER_KEYS,
+    REPLY_HEADER_KEY,
     JsonRefused,
     ProtocolError,
     b64url_decode,
+    reply_key_problem,
     strict_json_loads,
 )
 
@@ -65,6 +67,10 @@ def read_header(token: Any) -> dict[str, Any]:
         raise ProtocolError(E_ENVELOPE, "envelope protected header has unsupported parameters")
     if not isinstance(header.get("kid"), str):
         raise ProtocolError(E_UNKNOWN_KID, "envelope header has no kid")
+    if REPLY_HEADER_KEY in header:
+        problem = reply_key_problem(header[REPLY_HEADER_KEY])
+        if problem is not None:
+            raise ProtocolError(E_ENVELOPE, f"envelope protected header: {problem}")
     return header
 
 

@@ -31,6 +31,7 @@ from enclave_bridge.wire.protocol import (
 from .adherence import op_adherence
 from .batches import BatchOps, _Batch
 from .checks import check_envelope, check_kind
+from .closing import CLOSING_STATEFUL_OPS, ClosingOps
 from .compute import CheckPool
 from .keys import KeyRing
 from .lifecycle import KeyLifecycle, SealerFactory, _Signed
@@ -48,7 +49,7 @@ SPLIT_SLOTS = 2
 SPLIT_WAIT_S = 30.0
 
 
-class Service(KeyLifecycle, BatchOps):
+class Service(KeyLifecycle, BatchOps, ClosingOps):
     """The enclave's state and operations."""
 
     def __init__(
@@ -87,6 +88,11 @@ class Service(KeyLifecycle, BatchOps):
             "batch_add": self.op_batch_add,
             "compute": self.op_compute,
             "adherence": lambda req: op_adherence(self, req),
+            "closing_chunk": self.op_closing_chunk,
+            "parts_open": self.op_parts_open,
+            "parts_add": self.op_parts_add,
+            "closing_network": self.op_closing_network,
+            "validate_trade_network": self.op_validate_trade_network,
         }
 
     # --- framing of answers ---------------------------------------------------------------------
@@ -115,7 +121,7 @@ class Service(KeyLifecycle, BatchOps):
                 ProtocolError(E_LOCKED, "enclave is locked: send init (first boot) or unseal"),
                 digest,
             )
-        if req.op not in STATEFUL_OPS:
+        if req.op not in STATEFUL_OPS and req.op not in CLOSING_STATEFUL_OPS:
             return self._answer(req, handler, digest)
         try:
             cached = self.nonces.begin(req, digest.encode())

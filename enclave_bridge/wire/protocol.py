@@ -54,7 +54,11 @@ SIGNING_CURVE = "P-256"
 # the enclave would refuse is refused at once.
 ENVELOPE_ALG = "RSA-OAEP-256"
 ENVELOPE_ENC = "A256GCM"
-ENVELOPE_HEADER_KEYS = frozenset({"alg", "enc", "kid", "typ", "cty"})
+ENVELOPE_HEADER_KEYS = frozenset({"alg", "enc", "kid", "typ", "cty", "prd_reply"})
+# The agent's reply key (docs/envelope.md): a public EC P-256 JWK of exactly these members, to
+# which the enclave encrypts the confidential breakdown of a portfolio's leverage factor.
+REPLY_HEADER_KEY = "prd_reply"
+REPLY_JWK_KEYS = frozenset({"kty", "crv", "x", "y"})
 _SIGNING_CURVE_NAME = "secp256r1"
 _SIGNATURE_HALF = 32  # bytes of r and of s for P-256 (RFC 7518 §3.4)
 # The ops a locked enclave (no keys yet, so nothing to sign with) runs; their errors and locked
@@ -640,6 +644,31 @@ def verify_answer(
     if abs((datetime.now(UTC) - ts).total_seconds()) > max_skew_seconds:
         raise AnswerVerificationError("signed answer timestamp is outside the allowed skew")
     return body
+
+
+def reply_key_problem(value: Any) -> str | None:
+    """Why a ``prd_reply`` header value is not an acceptable reply key (None: it is): a map of
+    exactly kty EC, crv P-256 and x, y (32-byte base64url coordinates of a point on the curve).
+    The same rule on the host (before storing an envelope) and in the enclave."""
+    if not isinstance(value, dict) or set(value) != REPLY_JWK_KEYS:
+        return "prd_reply must be a public JWK with exactly kty, crv, x and y"
+    if value["kty"] != "EC" or value["crv"] != SIGNING_CURVE:
+        return "prd_reply must be an EC key on P-256 (kty EC, crv P-256)"
+    coords = []
+    for name in ("x", "y"):
+        text = value[name]
+        if (
+            not isinstance(text, str)
+            or len(text) != 43
+            or not re.fullmatch(r"[A-Za-z0-9_-]+", text)
+        ):
+            return f"prd_reply.{name} must be 32 bytes in base64url (43 characters)"
+        coords.append(int.from_bytes(b64url_decode(text), "big"))
+    try:
+        ec.EllipticCurvePublicNumbers(coords[0], coords[1], ec.SECP256R1()).public_key()
+    except ValueError:
+        return "prd_reply must be a point on the P-256 curve"
+    return None
 
 
 def describe_failure(exc: BaseException) -> str:

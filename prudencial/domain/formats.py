@@ -5,7 +5,8 @@ One definition for the agent's machine, the host and the enclave (docs/formats.m
 - ``json_schema(kind, energy_types)``: the JSON Schema (draft 2020-12, with an example) of a
   ``portfolio`` (``prudencial/portfolio/v2``) or ``counterparties``
   (``prudencial/counterparties/v2``) payload; ``batch`` gives the batch file's
-  (``prudencial/batch/v1``). Plain dicts: the enclave compiles them (jsonschema and its fast
+  (``prudencial/batch/v1``), ``contracts`` the trade network's (``prudencial/contracts/v1``,
+  ``contracts_errors``). Plain dicts: the enclave compiles them (jsonschema and its fast
   validator), this module walks them itself (``schema_errors``) so it needs no jsonschema.
 - ``validate(kind, payload, ...)``: schema, business rules and the agent/week binding, as a list
   of ``{"field", "row", "rule"}`` built from the schema and the rules only, never from a value.
@@ -318,7 +319,9 @@ def json_schema(kind: str, energy_types: Iterable[str] = DEFAULT_ENERGY_TYPES) -
         return _counterparties_schema()
     if kind == "batch":
         return _batch_schema(types)
-    raise ValueError(f"kind must be one of {', '.join(KINDS)} or batch")
+    if kind == "contracts":
+        return _contracts_schema()
+    raise ValueError(f"kind must be one of {', '.join(KINDS)}, batch or contracts")
 
 
 # --- examples ------------------------------------------------------------------------------------
@@ -807,3 +810,183 @@ def split_batch(doc: Any, *, week: str) -> tuple[dict[str, dict[str, Any]], list
 
 def iter_row_lists(kind: str) -> Sequence[str]:
     return ROW_LISTS[kind]
+
+
+# --- trade network (prudencial/contracts/v1) ----------------------------------------------------
+
+CONTRACTS_SCHEMA_ID = "prudencial/contracts/v1"
+MAX_TRADE_CONTRACTS = 200_000  # a week's registered bilateral contracts (issue 11's target)
+MONTH_LABEL_PATTERN = r"^[A-Z]{3}/[0-9]{4}$"  # "MAR/2023", the XLSX template's month labels
+MAX_PRICE_BRL_MWH = 100_000.0
+CONTRACT_COLUMNS = ("seller_cnpj", "buyer_cnpj", "bucket", "month", "volume_mwm", "price_brl_mwh")
+
+
+def _contracts_schema() -> dict[str, Any]:
+    defs = _defs()
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"https://ccee.example/schemas/{CONTRACTS_SCHEMA_ID}.json",
+        "title": f"Rede de contratos ({CONTRACTS_SCHEMA_ID})",
+        "description": "The week's registered bilateral contracts (seller, buyer, month, MWm, "
+        "price), uploaded by CCEE staff; the network model's edges when present.",
+        "type": "object",
+        "required": ["schema", "week", "contracts"],
+        "additionalProperties": False,
+        "properties": {
+            "schema": {"const": CONTRACTS_SCHEMA_ID},
+            "week": {"$ref": "#/$defs/week"},
+            "contracts": {
+                "type": "array",
+                "maxItems": MAX_TRADE_CONTRACTS,
+                "items": {
+                    "type": "object",
+                    "required": ["seller_cnpj", "buyer_cnpj", "volume_mwm", "price_brl_mwh"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "seller_cnpj": {"type": "string", "pattern": CNPJ_PATTERN},
+                        "buyer_cnpj": {"type": "string", "pattern": CNPJ_PATTERN},
+                        "bucket": {"$ref": "#/$defs/bucket"},
+                        "month": {
+                            "type": "string",
+                            "pattern": MONTH_LABEL_PATTERN,
+                            "description": "the bucket's label (e.g. MAR/2023), instead of bucket",
+                        },
+                        "volume_mwm": _number(0, MAX_MWM, "MWm, > 0"),
+                        "price_brl_mwh": _number(0, MAX_PRICE_BRL_MWH, "R$/MWh, ≥ 0"),
+                    },
+                },
+            },
+        },
+        "$defs": {"week": defs["week"], "bucket": defs["bucket"]},
+        "examples": [example_contracts()],
+    }
+
+
+def example_contracts(week: str = "202303001") -> dict[str, Any]:
+    """The example of docs/formats.md."""
+    return {
+        "schema": CONTRACTS_SCHEMA_ID,
+        "week": week,
+        "contracts": [
+            {
+                "seller_cnpj": "11222333000181",
+                "buyer_cnpj": "11444777000161",
+                "bucket": 0,
+                "volume_mwm": 5.0,
+                "price_brl_mwh": 155.0,
+            },
+            {
+                "seller_cnpj": "11444777000161",
+                "buyer_cnpj": "11222333000181",
+                "month": "MAY/2023",
+                "volume_mwm": 2.5,
+                "price_brl_mwh": 0.0,
+            },
+        ],
+    }
+
+
+def contracts_errors(
+    payload: Any, *, week: str, bucket_labels: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
+    """Every refusal of a trade network as ``{"field", "row", "rule"}`` (empty: accepted):
+    schema, the week binding, CNPJ check digits, seller ≠ buyer, volume > 0, exactly one of
+    ``bucket`` / ``month`` and — when the week's ``bucket_labels`` are given — a known month.
+    Never quotes a value."""
+    errors = Errors(None)
+    rows = payload.get("contracts") if isinstance(payload, dict) else None
+    if isinstance(rows, list) and len(rows) > MAX_TRADE_CONTRACTS:  # before walking each row
+        errors.add(("contracts",), f"must have at most {MAX_TRADE_CONTRACTS} item(s)")
+        return errors.items
+    found: list[tuple[tuple[Any, ...], str]] = []
+    _walk(_contracts_schema(), payload, (), {"$defs": _defs()}, found)
+    for path, rule in sorted(found, key=lambda f: [str(p) for p in f[0]]):
+        errors.add(path, rule)
+    if errors.items:
+        return errors.items[:MAX_ERRORS]
+    if payload["week"] != week:
+        errors.add(("week",), "must be the week this envelope was submitted for")
+    labels = None if bucket_labels is None else set(bucket_labels)
+    valid: dict[str, bool] = {}
+    for i, row in enumerate(payload["contracts"]):
+        for name in ("seller_cnpj", "buyer_cnpj"):
+            cnpj = row[name]
+            ok = valid.get(cnpj)
+            if ok is None:
+                ok = valid[cnpj] = cnpj_is_valid(cnpj)
+            if not ok:
+                errors.add(("contracts", i, name), "must have valid CNPJ check digits")
+        if row["seller_cnpj"] == row["buyer_cnpj"]:
+            errors.add(("contracts", i, "buyer_cnpj"), "must not be the seller's CNPJ")
+        if not row["volume_mwm"] > 0:
+            errors.add(("contracts", i, "volume_mwm"), "must be > 0")
+        if ("bucket" in row) == ("month" in row):
+            errors.add(("contracts", i), "must have exactly one of bucket or month")
+        elif labels is not None and "month" in row and row["month"] not in labels:
+            errors.add(("contracts", i, "month"), "must be one of the week's month labels")
+        if len(errors.items) > MAX_ERRORS:
+            break
+    return errors.items[:MAX_ERRORS]
+
+
+def contract_bucket(row: Mapping[str, Any], bucket_labels: Sequence[str]) -> int | None:
+    """The bucket of a valid contract row: its ``bucket``, or its ``month``'s index in the
+    week's labels (None when the month is not one of them)."""
+    if "bucket" in row:
+        return int(row["bucket"])
+    try:
+        return list(bucket_labels).index(row["month"])
+    except ValueError:
+        return None
+
+
+def contracts_from_rows(
+    rows: Iterable[Mapping[str, Any]], *, week: str
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A CSV/XLSX table (a header row of ``CONTRACT_COLUMNS``, already read into maps) as a
+    ``prudencial/contracts/v1`` payload, plus the conversion errors (row = the table's data row,
+    1-based; a cell that is not a number is named, never quoted). Pure: the staff client reads
+    the file, this converts, ``contracts_errors`` judges. CNPJs lose their punctuation; a blank
+    ``bucket`` or ``month`` is left out."""
+    errors: list[dict[str, Any]] = []
+    contracts: list[dict[str, Any]] = []
+    for n, raw in enumerate(rows, start=1):
+        unknown = sorted(k for k in raw if k not in CONTRACT_COLUMNS and k not in (None, ""))
+        if unknown:
+            errors.append(
+                {
+                    "field": "(header)",
+                    "row": None,
+                    "rule": f"columns must be {', '.join(CONTRACT_COLUMNS)}",
+                }
+            )
+            break
+        row: dict[str, Any] = {}
+        for name in ("seller_cnpj", "buyer_cnpj"):
+            row[name] = re.sub(r"[.\-/\s]", "", str(raw.get(name) or "")).upper()
+        month = str(raw.get("month") or "").strip()
+        if month:
+            row["month"] = month.upper()
+        for name, integer in (("bucket", True), ("volume_mwm", False), ("price_brl_mwh", False)):
+            cell = raw.get(name)
+            if cell is None or (isinstance(cell, str) and not cell.strip()):
+                continue
+            try:
+                value = (
+                    float(str(cell).strip().replace(",", ".")) if isinstance(cell, str) else cell
+                )
+                value = float(value)
+                if not math.isfinite(value) or (integer and not value.is_integer()):
+                    raise ValueError
+            except (TypeError, ValueError):
+                errors.append(
+                    {
+                        "field": f"contracts[{n - 1}].{name}",
+                        "row": n,
+                        "rule": "must be an integer" if integer else "must be a number",
+                    }
+                )
+                continue
+            row[name] = int(value) if integer else value
+        contracts.append(row)
+    return {"schema": CONTRACTS_SCHEMA_ID, "week": week, "contracts": contracts}, errors

@@ -45,10 +45,12 @@ from enclave_bridge.wire.protocol import (
     ENVELOPE_ALG,
     ENVELOPE_ENC,
     ENVELOPE_HEADER_KEYS,
+    REPLY_HEADER_KEY,
     JsonRefused,
     b64url,
     b64url_decode,
     registry_sha256,
+    reply_key_problem,
     strict_json_loads,
 )
 from prudencial import selectors as registry_selectors
@@ -206,6 +208,13 @@ def check_envelope_header(jwe: str) -> dict[str, Any]:
             _("O cabeçalho protegido do envelope só pode ter os parâmetros %(keys)s.")
             % {"keys": ", ".join(sorted(ENVELOPE_HEADER_KEYS))}
         )
+    if REPLY_HEADER_KEY in header:
+        problem = reply_key_problem(header[REPLY_HEADER_KEY])
+        if problem is not None:
+            raise refuse(
+                _("A chave de resposta (prd_reply) do envelope é inválida: %(rule)s.")
+                % {"rule": problem}
+            )
     kid = header.get("kid")
     if not isinstance(kid, str) or not _known_envelope_kid(kid):
         raise refuse(

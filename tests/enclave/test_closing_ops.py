@@ -1,0 +1,98 @@
+"""The closing's enclave ops on a real enclave process: closing_chunk's answer, the sealed
+network part opened by closing_network, the trade network source, hostile inputs."""
+
+from __future__ import annotations
+
+import pytest
+from jwcrypto import jwk
+
+from enclave_bridge.client import EnclaveError
+from enclave_bridge.enclave.reply import open_breakdown
+from prudencial.domain import formats
+from prudencial.risk.leverage import leverage_factor
+
+from .payloads import WEEK, encrypt, network_options, parameters
+from .test_enclave_process import _batch
+
+pytestmark = pytest.mark.django_db(databases=[])
+
+
+def _with_reply(token_doc, key, reply):
+    import json
+
+    from jwcrypto import jwe
+
+    header = {"alg": "RSA-OAEP-256", "enc": "A256GCM", "kid": key["kid"], "prd_reply": reply}
+    token = jwe.JWE(json.dumps(token_doc).encode(), protected=header)
+    token.add_recipient(jwk.JWK(**key))
+    return token.serialize(compact=True)
+
+
+def test_chunk_then_network(client, current_key):
+    items, docs = _batch(6, current_key)
+    private = jwk.JWK.generate(kty="EC", crv="P-256")
+    public = {k: private.export_public(as_dict=True)[k] for k in ("kty", "crv", "x", "y")}
+    first = items[0]["agent"]["acronym"]
+    items[0]["portfolio"] = _with_reply(docs[first], current_key, public)
+    batch = client.stage_batch(parameters(), items)
+    answer = client.closing_chunk_signed(batch, closing="c1", chunk=0).result
+    assert (answer["week"], answer["closing"], answer["chunk"]) == (WEEK, "c1", 0)
+    assert answer["counts"] == {"agents": 6, "accepted": 6, "rejected": 0}
+    for entry in answer["agents"]:
+        expected = leverage_factor(docs[entry["agent"]["acronym"]], parameters())
+        assert entry["leverage"]["fa"] == pytest.approx(expected.fa, rel=1e-12)
+        assert len(entry["leverage"]["var_share_by_bucket"]) == 7
+    breakdown = open_breakdown(answer["agents"][0]["breakdown"], private)
+    assert breakdown["leverage"]["pla"] == pytest.approx(
+        leverage_factor(docs[first], parameters()).pla
+    )
+    assert all(e["breakdown"] is None for e in answer["agents"][1:])
+    part = answer["network_part"]
+    net = client.closing_network_signed(
+        parameters=parameters(), parts=[part], options=network_options(scenarios=50, seed=1)
+    ).result
+    assert net["source"] == "counterparties" and net["market"]["agents"] == 6
+    contracts = {
+        "schema": formats.CONTRACTS_SCHEMA_ID,
+        "week": WEEK,
+        "contracts": [
+            {
+                "seller_cnpj": items[0]["agent"]["cnpj"],
+                "buyer_cnpj": items[1]["agent"]["cnpj"],
+                "bucket": 0,
+                "volume_mwm": 3.0,
+                "price_brl_mwh": 160.0,
+            }
+        ],
+    }
+    trade = encrypt(contracts, current_key)
+    verdict = client.validate_trade_network_signed(trade, week=WEEK).result
+    assert verdict == {"status": "accepted", "errors": [], "contracts": 1}
+    net = client.closing_network_signed(
+        parameters=parameters(),
+        parts=[part],
+        trade_network=trade,
+        options=network_options(scenarios=50, seed=1),
+    ).result
+    assert net["source"] == "trade_network" and net["market"]["contracts"] == 1
+    tampered = part[:-6] + ("A" if part[-6] != "A" else "B") + part[-5:]
+    with pytest.raises(EnclaveError) as exc:
+        client.closing_network_signed(parameters=parameters(), parts=[tampered, "garbage"])
+    assert "parts[0]" in exc.value.message
+    assert client.health()["status"] == "ok"
+
+
+def test_reply_key_off_curve_is_refused(client, current_key):
+    items, docs = _batch(2, current_key)
+    bad = {"kty": "EC", "crv": "P-256", "x": "A" * 43, "y": "A" * 43}
+    items[0]["portfolio"] = _with_reply(docs[items[0]["agent"]["acronym"]], current_key, bad)
+    batch = client.stage_batch(parameters(), items)
+    answer = client.closing_chunk_signed(batch, closing="c2", chunk=0).result
+    verdict = answer["agents"][0]["portfolio"]
+    assert verdict["status"] == "error" and "prd_reply" in verdict["error"]["message"]
+
+
+def test_trade_network_rejections_name_the_rule(client, current_key):
+    doc = {"schema": formats.CONTRACTS_SCHEMA_ID, "week": WEEK, "contracts": [{"x": 1}]}
+    verdict = client.validate_trade_network_signed(encrypt(doc, current_key), week=WEEK).result
+    assert verdict["status"] == "rejected" and verdict["errors"]
