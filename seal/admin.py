@@ -148,8 +148,8 @@ class CatalogueVersionAdmin(admin.ModelAdmin):
     def listed(self, obj) -> str:
         return format_html_join(
             "",
-            "<div>{} — {} ({:+d})</div>",
-            ((c.code, c.measure, c.points) for c in obj.criteria.all()),
+            "<div>{} — {} ({})</div>",
+            ((c.code, c.measure, f"{c.points:+d}") for c in obj.criteria.all()),
         )
 
     def has_add_permission(self, request) -> bool:
@@ -390,6 +390,8 @@ class EvaluationAdmin(admin.ModelAdmin):
         obj._state.adding = False
 
     def save_formset(self, request, form, formset, change) -> None:
+        # Nothing is saved by the formset itself (the admin's change message reads these).
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
         if formset.model is not EvaluationItem:
             return
         for item_form in formset.forms:
