@@ -104,3 +104,90 @@ def published_network(result: Any) -> dict[str, Any]:
         "communities": [_pick(c.to_dict(), COMMUNITY_FIGURES) for c in result.community_table],
         "agents": [_pick(row, NETWORK_AGENT_FIGURES) for row in result.per_agent_table()],
     }
+
+
+# Systemic measures (prudencial.risk.systemic): shares of capital, of obligations and recovery
+# rates, counts and agent identifiers — never the capital, obligations or contract values (R$).
+SYSTEMIC_FIGURES: dict[str, tuple[str, ...]] = {
+    "summary": (
+        "schema",
+        "n_agents",
+        "confidence",
+        "capital_source",
+        "capital_fraction",
+        "netting",
+        "intrinsic",
+        "debtrank_method",
+        "cover2_candidates",
+        "timings_s",
+    ),
+    "scenario": ("scenario", "quantile", "debtrank", "eisenberg_noe", "cover2"),
+    "debtrank": (
+        "method",
+        "system_initial",
+        "system_final",
+        "system_propagated",
+        "rounds",
+        "converged",
+        "distressed",
+        "defaulted",
+        "top",
+    ),
+    "debtrank_top": ("agent", "impact"),
+    "eisenberg_noe": (
+        "defaults",
+        "fundamental",
+        "contagious",
+        "unpaid_share",
+        "unpaid_to_agents_share",
+        "rounds",
+    ),
+    "cover2": (
+        "agents",
+        "loss",
+        "bound",
+        "certified",
+        "exhaustive",
+        "candidates",
+        "pairs_evaluated",
+        "distressed",
+    ),
+    "agent": (
+        "debtrank_impact",
+        "debtrank_distress",
+        "en_recovery",
+        "en_default_wave",
+        "en_credit_loss_over_capital",
+    ),
+}
+
+
+def published_systemic(result: Any) -> dict[str, Any]:
+    """The systemic measures' relative figures, each name passed through SYSTEMIC_FIGURES."""
+    raw = result.published() if hasattr(result, "published") else result
+    figures = SYSTEMIC_FIGURES
+    scenarios = {}
+    for name, s in raw.get("scenarios", {}).items():
+        scenario = _pick(s, figures["scenario"])
+        if "debtrank" in scenario:
+            debtrank = _pick(s["debtrank"], figures["debtrank"])
+            if "top" in debtrank:
+                debtrank["top"] = [_pick(t, figures["debtrank_top"]) for t in debtrank["top"]]
+            scenario["debtrank"] = debtrank
+        for part in ("eisenberg_noe", "cover2"):
+            if part in scenario:
+                scenario[part] = _pick(s[part], figures[part])
+        scenarios[str(name)] = scenario
+    return {
+        **_pick(raw, figures["summary"]),
+        "scenarios": scenarios,
+        "agents": [
+            {
+                "agent": row["agent"],
+                "scenarios": {
+                    str(k): _pick(v, figures["agent"]) for k, v in row.get("scenarios", {}).items()
+                },
+            }
+            for row in raw.get("agents", [])
+        ],
+    }
