@@ -1,4 +1,6 @@
-"""Command line: `python -m prudencial.risk_tools simulate …` and `python -m prudencial.risk_tools leverage …`."""
+"""Command line: `python -m prudencial.risk_tools simulate …`, `… leverage …`, `… systemic …`
+(a demo of the published systemic and tracking answers) and `… pictures …` (drawn from
+published answers only)."""
 
 from __future__ import annotations
 
@@ -77,6 +79,41 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--lang", choices=("pt", "en"), default="pt", help="picture labels")
     sim.add_argument("--no-plots", action="store_true")
     sim.add_argument("--out", type=Path, required=True, help="output directory")
+
+    syst = sub.add_parser(
+        "systemic",
+        help="demo: published network, systemic measures and tracking over synthetic weeks",
+    )
+    syst.add_argument("--agents", type=int, default=1000, help="agents (60/35/5 % CS/GE/CM)")
+    syst.add_argument("--weeks", type=int, default=4, help="consecutive weeks (≥ 1)")
+    syst.add_argument(
+        "--churn", type=float, default=0.15,
+        help="share of contracts replaced from one week to the next (default 0.15)",
+    )  # fmt: skip
+    syst.add_argument("--scenarios", type=int, default=5000)
+    syst.add_argument("--seed", type=int, default=1)
+    syst.add_argument("--capital-fraction", type=float, default=0.10,
+                      help="capital buffer as a share of each agent's expected cost")  # fmt: skip
+    syst.add_argument("--community", choices=COMMUNITY_METHODS, default="fastgreedy")
+    syst.add_argument("--threshold", type=float, default=0.3, help="Jaccard threshold")
+    syst.add_argument("--out", type=Path, required=True, help="output directory")
+
+    pic = sub.add_parser("pictures", help="pictures from published (disclosed) answers only")
+    pic.add_argument("--network", type=Path, default=None,
+                     help="published network JSON (the enclave's answer or published_network)")  # fmt: skip
+    pic.add_argument("--systemic", type=Path, default=None,
+                     help="published systemic JSON (or a closing answer with a systemic key)")  # fmt: skip
+    pic.add_argument("--tracking", type=Path, default=None, help="tracking JSON")
+    pic.add_argument("--weeks", type=Path, nargs="+", default=None,
+                     help="published network JSONs of consecutive weeks (each with its week), "
+                     "tracked here when --tracking is not given")  # fmt: skip
+    pic.add_argument("--threshold", type=float, default=0.3, help="Jaccard threshold (--weeks)")
+    pic.add_argument("--panel-agents", default=None,
+                     help="comma-separated agents for the panel (default: 3 worst total and 3 "
+                     "worst propagated CVaR)")  # fmt: skip
+    pic.add_argument("--scenario", default=None, help="systemic scenario of the DebtRank bars")
+    pic.add_argument("--lang", choices=("pt", "en", "both"), default="both")
+    pic.add_argument("--out", type=Path, required=True, help="output directory")
 
     lev = sub.add_parser("leverage", help="leverage factor of a portfolio")
     lev.add_argument("portfolio", type=Path, help="portfolio JSON (prudencial/portfolio/v1)")
@@ -421,4 +458,142 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "leverage":
         return _leverage(args)
+    if args.command == "systemic":
+        return _guarded(_systemic_demo, args)
+    if args.command == "pictures":
+        return _guarded(_published_pictures, args)
     return _simulate(args)
+
+
+def _guarded(run, args: argparse.Namespace) -> int:
+    try:
+        return run(args)
+    except (ValueError, OSError, KeyError, TypeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _week_market(base, other, churn: float, rng: np.random.Generator):
+    """`base` with a share `churn` of its contracts replaced by contracts of `other` (same
+    agents): consecutive weeks that resemble each other, so communities can be followed."""
+    from prudencial.risk.market import Market
+
+    keep = rng.random(base.n_contracts) >= churn
+    take = rng.random(other.n_contracts) < churn
+    return Market(
+        agent_ids=list(base.agent_ids), classes=base.classes, generation=base.generation,
+        consumption=base.consumption,
+        seller=np.concatenate([base.seller[keep], other.seller[take]]),
+        buyer=np.concatenate([base.buyer[keep], other.buyer[take]]),
+        volume=np.concatenate([base.volume[keep], other.volume[take]]),
+        price=np.concatenate([base.price[keep], other.price[take]]),
+    )  # fmt: skip
+
+
+def _systemic_demo(args: argparse.Namespace) -> int:
+    """Synthetic weeks → what the enclave would publish: network.<week>.json (published
+    network), systemic.json (published systemic measures of the last week), tracking.json."""
+    from enclave_bridge.enclave.disclosure import published_network, published_systemic
+    from prudencial.risk.systemic import systemic_measures
+    from prudencial.risk.tracking import track_communities
+
+    if args.weeks < 1 or args.agents < 3:
+        raise ValueError("--weeks must be ≥ 1 and --agents ≥ 3")
+    if not 0.0 <= args.churn <= 1.0:
+        raise ValueError(f"--churn must be in [0, 1] (got {args.churn:g})")
+    total = args.agents
+    cs, ge = round(total * 0.60), round(total * 0.35)
+    cm = max(0, total - cs - ge)
+    history = pld_history(2017, *PLD_LIMITS[2017])
+    rng = np.random.default_rng(args.seed)
+    market = synthetic_market(cs, ge, cm, seed=args.seed, pld_history=history)
+    args.out.mkdir(parents=True, exist_ok=True)
+    weeks = []
+    for w in range(args.weeks):
+        if w:
+            other = synthetic_market(cs, ge, cm, seed=args.seed + 1000 + w, pld_history=history)
+            market = _week_market(market, other, args.churn, rng)
+        code = f"2017{1 + w // 4:02d}{1 + w % 4:03d}"
+        prices = bootstrap_pld(history, args.scenarios, seed=args.seed + w)
+        result = network_risk(market, prices, community_method=args.community, seed=args.seed)
+        network = {"week": code, **published_network(result)}
+        (args.out / f"network.{code}.json").write_text(
+            json.dumps(network, ensure_ascii=False), encoding="utf-8"
+        )
+        weeks.append((code, {row["agent"]: row["community"] for row in network["agents"]}))
+    systemic = systemic_measures(
+        market, prices, options={"capital_fraction": args.capital_fraction}
+    )
+    (args.out / "systemic.json").write_text(
+        json.dumps({"week": weeks[-1][0], **published_systemic(systemic)}, ensure_ascii=False),
+        encoding="utf-8",
+    )
+    tracking = track_communities(weeks, threshold=args.threshold).to_dict()
+    (args.out / "tracking.json").write_text(json.dumps(tracking, ensure_ascii=False),
+                                            encoding="utf-8")  # fmt: skip
+    print(f"wrote {args.out}: network.<week>.json for {len(weeks)} weeks, systemic.json, "
+          f"tracking.json (systemic in {systemic.timings['total']:.2f}s)")  # fmt: skip
+    return 0
+
+
+def _load_published(path: Path, key: str | None = None) -> dict[str, Any]:
+    data = _read_json(path)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object")
+    if key is not None and isinstance(data.get(key), dict):
+        return data[key]
+    return data
+
+
+def _default_panel(network: dict[str, Any]) -> list[str]:
+    rows = network.get("agents", [])
+    worst = sorted(rows, key=lambda r: -float(r.get("cvar_total") or 0.0))[:3]
+    spread = sorted(rows, key=lambda r: -float(r.get("cvar_propagated") or 0.0))[:3]
+    return list(dict.fromkeys(r["agent"] for r in [*worst, *spread]))
+
+
+def _published_pictures(args: argparse.Namespace) -> int:
+    """Figs. 5–7, the community evolution and DebtRank from published JSON files."""
+    from prudencial.risk.tracking import track_communities
+    from prudencial.risk_tools import plots
+
+    if not any((args.network, args.systemic, args.tracking, args.weeks)):
+        raise ValueError("give at least one of --network, --systemic, --tracking, --weeks")
+    network = _load_published(args.network) if args.network else None
+    systemic = _load_published(args.systemic, "systemic") if args.systemic else None
+    tracking = _load_published(args.tracking) if args.tracking else None
+    if tracking is None and args.weeks:
+        weeks = []
+        for path in args.weeks:
+            data = _load_published(path)
+            if not isinstance(data.get("week"), str):
+                raise ValueError(f"{path}: a published network with its week is required")
+            weeks.append((data["week"], {r["agent"]: r.get("community") for r in data["agents"]}))
+        tracking = track_communities(weeks, threshold=args.threshold).to_dict()
+    if network is None and args.weeks:
+        network = _load_published(args.weeks[-1])
+    panel = (
+        [a.strip() for a in args.panel_agents.split(",") if a.strip()]
+        if args.panel_agents
+        else (_default_panel(network) if network else [])
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for lang in ("pt", "en") if args.lang == "both" else (args.lang,):
+        figures = []
+        if network is not None:
+            figures += [
+                ("fig5_exposure", plots.plot_published_exposure(network, lang=lang)),
+                ("fig6_communities", plots.plot_published_communities(network, lang=lang)),
+                ("fig7_panel", plots.plot_published_panel(network, panel, lang=lang)),
+            ]
+        if tracking is not None:
+            figures.append(("community_evolution",
+                            plots.plot_community_evolution(tracking, lang=lang)))  # fmt: skip
+        if systemic is not None:
+            figures.append(("debtrank", plots.plot_debtrank(systemic, scenario=args.scenario,
+                                                             lang=lang)))  # fmt: skip
+        for name, fig in figures:
+            written += plots.save_figure(fig, args.out / f"{name}_{lang}")
+    print("wrote " + ", ".join(str(p) for p in written))
+    return 0

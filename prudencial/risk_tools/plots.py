@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -16,6 +17,7 @@ matplotlib.use("Agg")
 
 import igraph as ig  # noqa: E402
 import matplotlib.colors  # noqa: E402
+import matplotlib.patches  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.collections import LineCollection  # noqa: E402
@@ -470,4 +472,461 @@ def plot_agent_panel(result: NetworkRiskResult, agents: list[int], *, lang: str 
     )
     ax.text(0.0, -0.04, "\n".join(textwrap.wrap(note, int(fig_width * 18.5))), transform=ax.transAxes,
             ha="left", va="top", fontsize=7.5, color="#444444")  # fmt: skip
+    return fig
+
+
+# --- pictures drawn from disclosed results only ------------------------------------------------
+#
+# The host holds the enclave's published answers, not the market: the functions below take the
+# dicts of `disclosure.published_network` (summary, "communities", "agents"), of
+# `disclosure.published_systemic` and of `tracking.Tracking.to_dict()`, never engine objects.
+
+_PUBLISHED_LABELS: dict[str, dict[str, str]] = {
+    "pt": {
+        "fig5_note": "{hit} de {n} agentes receberam exposição propagada (cinza: nenhuma)",
+        "fig5_clipped": "; {k} agentes além dos eixos (percentil {q}), na borda",
+        "class_CS": "consumidor (CS)",
+        "class_GE": "gerador (GE)",
+        "class_CM": "comercializador (CM)",
+        "fig6_title": "Comunidades da rede de comercialização e propagadores",
+        "fig6_note": (
+            "{k} comunidades; cada disco é uma comunidade (área ∝ agentes), cada ponto um "
+            "agente; propagadores maiores e contornados. Os contratos não são divulgados, por "
+            "isso não há ligações."
+        ),
+        "evolution_title": "Evolução das comunidades entre semanas",
+        "evolution_note": (
+            "Barras: comunidades de cada semana (altura ∝ agentes), cor = linhagem; faixas: "
+            "agentes que passaram de uma comunidade à outra. Limiar de Jaccard {t}."
+        ),
+        "evolution_counts": "{w}: {c} continuações, {s} divisões, {m} fusões, {b} nascimentos, {d} mortes",
+        "week": "semana",
+        "agents_axis": "agentes",
+        "debtrank_title": "DebtRank: impacto sistêmico da falha de cada agente ({scenario})",
+        "debtrank_axis": "capital do sistema perdido se o agente falhar (%)",
+        "debtrank_cover2": "cobertura-2: {a} + {b} → {loss} do capital",
+        "debtrank_cover2_bound": " (limite ≤ {bound})",
+        "debtrank_system": "Perda de capital no cenário",
+        "debtrank_initial": "choque inicial (perda intrínseca)",
+        "debtrank_propagated": "propagada (DebtRank)",
+        "en_defaults": "Eisenberg–Noe: {d} inadimplentes ({f} fundamentais, {c} por contágio); {u} das obrigações não pagas",
+        "scenario_high": "PLD alto, quantil {q}",
+        "scenario_low": "PLD baixo, quantil {q}",
+        "scenario_other": "cenário {name}",
+        "no_data": "sem dados",
+    },
+    "en": {
+        "fig5_note": "{hit} of {n} agents received propagated exposure (grey: none)",
+        "fig5_clipped": "; {k} agents beyond the axes (percentile {q}), on the edge",
+        "class_CS": "consumer (CS)",
+        "class_GE": "generator (GE)",
+        "class_CM": "trader (CM)",
+        "fig6_title": "Trade network communities and propagators",
+        "fig6_note": (
+            "{k} communities; each disc is a community (area ∝ agents), each dot an agent; "
+            "propagators larger and outlined. Contracts are not disclosed, hence no links."
+        ),
+        "evolution_title": "Community evolution across weeks",
+        "evolution_note": (
+            "Bars: each week's communities (height ∝ agents), colour = lineage; bands: agents "
+            "moving from one community to another. Jaccard threshold {t}."
+        ),
+        "evolution_counts": "{w}: {c} continuations, {s} splits, {m} merges, {b} births, {d} deaths",
+        "week": "week",
+        "agents_axis": "agents",
+        "debtrank_title": "DebtRank: systemic impact of each agent's failure ({scenario})",
+        "debtrank_axis": "system capital lost if the agent fails (%)",
+        "debtrank_cover2": "cover-2: {a} + {b} → {loss} of capital",
+        "debtrank_cover2_bound": " (bound ≤ {bound})",
+        "debtrank_system": "Capital lost in the scenario",
+        "debtrank_initial": "initial shock (intrinsic loss)",
+        "debtrank_propagated": "propagated (DebtRank)",
+        "en_defaults": "Eisenberg–Noe: {d} defaults ({f} fundamental, {c} contagious); {u} of obligations unpaid",
+        "scenario_high": "high PLD, quantile {q}",
+        "scenario_low": "low PLD, quantile {q}",
+        "scenario_other": "scenario {name}",
+        "no_data": "no data",
+    },
+}
+for _lang, _extra in _PUBLISHED_LABELS.items():
+    LABELS[_lang].update(_extra)
+
+_CLASS_COLOURS = {"CS": "#4c72b0", "GE": "#55a868", "CM": "#c44e52"}
+# tab10 without its grey (grey is for the communities without a colour of their own).
+_DISTINCT = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+             "#bcbd22", "#17becf", "#393b79")  # fmt: skip
+_POSITION_COLOURS = {"long": "#2ca02c", "balanced": "#e6c229", "short": "#d62728"}
+
+
+def _rows(network: dict) -> list[dict]:
+    rows = network.get("agents")
+    if not isinstance(rows, list):
+        raise ValueError("network.agents must be the list of published agent rows")
+    return rows
+
+
+def _figure(row: dict, name: str) -> float:
+    value = row.get(name)
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+def plot_published_exposure(network: dict, *, lang: str = "pt", clip: float = 0.99) -> Figure:
+    """Fig. 5 from the published network: intrinsic × propagated CVaR per agent (exposures,
+    negative = loss). Coloured by initial position when the rows carry one ("position": long,
+    balanced or short), else by class; agents that received no propagated exposure in grey.
+    Axes span the `clip` quantile of each exposure (a few extreme agents would otherwise
+    squash the rest); agents beyond it are drawn on the edge and counted in the note."""
+    text = _labels(lang)
+    rows = _rows(network)
+    x = np.array([-100 * _figure(r, "cvar_intrinsic") for r in rows])
+    y = np.array([-100 * _figure(r, "cvar_propagated") for r in rows])
+    clipped = 0
+    if rows and 0 < clip < 1:
+        lo_x, lo_y = np.quantile(x, 1 - clip), np.quantile(y, 1 - clip)
+        hi_x, hi_y = np.quantile(x, clip), np.quantile(y, clip)
+        out = (x < lo_x) | (x > hi_x) | (y < lo_y) | (y > hi_y)
+        clipped = int(out.sum())
+        x, y = np.clip(x, lo_x, hi_x), np.clip(y, lo_y, hi_y)
+    hit = np.array([_figure(r, "cvar_propagated") != 0 for r in rows], dtype=bool)
+    fig, ax = plt.subplots(figsize=(8, 6))
+    ax.scatter(x[~hit], y[~hit], s=6, c="#bbbbbb", label=text["no_exposure"])
+    if any("position" in r for r in rows):
+        groups = [(k, _POSITION_COLOURS[k], text[k]) for k in ("long", "balanced", "short")]
+        key = "position"
+    else:
+        groups = [(c, _CLASS_COLOURS[c], text[f"class_{c}"]) for c in ("CS", "GE", "CM")]
+        key = "class"
+    for value, colour, label in groups:
+        m = hit & np.array([r.get(key) == value for r in rows], dtype=bool)
+        if m.any():
+            ax.scatter(x[m], y[m], s=12, c=colour, label=label)
+    ax.axhline(0, color="black", linewidth=0.5)
+    ax.axvline(0, color="black", linewidth=0.5)
+    ax.set_xlabel(text["intrinsic"] + " (%)")
+    ax.set_ylabel(text["propagated"] + " (%)")
+    ax.xaxis.set_major_formatter(_axis_formatter(lang))
+    ax.yaxis.set_major_formatter(_axis_formatter(lang))
+    ax.set_title(text["scatter_title"])
+    ax.legend(loc="lower left", fontsize=8)
+    note = text["fig5_note"].format(hit=_number(int(hit.sum()), 0, lang),
+                                    n=_number(len(rows), 0, lang))  # fmt: skip
+    if clipped:
+        note += text["fig5_clipped"].format(k=_number(clipped, 0, lang),
+                                            q=_number(100 * clip, 0, lang))  # fmt: skip
+    ax.text(0.0, -0.12, note, transform=ax.transAxes, fontsize=8)
+    return fig
+
+
+def _pack_discs(sizes: dict[Any, int]) -> dict[Any, tuple[float, float, float]]:
+    """Discs of radius ∝ √size packed in rows from the largest: {key: (x, y, r)}."""
+    order = sorted(sizes, key=lambda c: (-sizes[c], str(c)))
+    radius = {c: float(np.sqrt(max(sizes[c], 1))) for c in order}
+    gap = 1.0
+    row_width = max(
+        np.sqrt(sum((2 * r + gap) ** 2 for r in radius.values())) * 1.15,
+        2 * max(radius.values(), default=1.0) + gap,
+    )
+    discs, x, y, row_height = {}, 0.0, 0.0, 0.0
+    for c in order:
+        r = radius[c]
+        if x > 0 and x + 2 * r > row_width:
+            x, y, row_height = 0.0, y - row_height - gap, 0.0
+        discs[c] = (x + r, y - r, r)
+        x += 2 * r + gap
+        row_height = max(row_height, 2 * r)
+    return discs
+
+
+def plot_published_communities(network: dict, *, lang: str = "pt", n_legend: int = 10) -> Figure:
+    """Fig. 6 from the published network: communities as discs (area ∝ members) with their
+    agents inside, the `n_legend` highest mean propagated CVaR in their own colours (rank,
+    size, mean in the legend), propagators (failure frequency > 0) larger and outlined. The
+    host holds no contracts, so links are not drawn (the enclave-side `plot_trade_network`
+    draws them)."""
+    text = _labels(lang)
+    rows = _rows(network)
+    table = {c["community"]: c for c in network.get("communities", [])}
+    members: dict[Any, list[dict]] = {}
+    for r in rows:
+        if r.get("community") is not None:
+            members.setdefault(r["community"], []).append(r)
+    fig, ax = plt.subplots(figsize=(12, 9))
+    if not members:
+        ax.text(0.5, 0.5, text["no_data"], ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return fig
+    discs = _pack_discs({c: len(m) for c, m in members.items()})
+
+    def rank(c):
+        return table.get(c, {}).get("rank", len(table) + 1)
+
+    ranked = [c for c in sorted(discs, key=rank) if len(members[c]) > 1][:n_legend]
+    colour_of = {c: _DISTINCT[i % len(_DISTINCT)] for i, c in enumerate(ranked)}
+    muted = ("#b9c3cc", "#c9bfb3", "#bfc8b8", "#c4b9c9")
+    golden = np.pi * (3 - np.sqrt(5))
+    for i, (c, (cx, cy, r)) in enumerate(discs.items()):
+        group = sorted(members[c], key=lambda row: -_figure(row, "failure_frequency"))
+        m = len(group)
+        k = np.arange(m)
+        rad = 0.9 * r * np.sqrt((k + 0.5) / m)
+        px, py = cx + rad * np.cos(k * golden), cy + rad * np.sin(k * golden)
+        prop = np.array([_figure(row, "failure_frequency") > 0 for row in group], dtype=bool)
+        colour = colour_of.get(c, muted[i % len(muted)])
+        ax.add_patch(matplotlib.patches.Circle((cx, cy), r, facecolor=colour, alpha=0.12,
+                                               edgecolor="none"))  # fmt: skip
+        ax.scatter(px[~prop], py[~prop], s=9, color=colour, linewidths=0)
+        ax.scatter(px[prop], py[prop], s=46, color=colour, edgecolors="#222222",
+                   linewidths=0.7, zorder=3)  # fmt: skip
+        if c in colour_of:
+            ax.text(cx, cy + r * 1.02, f"{rank(c)}º" if lang == "pt" else f"#{rank(c)}",
+                    ha="center", va="bottom", fontsize=8, weight="bold")  # fmt: skip
+    handles = [
+        Line2D([], [], marker="o", linestyle="", markersize=7, color=colour_of[c],
+               label=text["legend_community"].format(
+                   rank=rank(c), n=_number(len(members[c]), 0, lang),
+                   cvar=_percent(-float(table.get(c, {}).get("mean_cvar_propagated", 0.0)), 2,
+                                 lang)))
+        for c in ranked
+    ]  # fmt: skip
+    handles += [
+        Line2D([], [], marker="o", linestyle="", markersize=7, color=muted[0],
+               label=text["legend_other"]),
+        Line2D([], [], marker="o", linestyle="", markersize=8, color="white",
+               markeredgecolor="#222222", label=text["legend_propagator"]),
+    ]  # fmt: skip
+    ax.legend(handles=handles, title=text["legend_title"], loc="upper left",
+              bbox_to_anchor=(1.0, 1.0), fontsize=8, title_fontsize=9, frameon=False)  # fmt: skip
+    ax.set_title(text["fig6_title"])
+    note = text["fig6_note"].format(k=_number(network.get("n_communities", len(discs)), 0, lang))
+    ax.text(0.0, -0.02, "\n".join(textwrap.wrap(note, 120)), transform=ax.transAxes, fontsize=8,
+            va="top")  # fmt: skip
+    ax.set_aspect("equal")
+    ax.set_axis_off()
+    ax.autoscale_view()
+    ax.margins(0.02, 0.05)
+    return fig
+
+
+def plot_published_panel(network: dict, agents: list[str], *, lang: str = "pt") -> Figure:
+    """Fig. 7 from published rows: VaR/CVaR intrinsic, propagated and total (negative =
+    loss, as in the paper), the community's mean propagated CVaR and the position "k of K".
+    The systemic-risk column (MWh) is shown only when the rows carry it (volumes are not
+    published by default)."""
+    text = _labels(lang)
+    by_id = {r.get("agent"): r for r in _rows(network)}
+    missing = [a for a in agents if a not in by_id]
+    if missing:
+        raise ValueError(f"agents: {missing[0]} is not in the published network")
+    with_mwh = any("systemic_received_max_mwh" in by_id[a] for a in agents)
+    keys = ["agent", "var_intrinsic", "cvar_intrinsic", "var_propagated", "cvar_propagated",
+            "var_total", "cvar_total"] + (["systemic"] if with_mwh else []) + [
+            "community_mean", "position"]  # fmt: skip
+    columns = [text[k] for k in keys]
+    rows = []
+    for a in agents:
+        r = by_id[a]
+        line = [str(a), *(_percent(-_figure(r, k), 0, lang) for k in keys[1:7])]
+        if with_mwh:
+            line.append(_number(-_figure(r, "systemic_received_max_mwh"), 0, lang))
+        line.append(_percent(-_figure(r, "community_mean_cvar_propagated"), 2, lang))
+        rank, k = r.get("community_rank"), r.get("n_communities")
+        line.append("—" if rank is None else f"{rank} {text['of']} {k}")
+        rows.append(line)
+    chars = [
+        max([1.15 * len(s) for s in header.split("\n")] + [len(row[j]) for row in rows])
+        for j, header in enumerate(columns)
+    ]
+    widths = np.array(chars) + 3.0
+    fig_width = max(9.0, 0.085 * float(widths.sum()))
+    table_height = 0.55 + 0.34 * max(len(rows), 1)
+    fig, ax = plt.subplots(figsize=(fig_width, table_height + 1.1))
+    fig.subplots_adjust(left=0.01, right=0.99, top=1 - 0.45 / (table_height + 1.1),
+                        bottom=0.65 / (table_height + 1.1))  # fmt: skip
+    ax.set_axis_off()
+    table = ax.table(cellText=rows or [[""] * len(columns)], colLabels=columns,
+                     colWidths=(widths / widths.sum()).tolist(), cellLoc="center",
+                     bbox=[0.0, 0.0, 1.0, 1.0])  # fmt: skip
+    table.auto_set_font_size(False)
+    table.set_fontsize(9)
+    local = 7 + int(with_mwh)
+    header_share = 0.55 / table_height
+    for (r, c), cell in table.get_celld().items():
+        cell.set_height(header_share if r == 0 else (1 - header_share) / max(len(rows), 1))
+        if r == 0:
+            cell.set_facecolor("#dbe9f6" if c < local else "#f6e3db")
+            cell.set_text_props(weight="bold")
+    ax.set_title(f"{text['panel_title']}  —  {text['local']}: 1–{local} | "
+                 f"{text['global']}: {local + 1}–{len(columns)}")  # fmt: skip
+    n = int(network.get("n_scenarios", 0) or 0)
+    confidence = float(network.get("confidence", 0.95) or 0.95)
+    worst = n - int(np.ceil(confidence * n - 1e-9)) if n else 0
+    note = text["panel_note"].format(worst=_number(worst, 0, lang), n=_number(n, 0, lang))
+    ax.text(0.0, -0.04, "\n".join(textwrap.wrap(note, int(fig_width * 18.5))),
+            transform=ax.transAxes, ha="left", va="top", fontsize=7.5, color="#444444")  # fmt: skip
+    return fig
+
+
+def _band(ax, x0, x1, y0, y1, height0, height1, colour) -> None:
+    """A flow band from (x0, y0..y0+h0) to (x1, y1..y1+h1) with cubic Bézier edges."""
+    from matplotlib.path import Path as MplPath
+
+    mid = (x0 + x1) / 2
+    verts = [(x0, y0), (mid, y0), (mid, y1), (x1, y1), (x1, y1 + height1), (mid, y1 + height1),
+             (mid, y0 + height0), (x0, y0 + height0), (x0, y0)]  # fmt: skip
+    codes = [MplPath.MOVETO, MplPath.CURVE4, MplPath.CURVE4, MplPath.CURVE4, MplPath.LINETO,
+             MplPath.CURVE4, MplPath.CURVE4, MplPath.CURVE4, MplPath.CLOSEPOLY]  # fmt: skip
+    ax.add_patch(matplotlib.patches.PathPatch(MplPath(verts, codes), facecolor=colour,
+                                              edgecolor="none", alpha=0.35))  # fmt: skip
+
+
+def plot_community_evolution(
+    tracking: dict, *, lang: str = "pt", max_lineages: int = 10, min_size: int = 3
+) -> Figure:
+    """Alluvial chart of `Tracking.to_dict()`: one column of bars per week (a bar per community
+    of at least `min_size` agents, height ∝ members, colour = lineage, the `max_lineages`
+    largest coloured), bands between consecutive weeks for the agents that moved from one
+    community to the other. The counts under the chart cover every community."""
+    text = _labels(lang)
+    weeks = list(tracking.get("weeks", []))
+    communities = tracking.get("communities", {})
+    fig, ax = plt.subplots(figsize=(max(8.0, 2.2 * len(weeks) + 3), 7))
+    if not weeks:
+        ax.text(0.5, 0.5, text["no_data"], ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return fig
+    total: dict[str, int] = {}
+    for w in weeks:
+        for c in communities.get(w, []):
+            total[c["lineage"]] = total.get(c["lineage"], 0) + int(c["size"])
+    by_size = sorted(total, key=lambda lin: (-total[lin], lin))
+    order_of = {lin: i for i, lin in enumerate(by_size)}
+    colour_of = {lin: _DISTINCT[i % len(_DISTINCT)] for i, lin in enumerate(by_size[:max_lineages])}
+    grey = "#b0b0b0"
+    gap = max(1.0, 0.02 * max((sum(c["size"] for c in communities.get(w, [])) for w in weeks),
+                              default=1))  # fmt: skip
+    bar = 0.18
+    slots: list[dict[Any, list[float]]] = []  # per week: community → [bottom, out used, in used]
+    for i, w in enumerate(weeks):
+        shown = [c for c in communities.get(w, []) if int(c["size"]) >= min_size]
+        # The same lineage sits at the same rank every week (largest lineage at the bottom).
+        shown.sort(key=lambda c: (order_of[c["lineage"]], str(c["community"])))
+        y, placed = 0.0, {}
+        for c in shown:
+            size = float(c["size"])
+            colour = colour_of.get(c["lineage"], grey)
+            ax.add_patch(matplotlib.patches.Rectangle((i - bar / 2, y), bar, size,
+                                                      facecolor=colour, edgecolor="white",
+                                                      linewidth=0.5))  # fmt: skip
+            if c["lineage"] in colour_of and size >= 0.04 * max(total.values()):
+                ax.text(i + bar / 2 + 0.02, y + size / 2, c["lineage"], va="center",
+                        fontsize=7)  # fmt: skip
+            placed[c["community"]] = [y, 0.0, 0.0, c["lineage"], size]
+            y += size + gap
+        slots.append(placed)
+    for i, t in enumerate(tracking.get("transitions", [])[: len(weeks) - 1]):
+        left, right = slots[i], slots[i + 1]
+        flows = [f for f in t.get("flows", []) if f["from"] in left and f["to"] in right]
+        flows.sort(key=lambda f: (left[f["from"]][0], right[f["to"]][0]))
+        for f in flows:
+            a, b, n = left[f["from"]], right[f["to"]], float(f["agents"])
+            y0 = a[0] + a[1]
+            a[1] += n
+            b_in = [g for g in flows if g["to"] == f["to"]]
+            b_in.sort(key=lambda g: left[g["from"]][0])
+            y1 = b[0] + sum(float(g["agents"]) for g in b_in[: b_in.index(f)])
+            _band(ax, i + bar / 2, i + 1 - bar / 2, y0, y1, n, n, colour_of.get(a[3], grey))
+    ax.set_xlim(-0.5, len(weeks) - 0.5)
+    top_y = max((v[0] + v[4] for placed in slots for v in placed.values()), default=1.0)
+    ax.set_ylim(0, top_y * 1.04 + gap)
+    ax.set_xticks(range(len(weeks)), weeks)
+    ax.set_xlabel(text["week"])
+    ax.set_ylabel(text["agents_axis"])
+    ax.yaxis.set_major_formatter(_axis_formatter(lang, 0))
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    ax.set_title(text["evolution_title"])
+    lines = [text["evolution_note"].format(t=_number(float(tracking.get("threshold", 0.3)), 2,
+                                                     lang))]  # fmt: skip
+    for c in tracking.get("counts", []):
+        lines.append(text["evolution_counts"].format(
+            w=c["to"], c=c["continuation"], s=c["split"], m=c["merge"], b=c["birth"],
+            d=c["death"]))  # fmt: skip
+    ax.text(0.0, -0.1, "\n".join(lines), transform=ax.transAxes, fontsize=8, va="top")
+    return fig
+
+
+def _scenario_label(name: str, scenario: dict, text: dict[str, str], lang: str) -> str:
+    q = scenario.get("quantile")
+    if name in ("high", "low") and isinstance(q, int | float):
+        return text[f"scenario_{name}"].format(q=_number(q, 2, lang))
+    return text["scenario_other"].format(name=name)
+
+
+def plot_debtrank(
+    systemic: dict, *, scenario: str | None = None, lang: str = "pt", top: int = 15
+) -> Figure:
+    """DebtRank picture from `published_systemic`: the `top` agents by systemic impact (share
+    of the system's capital lost if that agent alone fails; the cover-2 pair highlighted) and,
+    per scenario, the capital lost to the scenario's own shock and to its propagation, with
+    Eisenberg–Noe's defaults (fundamental and contagious) underneath."""
+    text = _labels(lang)
+    scenarios = systemic.get("scenarios") or {}
+    if not scenarios:
+        raise ValueError("systemic.scenarios is empty: nothing to draw")
+    name = scenario if scenario is not None else next(iter(scenarios))
+    if name not in scenarios:
+        raise ValueError(f"scenario {name!r} is not in systemic.scenarios ({', '.join(scenarios)})")
+    chosen = scenarios[name]
+    impacts = [
+        (row["agent"], float(row["scenarios"][name].get("debtrank_impact") or 0.0))
+        for row in systemic.get("agents", [])
+        if name in row.get("scenarios", {})
+    ]
+    if not impacts:
+        impacts = [(t["agent"], float(t["impact"])) for t in chosen["debtrank"].get("top", [])]
+    impacts = sorted(impacts, key=lambda t: (-t[1], t[0]))[:top]
+    cover = chosen.get("cover2") or {}
+    pair = set(cover.get("agents") or [])
+    fig, (left, right) = plt.subplots(
+        1, 2, figsize=(13, max(4.5, 0.32 * len(impacts) + 2)), width_ratios=(3, 2)
+    )
+    labels = [a for a, _ in impacts][::-1]
+    values = [100 * v for _, v in impacts][::-1]
+    colours = ["#c44e52" if a in pair else "#4c72b0" for a in labels]
+    left.barh(labels, values, color=colours)
+    left.xaxis.set_major_formatter(_axis_formatter(lang))
+    left.set_xlabel(text["debtrank_axis"])
+    left.set_title(text["debtrank_title"].format(scenario=_scenario_label(name, chosen, text,
+                                                                          lang)), fontsize=10)  # fmt: skip
+    if cover.get("agents"):
+        caption = text["debtrank_cover2"].format(
+            a=cover["agents"][0], b=cover["agents"][1], loss=_percent(cover["loss"], 1, lang)
+        )
+        if not cover.get("certified", True):
+            caption += text["debtrank_cover2_bound"].format(bound=_percent(cover["bound"], 1,
+                                                                           lang))  # fmt: skip
+        left.text(0.0, -0.16, caption, transform=left.transAxes, fontsize=8, color="#c44e52")
+    names = list(scenarios)
+    initial = [100 * float(scenarios[s]["debtrank"]["system_initial"]) for s in names]
+    propagated = [100 * float(scenarios[s]["debtrank"]["system_propagated"]) for s in names]
+    ticks = [_scenario_label(s, scenarios[s], text, lang) for s in names]
+    right.bar(ticks, initial, color="#dd8452", label=text["debtrank_initial"])
+    right.bar(ticks, propagated, bottom=initial, color="#8172b3", label=text["debtrank_propagated"])
+    right.yaxis.set_major_formatter(_axis_formatter(lang))
+    right.set_ylabel("%")
+    right.set_title(text["debtrank_system"], fontsize=10)
+    right.legend(fontsize=8, loc="upper left")
+    right.tick_params(axis="x", labelsize=8)
+    lines = []
+    for s in names:
+        en = scenarios[s].get("eisenberg_noe") or {}
+        if en:
+            lines.append(_scenario_label(s, scenarios[s], text, lang) + ": " + text[
+                "en_defaults"].format(d=_number(en["defaults"], 0, lang),
+                                      f=_number(en["fundamental"], 0, lang),
+                                      c=_number(en["contagious"], 0, lang),
+                                      u=_percent(en["unpaid_share"], 1, lang)))  # fmt: skip
+    right.text(0.0, -0.16, "\n".join("\n".join(textwrap.wrap(line, 70)) for line in lines),
+               transform=right.transAxes, fontsize=7.5, va="top")  # fmt: skip
+    fig.tight_layout()
     return fig
