@@ -42,7 +42,7 @@ def _current_queue() -> str | None:
     the queue its first step was taken from, so workers dedicated to a queue keep its closing."""
     from celery import current_task
 
-    if current_task is None or current_task.request.id is None:
+    if not current_task or current_task.request.id is None:  # a proxy: falsy outside a task
         return None
     return (current_task.request.delivery_info or {}).get("routing_key") or None
 

@@ -26,6 +26,9 @@ TASK_NAMES = {
     "prudencial.tasks.close_due_weeks",
     "prudencial.tasks.expire_representations",
     "submissions.dispatch_pending",
+    "closing.start_due_closings",
+    "closing.resume_stalled_closings",
+    "closing.publish_due_weeks",
 }
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
