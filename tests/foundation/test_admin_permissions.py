@@ -213,6 +213,36 @@ def test_staff_group_sees_the_enclave_key_registry(client, ccee_staff, model):
     assert response.status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("granted", "refused"),
+    [
+        (
+            ["closing.view_closing", "closing.view_leverageresult", "closing.run_closing",
+             "closing.submit_trade_network"],
+            ["closing.change_leverageresult", "closing.add_leveragedecision",
+             "closing.change_closing", "closing.delete_closing"],
+        ),
+        (
+            ["seal.view_criterion", "seal.add_criterion", "seal.change_evaluation",
+             "seal.view_decisionlog", "seal.view_evidence"],
+            ["seal.change_decisionlog", "seal.add_evidence", "seal.change_adherenceresult",
+             "seal.delete_evaluation"],
+        ),
+    ],
+    ids=["closing", "seal"],
+)  # fmt: skip
+def test_staff_group_runs_the_closing_and_the_seal_but_never_writes_what_services_write(
+    client, ccee_staff, granted, refused
+):
+    for permission in granted:
+        assert ccee_staff.has_perm(permission), permission
+    for permission in refused:
+        assert not ccee_staff.has_perm(permission), permission
+    client.force_login(ccee_staff)
+    assert client.get(reverse("admin:closing_closing_changelist")).status_code == 200
+    assert client.get(reverse("admin:seal_evaluation_changelist")).status_code == 200
+
+
 # --- 7. the week list in the admin does not fetch buckets -------------------------------------
 
 

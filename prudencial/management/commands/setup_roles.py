@@ -3,8 +3,11 @@
 Staff read, add and change the registry, weeks and parameters and the Celery beat schedules,
 and read the history, the derived permission tables and the enclave's key registry
 (enclave_bridge: EnclaveKey, SealedKeySet), which only the enclave services write, and the
-submissions' metadata (submissions: Submission, Verdict, Batch; never the envelope), and work the
-alerts' case queue (alerts: view/change cases; their history and e-mails view only). They get no delete permission (agents
+submissions' metadata (submissions: Submission, Verdict, Batch; never the envelope), work the
+alerts' case queue (alerts: view/change cases; their history and e-mails view only), run the
+trust seal's cycles (seal: criteria, cycles, evaluations; evidence, answers, adherence and the
+decision log view only) and the weekly closing (closing: view everything the services write,
+plus run_closing and submit_trade_network). They get no delete permission (agents
 are deactivated, representations ended) and none of the agents' object permissions
 (submit_agent_data, send_leverage_result), which only representations grant. Idempotent: it
 adds what is missing and keeps permissions a superuser added by hand (--exact removes them).
@@ -22,10 +25,12 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
 STAFF_GROUP = "Equipe CCEE"
-EDITABLE_APPS = ("prudencial", "django_celery_beat", "alerts")
+EDITABLE_APPS = ("prudencial", "django_celery_beat", "alerts", "seal")
 # Written only by services (the enclave's key registry; agents' submissions and their signed
 # verdicts, which are append-only): staff may look, never edit.
-VIEW_ONLY_APPS = ("enclave_bridge", "submissions")
+VIEW_ONLY_APPS = ("enclave_bridge", "submissions", "closing")
+# The closing's own actions beyond viewing (its rows are written only by its services).
+EXTRA_PERMISSIONS = (("closing", "run_closing"), ("closing", "submit_trade_network"))
 # Written only by services (derived from representations): staff may look, never edit.
 READ_ONLY_MODELS = {
     "agentuserobjectpermission",
@@ -33,6 +38,11 @@ READ_ONLY_MODELS = {
     # alerts: a case's history and its e-mails are written only by the alerts services.
     "caseevent",
     "alertemail",
+    # seal: uploads, answers, signed adherence and the decision log are append-only.
+    "evidence",
+    "agentresponse",
+    "adherenceresult",
+    "decisionlog",
 }
 
 
@@ -48,6 +58,11 @@ def staff_permissions() -> list[Permission]:
             actions = ("view",) if read_only else ("view", "add", "change")
             ct = ContentType.objects.get_for_model(model, for_concrete_model=False)
             wanted += [(ct.pk, f"{action}_{name}") for action in actions]
+    for label, codename in EXTRA_PERMISSIONS:
+        for model in apps.get_app_config(label).get_models():
+            if any(code == codename for code, _ in model._meta.permissions):
+                ct = ContentType.objects.get_for_model(model, for_concrete_model=False)
+                wanted.append((ct.pk, codename))
     found = {
         (p.content_type_id, p.codename): p
         for p in Permission.objects.filter(
