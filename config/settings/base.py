@@ -382,6 +382,15 @@ PRUDENCIAL_BEAT_SCHEDULE = {
     },
 }
 
+# --- The week's trade network upload (prudencial.closing.trade_network) ----------------------
+# The JWE text at most this many characters: the enclave opens envelopes of at most 8 Mi
+# characters (6 MiB of plaintext, enclave_bridge/enclave/envelope.py), about 40,000 contracts;
+# a larger limit here would only move the refusal from the API to the enclave.
+CLOSING_TRADE_NETWORK_MAX_BYTES = int(
+    os.environ.get("CLOSING_TRADE_NETWORK_MAX_BYTES", str(8 * 1024 * 1024))
+)
+CLOSING_TRADE_NETWORK_MAX_BODY_BYTES = CLOSING_TRADE_NETWORK_MAX_BYTES + 64 * 1024
+
 # --- Weekly closing (docs/closing.md) ----------------------------------------------------------
 # Every enclave process the closing fans out over (comma-separated; one per parent instance in
 # production); the chunks go round-robin, and a chunk fails over to the next on unavailability.

@@ -9,7 +9,6 @@ errors by field and row: never the envelope, never a contract.
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -118,13 +117,8 @@ class TradeNetworkView(APIView):
 
     permission_classes = [IsAuthenticated, CanSubmitTradeNetwork]
     parser_classes = [StreamedJSONParser]
-    # The API's edge (prudencial.middleware) allows this route a larger body: the setting
-    # CLOSING_TRADE_NETWORK_MAX_BODY_BYTES when the deployment has it, else the batch's.
-    max_body_bytes_setting = (
-        "CLOSING_TRADE_NETWORK_MAX_BODY_BYTES"
-        if hasattr(settings, "CLOSING_TRADE_NETWORK_MAX_BODY_BYTES")
-        else "PRUDENCIAL_BATCH_MAX_BODY_BYTES"
-    )
+    # The API's edge (prudencial.middleware) allows this route a larger body.
+    max_body_bytes_setting = "CLOSING_TRADE_NETWORK_MAX_BODY_BYTES"
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "batches"
 

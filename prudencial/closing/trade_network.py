@@ -65,8 +65,6 @@ from prudencial.submissions.timefmt import deadline_text
 logger = logging.getLogger(__name__)
 
 PERMISSION = "closing.submit_trade_network"
-#: 200,000 contracts of about 150 bytes each, encrypted (base64url: 4/3).
-DEFAULT_MAX_BYTES = 48 * 1024 * 1024
 #: Week states in which an upload is taken as it is.
 OPEN_STATES = (WeekStatus.OPEN, WeekStatus.CLOSED)
 #: Week states in which only a correction's upload is taken.
@@ -111,7 +109,7 @@ class Uploaded:
 
 
 def max_bytes() -> int:
-    return int(getattr(settings, "CLOSING_TRADE_NETWORK_MAX_BYTES", DEFAULT_MAX_BYTES))
+    return int(settings.CLOSING_TRADE_NETWORK_MAX_BYTES)
 
 
 def _models():

@@ -446,3 +446,13 @@ def test_the_client_refuses_a_bad_file_by_field_and_row_sending_nothing(tmp_path
         ["trade-network", "send", "--week", WEEK, str(bad)], stdout=io.StringIO(), stderr=err
     )
     assert code == 1 and "price_brl_mwh" in err.getvalue()
+
+
+def test_the_hosts_limit_is_within_what_the_enclave_opens():
+    """A larger limit on the host would only move the refusal from the API to the enclave."""
+    from django.conf import settings
+
+    from enclave_bridge.enclave.envelope import MAX_ENVELOPE_CHARS
+
+    assert settings.CLOSING_TRADE_NETWORK_MAX_BYTES <= MAX_ENVELOPE_CHARS
+    assert settings.CLOSING_TRADE_NETWORK_MAX_BODY_BYTES > settings.CLOSING_TRADE_NETWORK_MAX_BYTES
