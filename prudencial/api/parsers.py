@@ -104,3 +104,16 @@ class JSONParser(parsers.JSONParser):
             ) from None
         except (ValueError, RecursionError) as exc:
             raise _invalid(exc) from None
+
+
+class StreamedJSONParser(parsers.BaseParser):
+    """The strict JSON parser read from the request stream, for routes with a larger body limit
+    (``max_body_bytes_setting``). DRF hands a JSONParser subclass ``request.body``, which Django
+    refuses past DATA_UPLOAD_MAX_MEMORY_SIZE (the API's 2.5 MiB default) whatever the route's
+    own limit; the edge (prudencial.middleware) has already bounded the body by its
+    Content-Length."""
+
+    media_type = "application/json"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        return JSONParser().parse(stream, media_type, parser_context)

@@ -13,12 +13,11 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, NotFound, PermissionDenied, ValidationError
-from rest_framework.parsers import BaseParser
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from prudencial.api.parsers import JSONParser
+from prudencial.api.parsers import StreamedJSONParser
 from prudencial.api.throttling import ScopedRateThrottle
 from prudencial.closing import trade_network
 from prudencial.domain.calendar import is_week_code
@@ -29,18 +28,6 @@ from prudencial.submissions.api import (
     ErrorSerializer,
     idempotency_key,
 )
-
-
-class StreamedJSONParser(BaseParser):
-    """The API's strict JSON parser (prudencial.api.parsers.JSONParser), read from the request
-    stream. DRF hands a JSONParser subclass ``request.body``, which Django refuses past
-    DATA_UPLOAD_MAX_MEMORY_SIZE (the API's 2.5 MiB default) whatever the route's own limit; the
-    edge (prudencial.middleware) has already bounded the body by its Content-Length."""
-
-    media_type = "application/json"
-
-    def parse(self, stream, media_type=None, parser_context=None):
-        return JSONParser().parse(stream, media_type, parser_context)
 
 
 class CanSubmitTradeNetwork(BasePermission):

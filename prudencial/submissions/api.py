@@ -23,6 +23,7 @@ from rest_framework.exceptions import APIException, NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from prudencial.api.parsers import StreamedJSONParser
 from prudencial.api.throttling import ScopedRateThrottle
 from prudencial.domain.calendar import is_week_code
 from prudencial.models import Week
@@ -151,8 +152,10 @@ class BatchCreateView(APIView):
     """Send one encrypted file (JSON batch or the XLSX template) covering many agents (202).
     Every listed agent must be one you may submit for, or nothing is stored."""
 
-    # The API's edge (prudencial.middleware) allows this route a larger body.
+    # The API's edge (prudencial.middleware) allows this route a larger body, read as a stream
+    # (Django would refuse request.body past DATA_UPLOAD_MAX_MEMORY_SIZE).
     max_body_bytes_setting = "PRUDENCIAL_BATCH_MAX_BODY_BYTES"
+    parser_classes = [StreamedJSONParser]
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "batches"  # per user; and PRUDENCIAL_BATCH_MAX_PER_WEEK a week
 

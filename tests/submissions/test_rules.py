@@ -127,6 +127,17 @@ def test_a_body_over_the_api_limit_is_413_except_on_the_batch_route(api, week, t
     assert batch.status_code == 413 and "100000 bytes" in error(batch)["message"]
 
 
+def test_a_batch_over_djangos_default_upload_size_reaches_the_service(api, week, trader, enc_key):
+    """A 3 MiB batch is within the batch route's limit: the body is read as a stream, not through
+    request.body (which Django refuses past DATA_UPLOAD_MAX_MEMORY_SIZE, 2.5 MiB)."""
+    head, rest = fake_jwe().split(".", 1)
+    big = head + "." + "A" * (3 * 1024 * 1024) + rest[rest.index(".") :]
+    body = {"jwe": big, "agents": [trader.pk]}
+    response = post(api, f"/api/v1/weeks/{WEEK}/batch/", body)
+    assert response.status_code == 202, response.content[:300]
+    assert Batch.objects.get().size_bytes == len(big)
+
+
 @pytest.mark.parametrize(
     "jwe",
     [
