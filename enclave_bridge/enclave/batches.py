@@ -28,6 +28,10 @@ from .compute import (
 MAX_OPEN_BATCHES = 4
 MAX_BATCH_ITEMS = 100_000
 BATCH_TTL_SECONDS = 1800.0
+#: Distinct parameter sets one week may be computed with in an enclave's lifetime: the closing
+#: and up to two corrections (docs/enclave.md § Parameter pinning). Each extra set lets the host
+#: read the same envelopes under other parameters, so the number is small and fixed.
+MAX_PARAMETER_SETS_PER_WEEK = 3
 
 
 @dataclass
@@ -38,6 +42,7 @@ class _Batch:
     parts: dict[int, list[dict[str, Any]]]
     touched: float
     reserved: int = 0
+    parameters_sha256: str = ""
 
     def entries(self) -> list[dict[str, Any]]:
         return [entry for seq in sorted(self.parts) for entry in self.parts[seq]]
@@ -50,7 +55,7 @@ class BatchOps:
     pool: Any
     _state_lock: threading.Lock
     _batches: dict[str, _Batch]
-    _week_parameters: dict[str, str]
+    _week_parameters: dict[str, list[str]]
 
     def _purge_batches(self, now: float) -> None:
         """Drop batches idle past the TTL (and their plaintext). Caller holds the state lock."""
@@ -68,31 +73,40 @@ class BatchOps:
             return batch
 
     def _pinned_parameters(self, raw: Any) -> Any:
-        """Parse a week's parameters and pin them: within this enclave's lifetime a week is
-        computed with one parameter set only, so the host cannot query the same envelopes
-        under many crafted parameter sets and difference the published figures."""
+        return self._pin_parameters(raw)[0]
+
+    def _pin_parameters(self, raw: Any) -> tuple[Any, str]:
+        """Parse a week's parameters and pin them, with their digest: within this enclave's
+        lifetime a week is computed with at most MAX_PARAMETER_SETS_PER_WEEK parameter sets (the
+        closing and its corrections), so the host cannot query the same envelopes under many
+        crafted parameter sets and difference the published figures."""
         parameters = parse_parameters(raw)
         # Canonical CBOR, not JSON: the raw map may hold byte strings (ignored by the parser).
         digest = hashlib.sha256(cbor2.dumps(raw, canonical=True)).hexdigest()
         with self._state_lock:
-            pinned = self._week_parameters.setdefault(parameters.week, digest)
-        if pinned != digest:
-            raise ProtocolError(
-                E_BAD_REQUEST,
-                f"week {parameters.week} was already computed with other parameters; "
-                "a week's parameters cannot change between computations",
-            )
-        return parameters
+            pinned = self._week_parameters.setdefault(parameters.week, [])
+            if digest not in pinned:
+                if len(pinned) >= MAX_PARAMETER_SETS_PER_WEEK:
+                    raise ProtocolError(
+                        E_BAD_REQUEST,
+                        f"week {parameters.week} was already computed with "
+                        f"{MAX_PARAMETER_SETS_PER_WEEK} parameter sets (the closing and its "
+                        "corrections); it takes no other",
+                    )
+                pinned.append(digest)
+        return parameters, digest
 
     def op_batch_open(self, req: Request) -> dict[str, Any]:
         """Start a batch too large for one frame: parameters now, items in batch_add chunks."""
-        parameters = self._pinned_parameters(req.args.get("parameters"))
+        parameters, digest = self._pin_parameters(req.args.get("parameters"))
         with self._state_lock:
             self._purge_batches(time.monotonic())
             if len(self._batches) >= MAX_OPEN_BATCHES:
                 raise ProtocolError(E_BUSY, f"at most {MAX_OPEN_BATCHES} batches may be open")
             batch_id = uuid.uuid4().hex
-            self._batches[batch_id] = _Batch(parameters, {}, time.monotonic())
+            self._batches[batch_id] = _Batch(
+                parameters, {}, time.monotonic(), parameters_sha256=digest
+            )
         return {"batch": batch_id, "week": parameters.week}
 
     def op_batch_add(self, req: Request) -> dict[str, Any]:

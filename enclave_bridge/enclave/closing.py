@@ -200,7 +200,7 @@ class ClosingOps:
                 "week": parameters.week,
                 "closing": closing,
                 "chunk": chunk,
-                "parameters_sha256": self._week_parameters.get(parameters.week),  # type: ignore[attr-defined]
+                "parameters_sha256": batch.parameters_sha256,
                 "agents": agents,
                 "network_part": part,
                 "counts": {

@@ -71,7 +71,7 @@ class Service(KeyLifecycle, BatchOps, ClosingOps):
         self.limits = limits or {}
         self._state_lock = threading.Lock()
         self._batches: dict[str, _Batch] = {}
-        self._week_parameters: dict[str, str] = {}  # week → digest of its parameters
+        self._week_parameters: dict[str, list[str]] = {}  # week → digests of its parameter sets
         self.registries = RegistryStore()
         self._split_slots = threading.BoundedSemaphore(SPLIT_SLOTS)
         self._ops: dict[str, Callable[[Request], Any]] = {

@@ -521,11 +521,18 @@ def test_implausible_or_changed_week_parameters_are_refused(client, current_key)
     cheap["forward_prices"]["SE"][0] = 1.0
     with pytest.raises(EnclaveError, match=r"forward_prices\.SE\[0\]"):
         client.compute(cheap, items, network=network_options())
-    # A week is computed with one parameter set per enclave lifetime.
-    client.compute(parameters("202303002"), [], network=network_options())
+    # A week is computed with at most 3 parameter sets per enclave lifetime (the closing and
+    # two corrections); the same set again is no new one.
+    from enclave_bridge.enclave.batches import MAX_PARAMETER_SETS_PER_WEEK
+
+    for i in range(MAX_PARAMETER_SETS_PER_WEEK):
+        corrected = parameters("202303002")
+        corrected["buckets"][3]["volatility"] = 0.2 + i / 100
+        client.compute(corrected, [], network=network_options())
+        client.compute(corrected, [], network=network_options())
     other = parameters("202303002")
-    other["buckets"][3]["volatility"] = 0.2
-    with pytest.raises(EnclaveError, match="already computed with other parameters"):
+    other["buckets"][3]["volatility"] = 0.3
+    with pytest.raises(EnclaveError, match="already computed with 3 parameter sets"):
         client.compute(other, [], network=network_options())
 
 
