@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from django.db.models import Prefetch
 from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import APIException, NotFound, ValidationError
@@ -137,10 +138,13 @@ def _item(i, visible: bool) -> dict:
     }
 
 
+EVIDENCE_XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
 class EvaluationListView(APIView):
     """Your agents' seal evaluations (every evaluation for CCEE staff)."""
 
-    @extend_schema(responses=serializers.DictField())
+    @extend_schema(operation_id="seal_evaluations_list", responses={200: OpenApiTypes.OBJECT})
     def get(self, request):
         rows = selectors.evaluation_list(user=request.user).order_by("-cycle__starts_on", "pk")
         return Response([evaluation_data(e, request.user, detail=False) for e in rows[:1000]])
@@ -149,7 +153,7 @@ class EvaluationListView(APIView):
 class EvaluationDetailView(APIView):
     """One evaluation: criteria, decisions (once notified), evidence, answers, breakdown."""
 
-    @extend_schema(responses=serializers.DictField())
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request, pk: int):
         return Response(evaluation_data(_evaluation(request, pk), request.user, detail=True))
 
@@ -164,7 +168,7 @@ class ResponseCreateView(APIView):
 
     parser_classes = [JSONParser]
 
-    @extend_schema(request=ResponseInputSerializer, responses={201: serializers.DictField()})
+    @extend_schema(request=ResponseInputSerializer, responses={201: OpenApiTypes.OBJECT})
     def post(self, request, pk: int):
         data = ResponseInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -192,7 +196,7 @@ class EvidenceCreateView(APIView):
 
     parser_classes = [MultiPartParser]
 
-    @extend_schema(request=EvidenceInputSerializer, responses={201: serializers.DictField()})
+    @extend_schema(request=EvidenceInputSerializer, responses={201: OpenApiTypes.OBJECT})
     def post(self, request, pk: int):
         data = EvidenceInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -221,11 +225,17 @@ class EvidenceCreateView(APIView):
 class EvidenceFileView(APIView):
     """The evidence file itself (the agent's users and staff)."""
 
+    @extend_schema(
+        responses={
+            (200, "application/pdf"): OpenApiTypes.BINARY,
+            (200, EVIDENCE_XLSX): OpenApiTypes.BINARY,
+        }
+    )
     def get(self, request, pk: int):
         evidence = selectors.evidence_get(user=request.user, evidence_id=pk)
         content_type = {
             "pdf": "application/pdf",
-            "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            "xlsx": EVIDENCE_XLSX,
         }[evidence.file_type]
         response = HttpResponse(bytes(evidence.content), content_type=content_type)
         response["Content-Disposition"] = (
@@ -239,7 +249,7 @@ class AdherenceView(APIView):
     """The agent's risk adherence (adherent / not adherent, margin as a fraction of PLA), its
     enclave signature verified now. Only the agent's own users and staff."""
 
-    @extend_schema(responses=serializers.DictField())
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request, pk: int):
         evaluation = _evaluation(request, pk)
         checked = selectors.adherence_for(evaluation)
