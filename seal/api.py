@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from django.db.models import Prefetch
 from django.http import HttpResponse
+from drf_spectacular.plumbing import build_array_type, build_basic_type
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
@@ -144,7 +145,10 @@ EVIDENCE_XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.she
 class EvaluationListView(APIView):
     """Your agents' seal evaluations (every evaluation for CCEE staff)."""
 
-    @extend_schema(operation_id="seal_evaluations_list", responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(
+        operation_id="seal_evaluations_list",
+        responses={200: build_array_type(build_basic_type(OpenApiTypes.OBJECT))},
+    )
     def get(self, request):
         rows = selectors.evaluation_list(user=request.user).order_by("-cycle__starts_on", "pk")
         return Response([evaluation_data(e, request.user, detail=False) for e in rows[:1000]])
