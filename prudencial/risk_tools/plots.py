@@ -25,6 +25,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
+from prudencial.domain.market import NETWORK_CLASSES  # noqa: E402
 from prudencial.risk.communities import trade_graph  # noqa: E402
 from prudencial.risk.market import Market  # noqa: E402
 from prudencial.risk.network import NetworkRiskResult  # noqa: E402
@@ -594,7 +595,7 @@ def plot_published_exposure(network: dict, *, lang: str = "pt", clip: float = 0.
         groups = [(k, _POSITION_COLOURS[k], text[k]) for k in ("long", "balanced", "short")]
         key = "position"
     else:
-        groups = [(c, _CLASS_COLOURS[c], text[f"class_{c}"]) for c in ("CS", "GE", "CM")]
+        groups = [(c, _CLASS_COLOURS[c], text[f"class_{c}"]) for c in NETWORK_CLASSES]
         key = "class"
     for value, colour, label in groups:
         m = hit & np.array([r.get(key) == value for r in rows], dtype=bool)
