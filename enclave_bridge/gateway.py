@@ -514,7 +514,8 @@ class EnclaveGateway:
         """Run one call (or sequence) and, once, what makes it succeed again: when the enclave
         answers `locked` (it restarted), unlock it; when an answer is signed by another key than
         the one this process trusts, take up the registered one if it changed (another process
-        rotated the signing key). Anything else is raised as it came."""
+        rotated the signing key), else the one a fresh verified attestation names (the enclave
+        restarted and another process unlocked it). Anything else is raised as it came."""
         if self.client.signing_kid is None and not self._trust_registered_key():
             self.ensure_unlocked()
         try:
@@ -526,8 +527,16 @@ class EnclaveGateway:
             self.ensure_unlocked()
         except AnswerVerificationError:
             trusted = self.client.signing_kid
-            if not self._trust_registered_key() or self.client.signing_kid == trusted:
-                raise
+            self._trust_registered_key()
+            if self.client.signing_kid == trusted:
+                # Not another process's rotation: the enclave may have restarted and been
+                # unlocked by another worker with a new signing key not registered yet. A fresh
+                # attestation (verified: trust root, PCRs, nonce) is the only thing that makes
+                # a new key trusted; if it names the key this process already had, the answer
+                # was not the enclave's and the error stands.
+                self._register()
+                if self.client.signing_kid == trusted:
+                    raise
             logger.info("enclave signing key changed to %s", self.client.signing_kid)
         return run(self.client)
 

@@ -28,6 +28,10 @@ from .compute import (
 MAX_OPEN_BATCHES = 4
 MAX_BATCH_ITEMS = 100_000
 BATCH_TTL_SECONDS = 1800.0
+#: When all MAX_OPEN_BATCHES are open, one idle this long is dropped for a new one: a host worker
+#: killed between batch_open and its compute leaves its batch behind, and four such leftovers
+#: would otherwise refuse every batch (busy) until the TTL.
+BATCH_EVICT_IDLE_SECONDS = 120.0
 #: Distinct parameter sets one week may be computed with in an enclave's lifetime: the closing
 #: and up to two corrections (docs/enclave.md § Parameter pinning). Each extra set lets the host
 #: read the same envelopes under other parameters, so the number is small and fixed.
@@ -100,9 +104,13 @@ class BatchOps:
         """Start a batch too large for one frame: parameters now, items in batch_add chunks."""
         parameters, digest = self._pin_parameters(req.args.get("parameters"))
         with self._state_lock:
-            self._purge_batches(time.monotonic())
+            now = time.monotonic()
+            self._purge_batches(now)
             if len(self._batches) >= MAX_OPEN_BATCHES:
-                raise ProtocolError(E_BUSY, f"at most {MAX_OPEN_BATCHES} batches may be open")
+                idle = min(self._batches, key=lambda k: self._batches[k].touched)
+                if now - self._batches[idle].touched <= BATCH_EVICT_IDLE_SECONDS:
+                    raise ProtocolError(E_BUSY, f"at most {MAX_OPEN_BATCHES} batches may be open")
+                del self._batches[idle]
             batch_id = uuid.uuid4().hex
             self._batches[batch_id] = _Batch(
                 parameters, {}, time.monotonic(), parameters_sha256=digest
