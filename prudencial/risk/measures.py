@@ -12,6 +12,8 @@ When αN is whole this is the mean of the worst N(1 − α) losses, the paper's 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -72,20 +74,58 @@ def tail_size(n: int, confidence: float) -> int:
     return n - tail_index(n, confidence) + 1
 
 
-def var_cvar_from_tail(
-    tail: np.ndarray, n: int, confidence: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """VaR and CVaR from the `tail_size(n)` largest losses per row (any order).
-
-    Lets the network engine stream scenarios in chunks and keep only the tail.
-    """
-    confidence = _check_confidence(confidence)
+def _needs(n: int, confidence: float, conv: RiskConvention) -> tuple[set[int], set[int]]:
+    """Ranks (1-based) and top counts that `_from_order` will ask for."""
     k = tail_index(n, confidence)
-    if tail.shape[-1] != n - k + 1:
-        raise ValueError(f"tail must hold {n - k + 1} losses per row (got {tail.shape[-1]})")
-    l_k = tail.min(axis=-1)
-    above = tail.sum(axis=-1) - l_k
-    return l_k, (above + (k - confidence * n) * l_k) / (n * (1.0 - confidence))
+    ranks, tops = set(), set()
+    if conv.quantile == "inverse_cdf":
+        ranks.add(k)
+    else:
+        j, frac = _type7(n, confidence)
+        ranks.add(j)
+        if j < n and frac > 0:
+            ranks.add(j + 1)
+    if conv.cvar == "acerbi_tasche":
+        ranks.add(k)
+        tops.add(n - k)
+    else:
+        tops.add(_worst_count(n, confidence))
+    return ranks, tops
+
+
+def var_cvar_from_tail(
+    tail: np.ndarray,
+    n: int,
+    confidence: float,
+    risk_convention: RiskConvention | str | None = None,
+    *,
+    check_size: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """VaR and CVaR from the largest losses per row (any order), out of `n` per row.
+
+    `tail` holds at least `risk_convention.tail_size(n)` of each row's largest losses (exactly
+    that many when `check_size`). Lets the network engine stream scenarios in blocks and keep
+    only the tail; one partition reads every order statistic the convention needs.
+    """
+    conv = convention(risk_convention)
+    confidence = _check_confidence(confidence)
+    tail = np.atleast_2d(np.asarray(tail, dtype=float))
+    s = tail.shape[-1]
+    need = conv.tail_size(n, confidence)
+    if (check_size and s != need) or s < need or s > n:
+        raise ValueError(f"tail must hold {need} losses per row (got {s})")
+    ranks, tops = _needs(n, confidence, conv)
+    offset = n - s  # rank r is position r − offset − 1 of the sorted tail
+    kth = sorted({r - offset - 1 for r in ranks} | {s - m for m in tops if 0 < m < s})
+    part = np.partition(tail, kth, axis=-1) if kth else tail
+
+    def order_stat(rank: int) -> np.ndarray:
+        return part[..., rank - offset - 1]
+
+    def top_sum(m: int) -> np.ndarray:
+        return part[..., s - m :].sum(axis=-1) if m else np.zeros(part.shape[:-1])
+
+    return _from_order(order_stat, top_sum, n, confidence, conv)
 
 
 def merge_tail(
@@ -107,15 +147,19 @@ def merge_tail(
 
 
 def var_cvar_weighted(
-    values: ArrayLike, counts: ArrayLike, confidence: float = 0.95
+    values: ArrayLike,
+    counts: ArrayLike,
+    confidence: float = 0.95,
+    risk_convention: RiskConvention | str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """VaR and CVaR of samples given as distinct values with multiplicities, along the last axis.
 
     Row r holds the losses values[r, j], each occurring counts[j] times (the same counts for every
-    row: the scenarios that share a PLD). Identical to `var`/`cvar` on the expanded sample, at
+    row: the scenarios that share a PLD). Identical to `var_cvar` on the expanded sample, at
     the cost of the distinct values only: with single-week bootstrap scenarios there are at most
     as many as weeks in the history (52), whatever the number of scenarios.
     """
+    conv = convention(risk_convention)
     confidence = _check_confidence(confidence)
     vals = np.atleast_2d(np.asarray(values, dtype=float))
     weights = np.asarray(counts, dtype=np.int64)
@@ -124,14 +168,199 @@ def var_cvar_weighted(
     if np.any(weights < 1):
         raise ValueError("counts must be ≥ 1")
     n = int(weights.sum())
-    k = tail_index(n, confidence)
     order = np.argsort(vals, axis=-1, kind="stable")
     ordered = np.take_along_axis(vals, order, axis=-1)
-    cumulative = np.cumsum(weights[order], axis=-1)
-    # VaR: the value whose group holds rank k; CVaR: the ranks above k, group by group.
-    at_k = (cumulative < k).sum(axis=-1)
-    var_ = np.take_along_axis(ordered, at_k[:, None], axis=-1)[:, 0]
-    above = cumulative - np.maximum(cumulative - weights[order], k)
-    tail = (ordered * np.maximum(above, 0)).sum(axis=-1)
-    cvar_ = (tail + (k - confidence * n) * var_) / (n * (1.0 - confidence))
+    w = weights[order]
+    cumulative = np.cumsum(w, axis=-1)
+
+    def order_stat(rank: int) -> np.ndarray:
+        at = (cumulative < rank).sum(axis=-1)  # the group holding that rank
+        return np.take_along_axis(ordered, at[:, None], axis=-1)[:, 0]
+
+    def top_sum(m: int) -> np.ndarray:
+        # Ranks above n − m, group by group.
+        above = cumulative - np.maximum(cumulative - w, n - m)
+        return (ordered * np.maximum(above, 0)).sum(axis=-1)
+
+    return _from_order(order_stat, top_sum, n, confidence, conv)
+
+
+# --- Conventions: which quantile is the VaR, which mean is the CVaR ------------------------------
+
+QUANTILE_METHODS = ("inverse_cdf", "type7")
+CVAR_METHODS = ("acerbi_tasche", "worst_mean")
+
+
+@dataclass(frozen=True)
+class RiskConvention:
+    """How VaR and CVaR are read off N sorted losses L(1) ≤ … ≤ L(N) at confidence α.
+
+    quantile: "inverse_cdf" (default) VaR = L(k), k = ⌈αN⌉ (R's quantile type 1);
+              "type7" VaR = L(j) + (h − j)·(L(j+1) − L(j)), h = (N − 1)α + 1, j = ⌊h⌋ (R's default
+              `quantile(x, α)`, what the paper's R code gives).
+    cvar:     "acerbi_tasche" (default) (Σ_{i>k} L(i) + (k − αN)·L(k)) / (N(1 − α));
+              "worst_mean" the mean of the m = max(1, ⌊N(1 − α)⌋) worst losses (the paper's Eq. 5
+              read literally). Both equal the mean of the worst N(1 − α) when that is whole.
+    `PAPER_R` = type 7 + worst mean. Every convention is positively homogeneous (scaling the
+    losses by c > 0 scales VaR and CVaR by c), which the engine uses for its R$ figures.
+    """
+
+    quantile: str = "inverse_cdf"
+    cvar: str = "acerbi_tasche"
+
+    def __post_init__(self) -> None:
+        if self.quantile not in QUANTILE_METHODS:
+            raise ValueError(f"quantile must be one of {', '.join(QUANTILE_METHODS)}")
+        if self.cvar not in CVAR_METHODS:
+            raise ValueError(f"cvar must be one of {', '.join(CVAR_METHODS)}")
+
+    def first_rank(self, n: int, confidence: float) -> int:
+        """Lowest rank (1-based) of the sorted losses that VaR and CVaR read."""
+        rank = tail_index(n, confidence)
+        if self.quantile == "type7":
+            rank = min(rank, _type7(n, confidence)[0])
+        return rank
+
+    def tail_size(self, n: int, confidence: float) -> int:
+        return n - self.first_rank(n, confidence) + 1
+
+    def to_dict(self) -> dict[str, str]:
+        return {"quantile": self.quantile, "cvar": self.cvar}
+
+
+DEFAULT_CONVENTION = RiskConvention()
+PAPER_R = RiskConvention("type7", "worst_mean")
+
+
+def convention(value: RiskConvention | str | None) -> RiskConvention:
+    """A RiskConvention from itself, None (the default) or a name ("default", "paper_r")."""
+    if value is None or value == "default":
+        return DEFAULT_CONVENTION
+    if isinstance(value, RiskConvention):
+        return value
+    if value == "paper_r":
+        return PAPER_R
+    raise ValueError("risk_convention must be a RiskConvention, 'default' or 'paper_r'")
+
+
+def _type7(n: int, confidence: float) -> tuple[int, float]:
+    h = (n - 1) * confidence + 1.0
+    j = min(n, max(1, math.floor(h + _CEIL_GUARD)))
+    return j, max(0.0, h - j)
+
+
+def _worst_count(n: int, confidence: float) -> int:
+    return max(1, math.floor(n * (1.0 - confidence) + _CEIL_GUARD))
+
+
+def _from_order(
+    order_stat: Any, top_sum: Any, n: int, confidence: float, conv: RiskConvention
+) -> tuple[np.ndarray, np.ndarray]:
+    """VaR and CVaR given `order_stat(rank)` (L(rank) per row) and `top_sum(m)` (sum of the m
+    largest per row): one definition of the conventions for every path of the engine."""
+    confidence = _check_confidence(confidence)
+    k = tail_index(n, confidence)
+    if conv.quantile == "inverse_cdf":
+        var_ = order_stat(k)
+    else:
+        j, frac = _type7(n, confidence)
+        low = order_stat(j)
+        var_ = low if j >= n or frac == 0 else low + frac * (order_stat(j + 1) - low)
+    if conv.cvar == "acerbi_tasche":
+        l_k = var_ if conv.quantile == "inverse_cdf" else order_stat(k)
+        cvar_ = (top_sum(n - k) + (k - confidence * n) * l_k) / (n * (1.0 - confidence))
+    else:
+        m = _worst_count(n, confidence)
+        cvar_ = top_sum(m) / m
     return var_, cvar_
+
+
+def var_cvar(
+    losses: ArrayLike, confidence: float = 0.95, risk_convention: RiskConvention | str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """VaR and CVaR along the last axis under a convention (see RiskConvention)."""
+    arr = np.atleast_2d(_as_samples(losses))
+    n = arr.shape[-1]
+    return var_cvar_from_tail(arr, n, confidence, risk_convention, check_size=False)
+
+
+class TailKeeper:
+    """The `size` largest values of each row over a stream of column blocks, kept incrementally.
+
+    Each row keeps a buffer of `size + block` slots and a running threshold (the size-th largest
+    value at its last compaction, −∞ before the first). A block's values at or below a row's
+    threshold can never enter its tail and are dropped with one comparison; the others are
+    appended. Only a row whose buffer would overflow is compacted (one partition of its buffer,
+    back to `size` values, raising its threshold). Ties at the threshold are dropped safely: the
+    buffer already holds `size` values ≥ it, so the tail's multiset of values is unchanged.
+    `cells_partitioned` counts the work, for the benchmark.
+    """
+
+    def __init__(self, rows: int, size: int, block: int) -> None:
+        if size < 1:
+            raise ValueError("size must be ≥ 1")
+        self.size = int(size)
+        self.block = max(int(block), 1)
+        self.capacity = self.size + max(self.block, self.size)
+        self.buffer = np.full((rows, self.capacity), -np.inf)
+        self.fill = np.zeros(rows, dtype=np.int64)
+        self.threshold = np.full(rows, -np.inf)
+        self.seen = 0
+        self.cells_partitioned = 0
+
+    def add(self, block: np.ndarray) -> None:
+        block = np.asarray(block, dtype=float)
+        width = self.capacity - self.size
+        for start in range(0, block.shape[1], width):
+            self._add(block[:, start : start + width])
+        self.seen += block.shape[1]
+
+    def _add(self, block: np.ndarray) -> None:
+        c = block.shape[1]
+        if not c or not self.buffer.shape[0]:
+            return
+        first = int(self.fill[0])
+        if (
+            np.isneginf(self.threshold).all()
+            and (self.fill == first).all()
+            and first + c <= self.capacity
+        ):
+            self.buffer[:, first : first + c] = block  # warm-up: everything enters
+            self.fill += c
+            return
+        mask = block > self.threshold[:, None]
+        counts = mask.sum(axis=1)
+        over = np.flatnonzero(self.fill + counts > self.capacity)
+        if over.size:
+            self._compact(over)
+            mask[over] = block[over] > self.threshold[over, None]
+            counts[over] = mask[over].sum(axis=1)
+        rows, cols = np.nonzero(mask)
+        if rows.size:
+            starts = np.cumsum(counts) - counts
+            slot = self.fill[rows] + (np.arange(rows.size) - starts[rows])
+            self.buffer[rows, slot] = block[rows, cols]
+            self.fill += counts
+
+    def _compact(self, rows: np.ndarray) -> None:
+        sub = self.buffer[rows]
+        cut = self.capacity - self.size
+        sub.partition(cut, axis=1)
+        self.cells_partitioned += sub.size
+        top = sub[:, cut:]
+        self.buffer[rows, : self.size] = top
+        self.buffer[rows, self.size :] = -np.inf
+        self.fill[rows] = self.size
+        self.threshold[rows] = top.min(axis=1)
+
+    def tail(self) -> np.ndarray:
+        """The `size` largest values of each row (unordered)."""
+        if self.seen < self.size:
+            raise ValueError(f"only {self.seen} values seen per row, fewer than size {self.size}")
+        width = int(self.fill.max(initial=0))
+        cut = width - self.size
+        part = self.buffer[:, :width].copy()
+        if cut > 0:
+            part.partition(cut, axis=1)
+            self.cells_partitioned += part.size
+        return part[:, max(cut, 0) :]

@@ -7,9 +7,10 @@ ships the real weekly SE/CO marginal cost 2016–2020 (see data/README.md for pr
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -139,6 +140,37 @@ def pld_history_2017() -> np.ndarray:
     return pld_history(2017)
 
 
+def _bootstrap_index(
+    size: int,
+    n_scenarios: int,
+    rng: np.random.Generator,
+    weeks_per_scenario: int,
+    block_length: int,
+    circular: bool,
+) -> np.ndarray:
+    """Indices into the history, one row of `weeks_per_scenario` weeks per scenario."""
+    n_blocks = -(-weeks_per_scenario // block_length)
+    if circular:
+        starts = rng.integers(0, size, size=(n_scenarios, n_blocks))
+    else:
+        starts = rng.integers(0, size - block_length + 1, size=(n_scenarios, n_blocks))
+    index = (starts[..., None] + np.arange(block_length)).reshape(n_scenarios, -1)
+    index = index[:, :weeks_per_scenario]
+    return index % size if circular else index
+
+
+def _check_bootstrap(values: np.ndarray, n_scenarios: int, weeks: int, block: int) -> None:
+    if values.size == 0:
+        raise ValueError("history must hold at least one finite price")
+    if int(n_scenarios) != n_scenarios or n_scenarios < 1:
+        raise ValueError(f"n_scenarios must be an integer ≥ 1 (got {n_scenarios})")
+    for name, value in (("weeks_per_scenario", weeks), ("block_length", block)):
+        if int(value) != value or value < 1:
+            raise ValueError(f"{name} must be an integer ≥ 1 (got {value})")
+    if block > values.size:
+        raise ValueError(f"block_length must be ≤ the history length ({values.size}) (got {block})")
+
+
 def bootstrap_pld(
     history: np.ndarray | PldHistory,
     n_scenarios: int,
@@ -148,29 +180,310 @@ def bootstrap_pld(
     block_length: int = 1,
     floor: float | None = None,
     cap: float | None = None,
+    circular: bool = False,
 ) -> np.ndarray:
     """Draw PLD scenarios by resampling the history with replacement.
 
     Each scenario is the mean of `weeks_per_scenario` resampled weeks (1 = the paper's resample of
-    single weeks; 4 approximates a monthly settlement). With `block_length` > 1 consecutive weeks
-    are drawn in blocks (moving-block bootstrap) to keep the series' persistence. Results are
-    clipped to [floor, cap] when given.
+    single weeks; 4 approximates a monthly settlement). With `block_length` > 1 the weeks are drawn
+    in runs of consecutive weeks (moving-block bootstrap: a block starts at any week from which
+    `block_length` weeks fit; `circular=True` wraps around the end instead, so the last weeks are
+    drawn as often as the others), which keeps the series' persistence: a scenario of 4 weeks
+    in one block of 4 is the mean of 4 consecutive weeks; blocks beyond the first are drawn
+    independently and the surplus of the last block is dropped. Results are clipped to
+    [floor, cap] when given. The same seed always gives the same scenarios.
     """
     values = history.values if isinstance(history, PldHistory) else np.asarray(history, float)
     values = values[np.isfinite(values)]
-    if values.size == 0:
-        raise ValueError("history must hold at least one finite price")
-    if n_scenarios < 1:
-        raise ValueError(f"n_scenarios must be ≥ 1 (got {n_scenarios})")
-    if weeks_per_scenario < 1 or block_length < 1:
-        raise ValueError("weeks_per_scenario and block_length must be ≥ 1")
-    if block_length > values.size:
-        raise ValueError(f"block_length must be ≤ the history length ({values.size})")
+    _check_bootstrap(values, n_scenarios, weeks_per_scenario, block_length)
     rng = np.random.default_rng(seed)
-    n_blocks = -(-weeks_per_scenario // block_length)
-    starts = rng.integers(0, values.size - block_length + 1, size=(n_scenarios, n_blocks))
-    index = (starts[..., None] + np.arange(block_length)).reshape(n_scenarios, -1)
-    scenarios = values[index[:, :weeks_per_scenario]].mean(axis=1)
+    index = _bootstrap_index(
+        values.size, int(n_scenarios), rng, int(weeks_per_scenario), int(block_length), circular
+    )
+    scenarios = values[index].mean(axis=1)
     if floor is not None or cap is not None:
         scenarios = np.clip(scenarios, floor, cap)
     return scenarios
+
+
+# --- Scenario models: PLD and, optionally, contract prices drawn per scenario ---------------------
+
+CONTRACT_PRICE_DRAWS = ("history", "uniform")
+PLD_MODELS = ("bootstrap", "forward_lognormal")
+# Contract prices are drawn in fixed blocks of scenarios, each from its own generator, so a
+# scenario's prices do not depend on how the engine splits the scenarios into blocks.
+PRICE_DRAW_BLOCK = 64
+
+
+@dataclass(frozen=True)
+class ContractPriceModel:
+    """Contract prices drawn anew in every scenario, bounded relative to that scenario's PLD.
+
+    The paper (§3.1) draws "the purchase and sale prices … limited relative to the drawn PLD, to
+    guarantee the exposure effect". In scenario b every contract c gets
+
+        draw = "history":  price[c,b] = clip(h[j], lower·PLD_b, upper·PLD_b),  j uniform over the
+                           history (a bootstrap resample of the same series as the PLD, the
+                           paper's "PLD and contract prices estimated by bootstrap");
+        draw = "uniform":  price[c,b] = PLD_b · U(lower, upper).
+
+    `lower` and `upper` (fractions of the PLD, 0 ≤ lower ≤ upper) are the model's bounds; with
+    upper ≤ 1 a contract never costs more than the spot, so a short agent loses in every
+    scenario where it must buy at PLD (the paper's exposure effect).
+    """
+
+    draw: str = "history"
+    lower: float = 0.5
+    upper: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.draw not in CONTRACT_PRICE_DRAWS:
+            raise ValueError(
+                f"contract_prices.draw must be one of {', '.join(CONTRACT_PRICE_DRAWS)}"
+            )
+        lower, upper = float(self.lower), float(self.upper)
+        if not (np.isfinite(lower) and np.isfinite(upper) and 0.0 <= lower <= upper):
+            raise ValueError(
+                f"contract_prices bounds must satisfy 0 ≤ lower ≤ upper (got {self.lower}, {self.upper})"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"draw": self.draw, "lower": float(self.lower), "upper": float(self.upper)}
+
+
+@dataclass(frozen=True, eq=False)
+class Scenarios:
+    """PLD scenarios and, when `contract_prices` is set, the rule that prices every contract in
+    each of them. `model` describes how they were drawn (it is written into the results)."""
+
+    pld: np.ndarray
+    model: dict[str, Any]
+    contract_prices: ContractPriceModel | None = None
+    history: np.ndarray | None = field(default=None, repr=False)
+    price_seed: int = 0
+
+    def __post_init__(self) -> None:
+        pld = np.asarray(self.pld, dtype=float).ravel()
+        object.__setattr__(self, "pld", pld)
+        if self.contract_prices is not None and self.contract_prices.draw == "history":
+            if self.history is None or np.asarray(self.history).size == 0:
+                raise ValueError("contract_prices.draw = 'history' needs the price history")
+            object.__setattr__(self, "history", np.asarray(self.history, dtype=float))
+
+    @property
+    def n_scenarios(self) -> int:
+        return int(self.pld.size)
+
+    @property
+    def per_scenario_prices(self) -> bool:
+        return self.contract_prices is not None
+
+    def contract_price_block(self, n_contracts: int, start: int, stop: int) -> np.ndarray:
+        """Prices of every contract (rows) in scenarios start … stop − 1 (columns), R$/MWh."""
+        rule = self.contract_prices
+        if rule is None:
+            raise ValueError("these scenarios keep the contracts' own prices")
+        stop = min(stop, self.n_scenarios)
+        first, last = start // PRICE_DRAW_BLOCK, -(-stop // PRICE_DRAW_BLOCK)
+        parts = []
+        for j in range(first, last):
+            rng = np.random.default_rng([self.price_seed, j])
+            if rule.draw == "history":
+                parts.append(
+                    self.history[
+                        rng.integers(0, self.history.size, (n_contracts, PRICE_DRAW_BLOCK))
+                    ]
+                )
+            else:
+                parts.append(rng.random((n_contracts, PRICE_DRAW_BLOCK)))
+        raw = (
+            np.concatenate(parts, axis=1)[:, start - first * PRICE_DRAW_BLOCK :][:, : stop - start]
+            if parts
+            else np.zeros((n_contracts, 0))
+        )
+        pld = self.pld[start:stop]
+        if rule.draw == "history":
+            return np.clip(raw, rule.lower * pld, rule.upper * pld)
+        raw *= rule.upper - rule.lower
+        raw += rule.lower
+        raw *= pld
+        return raw
+
+
+def _seeds(seed: int | np.random.SeedSequence | None) -> tuple[np.random.Generator, int, Any]:
+    """The PLD generator (np.random.default_rng(seed), as bootstrap_pld), the contract prices'
+    seed derived from the same seed, and the seed to record (the entropy when none was given)."""
+    sequence = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    recorded = seed if isinstance(seed, int) else sequence.entropy
+    pld_rng = np.random.default_rng(seed if isinstance(seed, int) else sequence)
+    price_seed = int(sequence.spawn(1)[0].generate_state(1, np.uint64)[0])
+    return pld_rng, price_seed, recorded
+
+
+@dataclass(frozen=True)
+class ScenarioModel:
+    """How the network model's scenarios are drawn. The default is the paper's method.
+
+    pld = "bootstrap" (default): resample the week's PLD history (`bootstrap_pld`: single weeks by
+      default, or the mean of `weeks_per_scenario` weeks drawn in blocks of `block_length`).
+    pld = "forward_lognormal": PLD_b = F · exp(σ·√H·Z_b − σ²·H/2), Z_b standard normal — a
+      lognormal around the week's forward price F (mean F) with the bucket's σ over the horizon
+      H in days (the FA's liquidation days; H = 1 when σ is already for the horizon).
+    Both clip to [floor, cap] when given. `contract_prices` (default: the paper's, see
+    ContractPriceModel) draws every contract's price per scenario; None keeps the contracts'
+    own (traded) prices.
+    """
+
+    pld: str = "bootstrap"
+    weeks_per_scenario: int = 1
+    block_length: int = 1
+    circular: bool = False
+    floor: float | None = None
+    cap: float | None = None
+    forward: float | None = None
+    sigma: float | None = None
+    horizon_days: float = 1.0
+    contract_prices: ContractPriceModel | None = field(default_factory=ContractPriceModel)
+
+    def __post_init__(self) -> None:
+        if self.pld not in PLD_MODELS:
+            raise ValueError(f"scenario_model.pld must be one of {', '.join(PLD_MODELS)}")
+        if self.floor is not None and self.cap is not None and not self.floor < self.cap:
+            raise ValueError(f"scenario_model.floor must be < cap (got {self.floor} ≥ {self.cap})")
+        if self.pld == "forward_lognormal":
+            for name in ("forward", "sigma"):
+                value = getattr(self, name)
+                if (
+                    value is None
+                    or not np.isfinite(value)
+                    or value < 0
+                    or (name == "forward" and value == 0)
+                ):
+                    raise ValueError(
+                        f"scenario_model.{name} must be a finite number "
+                        f"{'> 0' if name == 'forward' else '≥ 0'} (got {value})"
+                    )
+            if not np.isfinite(self.horizon_days) or self.horizon_days <= 0:
+                raise ValueError(
+                    f"scenario_model.horizon_days must be > 0 (got {self.horizon_days})"
+                )
+
+    @classmethod
+    def from_parameters(
+        cls,
+        parameters: Any,
+        *,
+        bucket: int = 0,
+        submarket: str = "SE",
+        contract_prices: ContractPriceModel | None = None,
+    ) -> ScenarioModel:
+        """The forward-curve model of a week: F = forward_prices[submarket][bucket], σ = that
+        bucket's volatility, H = liquidation_days (1 when sigma_period = "horizon"), bounded by
+        the week's PLD floor and cap. Contract prices default to the traded ones."""
+        curve = parameters.forward_prices.get(submarket)
+        if curve is None:
+            raise ValueError(f"parameters.forward_prices has no submarket {submarket!r}")
+        if not 0 <= bucket < len(curve):
+            raise ValueError(f"bucket must be in 0..{len(curve) - 1} (got {bucket})")
+        horizon = (
+            1.0 if parameters.sigma_period == "horizon" else float(parameters.liquidation_days)
+        )
+        return cls(
+            pld="forward_lognormal",
+            forward=float(curve[bucket]),
+            sigma=float(parameters.buckets[bucket].volatility),
+            horizon_days=horizon,
+            floor=parameters.pld_floor,
+            cap=parameters.pld_cap,
+            contract_prices=contract_prices,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"pld": self.pld}
+        if self.pld == "bootstrap":
+            out.update(
+                weeks_per_scenario=int(self.weeks_per_scenario),
+                block_length=int(self.block_length),
+                circular=bool(self.circular),
+            )
+        else:
+            out.update(
+                forward=float(self.forward),
+                sigma=float(self.sigma),
+                horizon_days=float(self.horizon_days),
+            )
+        out.update(
+            floor=None if self.floor is None else float(self.floor),
+            cap=None if self.cap is None else float(self.cap),
+            contract_prices=(
+                "fixed" if self.contract_prices is None else self.contract_prices.to_dict()
+            ),
+        )
+        return out
+
+    def draw(
+        self,
+        n_scenarios: int,
+        seed: int | np.random.SeedSequence | None = None,
+        history: np.ndarray | PldHistory | None = None,
+    ) -> Scenarios:
+        """Draw the scenarios (the PLDs now, the contract prices lazily, block by block)."""
+        values = None
+        if history is not None:
+            values = (
+                history.values if isinstance(history, PldHistory) else np.asarray(history, float)
+            )
+            values = values[np.isfinite(values)]
+        pld_rng, price_seed, recorded = _seeds(seed)
+        if self.pld == "bootstrap":
+            if values is None:
+                raise ValueError("the bootstrap scenario model needs the PLD history")
+            _check_bootstrap(values, n_scenarios, self.weeks_per_scenario, self.block_length)
+            index = _bootstrap_index(
+                values.size,
+                int(n_scenarios),
+                pld_rng,
+                int(self.weeks_per_scenario),
+                int(self.block_length),
+                self.circular,
+            )
+            pld = values[index].mean(axis=1)
+        else:
+            if int(n_scenarios) != n_scenarios or n_scenarios < 1:
+                raise ValueError(f"n_scenarios must be an integer ≥ 1 (got {n_scenarios})")
+            z = pld_rng.standard_normal(int(n_scenarios))
+            s = float(self.sigma) * np.sqrt(float(self.horizon_days))
+            pld = float(self.forward) * np.exp(s * z - 0.5 * s * s)
+        if self.floor is not None or self.cap is not None:
+            pld = np.clip(pld, self.floor, self.cap)
+        if (
+            self.contract_prices is not None
+            and self.contract_prices.draw == "history"
+            and values is None
+        ):
+            raise ValueError("contract_prices.draw = 'history' needs the PLD history")
+        model = {**self.to_dict(), "seed": recorded, "n_scenarios": int(n_scenarios)}
+        if values is not None:
+            model["history_weeks"] = int(values.size)
+        return Scenarios(
+            pld=pld,
+            model=model,
+            contract_prices=self.contract_prices,
+            history=values,
+            price_seed=price_seed,
+        )
+
+
+PAPER_SCENARIO_MODEL = ScenarioModel()
+
+
+def paper_scenarios(
+    history: np.ndarray | PldHistory,
+    n_scenarios: int = 5000,
+    seed: int | None = None,
+    **options: Any,
+) -> Scenarios:
+    """The paper's scenarios: single-week bootstrap resamples of the history and contract
+    prices drawn per scenario within the default bounds; `options` override ScenarioModel's
+    fields (e.g. contract_prices=ContractPriceModel(lower=0.6), floor=…, cap=…)."""
+    return ScenarioModel(**options).draw(n_scenarios, seed, history)

@@ -626,7 +626,9 @@ def _sig(value: float) -> float:
     return float(f"{value:.{PUBLISHED_DIGITS}g}")
 
 
-def _scenario_prices(source: Any, options: SystemicOptions) -> dict[str, tuple[float, float | None]]:
+def _scenario_prices(
+    source: Any, options: SystemicOptions
+) -> dict[str, tuple[float, float | None]]:
     """{name: (PLD, quantile)} from options.pld, a price, a {name: price} map or scenarios."""
     given = options.pld if options.pld is not None else source
     if given is None:
