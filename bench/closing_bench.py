@@ -105,7 +105,7 @@ def setup_market(agents: int, stack) -> tuple:
     week.refresh_from_db()
     key = EnclaveKey.objects.get(use="enc", status="current").public_jwk
     t0 = time.monotonic()
-    size = 2000
+    size = 1000  # a batch file of 1,000 agents stays within the enclave frame (8 MiB)
     for start in range(0, len(made), size):
         group = made[start : start + size]
         doc = {
