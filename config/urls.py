@@ -11,7 +11,8 @@ urlpatterns = [
     path("api/v1/", include("prudencial.api.urls")),
     path("accounts/", include("prudencial.accounts.urls")),  # login screen, SSO, e-mail links
     path("acesso/", include("prudencial.access.urls")),  # second-factor enrolment links
-    path("", include("prudencial.closing.public_urls")),  # public leverage, lookup, calendar; FA screen
+    # Public leverage, lookup and calendar; the agents' FA screen.
+    path("", include("prudencial.closing.public_urls")),
     path("selo/", include("seal.public_urls")),  # public seal levels
 ]
 if settings.DEBUG:
