@@ -14,3 +14,21 @@ urlpatterns += [
         name="closing-trade-network",
     ),
 ]
+
+# --- publication (public helper): no login (prudencial.closing.public)
+from prudencial.closing import public as publication  # noqa: E402
+
+urlpatterns += [
+    path(
+        "public/leverage/",
+        publication.PublishedLeverageView.as_view(),
+        name="public-leverage",
+    ),
+    path("public/agents/<path:cnpj>/", publication.PublicAgentView.as_view(), name="public-agent"),
+    path("public/calendar/", publication.PublicCalendarView.as_view(), name="public-calendar"),
+    path(
+        "public/calendar.ics",
+        publication.PublicCalendarIcsView.as_view(),
+        name="public-calendar-ics",
+    ),
+]
