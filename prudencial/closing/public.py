@@ -123,6 +123,7 @@ class PublishedPageSerializer(serializers.Serializer):
 
 
 @extend_schema(
+    auth=[],
     parameters=[
         OpenApiParameter("week", str, description="Week code; default the latest published."),
         OpenApiParameter("limit", int),
@@ -131,8 +132,6 @@ class PublishedPageSerializer(serializers.Serializer):
     responses={
         200: PublishedPageSerializer,
         304: OpenApiResponse(description="Not modified (If-None-Match)"),
-        400: OpenApiResponse(description="Malformed week, limit or offset"),
-        404: OpenApiResponse(description="Unknown or not yet published week"),
     },
 )
 class PublishedLeverageView(PublicView):
@@ -182,10 +181,9 @@ def cnpj_or_400(raw: str) -> str:
 
 
 @extend_schema(
+    auth=[],
     responses={
         200: PublicAgentSerializer,
-        400: OpenApiResponse(description="Invalid CNPJ"),
-        404: OpenApiResponse(description="No agent with this CNPJ"),
     },
 )
 class PublicAgentView(PublicView):
@@ -304,8 +302,9 @@ YEAR_PARAMETER = OpenApiParameter("year", int, description="Default the current 
 
 
 @extend_schema(
+    auth=[],
     parameters=[YEAR_PARAMETER],
-    responses={200: CalendarSerializer, 400: OpenApiResponse(description="Invalid year")},
+    responses={200: CalendarSerializer},
 )
 class PublicCalendarView(PublicView):
     """The year's weeks: opening, deadline and publication (deadline +
@@ -317,10 +316,10 @@ class PublicCalendarView(PublicView):
 
 
 @extend_schema(
+    auth=[],
     parameters=[YEAR_PARAMETER],
     responses={
         (200, "text/calendar"): OpenApiTypes.STR,
-        400: OpenApiResponse(description="Invalid year"),
     },
 )
 class PublicCalendarIcsView(PublicView):

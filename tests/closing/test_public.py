@@ -335,4 +335,7 @@ def test_the_schema_describes_the_public_operations():
         "/api/v1/public/calendar/",
         "/api/v1/public/calendar.ics",
     ):
-        assert path in schema["paths"], path
+        operation = schema["paths"][path]["get"]
+        assert operation["security"] == [], path  # no credentials, like the token endpoint
+        assert operation["responses"]["400"] == {"$ref": "#/components/responses/Error400"}
+        assert operation["responses"]["429"] == {"$ref": "#/components/responses/Error429"}
