@@ -339,3 +339,63 @@ def test_the_schema_describes_the_public_operations():
         assert operation["security"] == [], path  # no credentials, like the token endpoint
         assert operation["responses"]["400"] == {"$ref": "#/components/responses/Error400"}
         assert operation["responses"]["429"] == {"$ref": "#/components/responses/Error429"}
+
+
+# --- the pages -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def web():
+    from django.test import Client
+
+    return Client()
+
+
+def test_the_list_page_shows_only_sent_results_with_no_login(web, stored):
+    publish(stored["week"])
+    response = web.get("/publicacao/", {"week": "202303001"})
+    assert response.status_code == 200
+    html = body_text(response)
+    assert '<html lang="pt-br">' in html
+    assert "Fator de alavancagem publicado" in html and "SENT" in html
+    assert format_cnpj(stored["agents"]["SENT"].cnpj) in html
+    for hidden in ("HIDDEN", "GONE", "MISSING"):
+        assert hidden not in html
+    assert_no_canary(response)
+
+
+def test_the_list_page_hides_an_unpublished_week(web, stored):
+    assert web.get("/publicacao/", {"week": "202303001"}).status_code == 404
+    latest = web.get("/publicacao/")
+    assert latest.status_code == 200 and "SENT" not in body_text(latest)
+    assert_no_canary(latest)
+    for week in ("x" * 10_000, "2023\x0003001", "２０２３０３００１"):
+        assert web.get("/publicacao/", {"week": week}).status_code == 404
+
+
+def test_the_pages_render_in_english(web, stored):
+    publish(stored["week"])
+    web.cookies["django_language"] = "en"
+    for url in ("/publicacao/", "/publicacao/consulta/", "/publicacao/calendario/?year=2023"):
+        response = web.get(url)
+        assert response.status_code == 200, url
+        html = body_text(response)
+        assert '<html lang="en">' in html and "Electric Energy Trading Chamber" in html
+
+
+def test_the_lookup_page(web, stored):
+    publish(stored["week"])
+    hidden = web.get("/publicacao/consulta/", {"cnpj": stored["agents"]["HIDDEN"].cnpj})
+    assert hidden.status_code == 200 and "HIDDEN" in body_text(hidden)
+    assert_no_canary(hidden)
+    sent = web.get("/publicacao/consulta/", {"cnpj": format_cnpj(stored["agents"]["SENT"].cnpj)})
+    assert "1,5000" in body_text(sent) or "1.5000" in body_text(sent)
+    for bad in ("11222333000100", "1" * 5000, "1122233300\x0081"):
+        response = web.get("/publicacao/consulta/", {"cnpj": bad})
+        assert response.status_code == 400 and "CNPJ inválido" in body_text(response)
+
+
+def test_the_calendar_page(web, stored):
+    response = web.get("/publicacao/calendario/", {"year": "2023"})
+    assert response.status_code == 200 and "202303001" in body_text(response)
+    assert web.get("/publicacao/calendario/", {"year": "99999"}).status_code == 404
