@@ -16,6 +16,7 @@ from prudencial.closing.public import (
     MAX_CNPJ_CHARS,
     MAX_YEAR,
     MIN_YEAR,
+    LookupThrottle,
     publication_delay,
 )
 from prudencial.domain.calendar import is_week_code
@@ -53,6 +54,10 @@ def lookup(request: HttpRequest) -> HttpResponse:
     raw = request.GET.get("cnpj", "")
     context: dict = {"cnpj": raw[:MAX_CNPJ_CHARS], "agent": None, "events": [], "error": ""}
     status = 200
+    # The API's throttle and counter, per client address: the page is no way around it.
+    if raw and not LookupThrottle().allow_request(request, None):
+        context["error"] = _("Muitas consultas deste endereço; tente de novo em um minuto.")
+        return render(request, "closing/public_lookup.html", context, status=429)
     if raw:
         cnpj = normalize_cnpj(raw) if len(raw) <= MAX_CNPJ_CHARS else ""
         if not cnpj_is_valid(cnpj):

@@ -399,3 +399,18 @@ def test_the_calendar_page(web, stored):
     response = web.get("/publicacao/calendario/", {"year": "2023"})
     assert response.status_code == 200 and "202303001" in body_text(response)
     assert web.get("/publicacao/calendario/", {"year": "99999"}).status_code == 404
+
+
+def test_the_lookup_page_shares_the_api_throttle(web, client, stored):
+    cnpj = stored["agents"]["SENT"].cnpj
+    with override_settings(PUBLIC_LOOKUP_THROTTLE="3/minute"):
+        assert client.get(agent_url(cnpj)).status_code == 200
+        pages = [
+            web.get(
+                "/publicacao/consulta/", {"cnpj": cnpj}, HTTP_X_FORWARDED_FOR=f"198.51.100.{i}"
+            ).status_code
+            for i in range(3)
+        ]
+        assert pages == [200, 200, 429]
+        assert client.get(agent_url(cnpj)).status_code == 429
+        assert web.get("/publicacao/consulta/").status_code == 200  # the empty form is free
