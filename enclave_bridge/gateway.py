@@ -505,7 +505,15 @@ class EnclaveGateway:
         return True
 
     def _register(self) -> list[EnclaveKey]:
-        attestation = self.client.attest()
+        """Attest, verify and record the enclave's keys, then trust its signing key here. The
+        attestation goes through a client that trusts no key yet: this one would refuse the new
+        signing key a restarted enclave announces, and only the verified attestation document
+        (trust root, PCRs, this nonce) makes a key trusted."""
+        fresh = EnclaveClient(self.address, timeout=self.client.timeout, retries=1)
+        try:
+            attestation = fresh.attest()
+        finally:
+            fresh.close()
         keys = register_attestation(attestation=attestation)
         self.client.register_signing_key(attestation.signing_jwk)
         return keys
