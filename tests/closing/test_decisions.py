@@ -1,0 +1,75 @@
+"""The agent's send/cancel decision on its leverage result (prudencial.closing.decisions)."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+
+from prudencial.closing import decisions
+from prudencial.closing.exports import decision_of
+from prudencial.closing.models import Closing, LeverageDecision
+from tests.closing.admin_data import make_closing
+from tests.factories import UserFactory, grant
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def stored():
+    closing, results, agents = make_closing()
+    return closing, results, agents
+
+
+def _user(agent, role="controls", name="decisor"):
+    user = UserFactory(username=name)
+    grant(user, agent, role=role)
+    return user
+
+
+def test_send_is_idempotent(stored):
+    _, results, agents = stored
+    user = _user(agents["HIDDEN"])
+    first = decisions.leverage_send(results["HIDDEN"], user)
+    again = decisions.leverage_send(results["HIDDEN"], user)
+    assert first.pk == again.pk
+    assert LeverageDecision.objects.filter(result=results["HIDDEN"]).count() == 1
+    assert decision_of(results["HIDDEN"]) == "sent"
+
+
+def test_cancel_needs_a_reason_and_writes_nothing_without_it(stored):
+    _, results, agents = stored
+    user = _user(agents["HIDDEN"])
+    with pytest.raises(ValidationError) as exc:
+        decisions.leverage_cancel(results["HIDDEN"], user, "   ")
+    assert "reason" in exc.value.message_dict
+    assert not LeverageDecision.objects.filter(result=results["HIDDEN"]).exists()
+
+
+def test_cancelled_may_be_sent_but_sent_cannot_be_cancelled(stored):
+    _, results, agents = stored
+    user = _user(agents["HIDDEN"])
+    decisions.leverage_cancel(results["HIDDEN"], user, "revisar carteira")
+    decisions.leverage_send(results["HIDDEN"], user)
+    with pytest.raises(decisions.DecisionConflict):
+        decisions.leverage_cancel(results["HIDDEN"], user, "mudei de ideia")
+    assert decision_of(results["HIDDEN"]) == "sent"
+
+
+def test_only_users_with_send_permission_on_this_agent(stored):
+    _, results, agents = stored
+    other = _user(agents["SENT"], name="outro")
+    represents = _user(agents["HIDDEN"], role="represents", name="representa")
+    staff = UserFactory(username="ccee.staff", is_staff=True, is_superuser=True)
+    for user in (other, represents, staff):
+        with pytest.raises(PermissionDenied):
+            decisions.leverage_send(results["HIDDEN"], user)
+    assert not LeverageDecision.objects.filter(result=results["HIDDEN"]).exists()
+
+
+def test_only_a_computed_result_of_the_current_closing(stored):
+    closing, results, agents = stored
+    with pytest.raises(decisions.DecisionConflict):
+        decisions.leverage_send(results["MISSING"], _user(agents["MISSING"]))
+    Closing.objects.filter(pk=closing.pk).update(is_current=False)
+    with pytest.raises(decisions.DecisionConflict):
+        decisions.leverage_send(results["HIDDEN"], _user(agents["HIDDEN"], name="d2"))
