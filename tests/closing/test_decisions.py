@@ -73,3 +73,25 @@ def test_only_a_computed_result_of_the_current_closing(stored):
     Closing.objects.filter(pk=closing.pk).update(is_current=False)
     with pytest.raises(decisions.DecisionConflict):
         decisions.leverage_send(results["HIDDEN"], _user(agents["HIDDEN"], name="d2"))
+
+
+def test_selectors_hide_unsent_figures_from_staff_and_foreign_agents(stored):
+    from django.http import Http404
+
+    from prudencial.closing import selectors
+    from tests.closing.admin_data import CANARY_FA
+
+    closing, results, agents = stored
+    code = closing.week.code
+    own = _user(agents["HIDDEN"], name="dono")
+    staff = UserFactory(username="ccee.staff2", is_staff=True, is_superuser=True)
+    other = _user(agents["SENT"], name="alheio")
+    mine = selectors.current_result(week_code=code, agent_id=agents["HIDDEN"].pk, user=own)
+    assert selectors.figures_for(mine, own)["fa"] == CANARY_FA
+    seen = selectors.current_result(week_code=code, agent_id=agents["HIDDEN"].pk, user=staff)
+    assert selectors.figures_for(seen, staff) is None
+    with pytest.raises(Http404):
+        selectors.current_result(week_code=code, agent_id=agents["HIDDEN"].pk, user=other)
+    with pytest.raises(Http404):
+        selectors.history(agent_id=agents["HIDDEN"].pk, user=other)
+    assert [r.pk for r in selectors.history(agent_id=agents["HIDDEN"].pk, user=own)] == [mine.pk]
