@@ -414,3 +414,13 @@ def test_the_lookup_page_shares_the_api_throttle(web, client, stored):
         assert pages == [200, 200, 429]
         assert client.get(agent_url(cnpj)).status_code == 429
         assert web.get("/publicacao/consulta/").status_code == 200  # the empty form is free
+
+
+def test_the_list_and_the_lookup_read_in_a_few_queries(
+    client, stored, django_assert_max_num_queries
+):
+    publish(stored["week"])
+    with django_assert_max_num_queries(3):  # the week, the count, the page
+        assert client.get(LIST, {"week": "202303001"}).status_code == 200
+    with django_assert_max_num_queries(2):  # the agent, its events
+        assert client.get(agent_url(stored["agents"]["SENT"].cnpj)).status_code == 200
