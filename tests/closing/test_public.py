@@ -381,6 +381,8 @@ def test_the_pages_render_in_english(web, stored):
         assert response.status_code == 200, url
         html = body_text(response)
         assert '<html lang="en">' in html and "Electric Energy Trading Chamber" in html
+        assert "Published leverage factor" in html and "Lookup by CNPJ" in html  # the nav
+        assert "Fator de alavancagem publicado" not in html
 
 
 def test_the_lookup_page(web, stored):
