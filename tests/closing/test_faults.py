@@ -119,5 +119,7 @@ def test_an_unavailable_enclave_delays_the_closing_and_invents_nothing(
     up = workers()
     settings.CLOSING_STALL_SECONDS = 0
     assert services.closing_resume_stalled() == {"delayed": 1}
+    # Still "delayed" until a resent chunk is answered: wait for it to move on, then to end.
+    wait_until(lambda: closing_state(closing.pk) != "delayed", up, what="the resume")
     wait_done(closing.pk, up)
     assert not ClosingChunk.objects.filter(closing=closing).exclude(state=ChunkState.DONE).exists()
