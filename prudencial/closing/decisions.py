@@ -1,16 +1,14 @@
 """The agent's decision on its leverage result: send it to CCEE or cancel it.
 
-Rules (why): only the agent's users holding ``send_leverage_result`` through a representation in
-force decide; only a computed result of the week's current closing can be decided (a superseded
-closing's figures are history). The latest ``LeverageDecision`` is the decision: sending an
-already-sent result writes no second row (idempotent); a cancelled result may be sent later (the
-agent fixed its doubt), and a sent one may be cancelled, with a non-empty reason (the DB check
-``decision_cancel_has_reason`` enforces it). The result row is locked so two concurrent calls
-write one decision.
+Rules (docs/closing.md): only a user holding ``send_leverage_result`` on the agent through a
+representation in force may decide; only a computed result of the week's current closing; a
+send is final (sending again returns the same decision, cancelling after it is a conflict); a
+cancel needs a reason and may be followed by a send while the closing is current.
 """
 
 from __future__ import annotations
 
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 
@@ -18,49 +16,53 @@ from prudencial.closing.exports import DECISION_SENT, decision_of
 from prudencial.closing.models import DecisionAction, LeverageDecision, LeverageResult, ResultStatus
 from prudencial.selectors import agent_ids_permitted
 
-PERMISSION = "send_leverage_result"
+SEND_PERMISSION = "send_leverage_result"
 
 
-class DecisionError(Exception):
-    """A decision the rules refuse; ``code`` maps to the HTTP status (forbidden 403, conflict
-    409, invalid 400), ``field`` names the offending input."""
-
-    def __init__(self, code: str, message, field: str | None = None) -> None:
-        super().__init__(str(message))
-        self.code, self.message, self.field = code, message, field
+class DecisionConflict(ValidationError):
+    """The result's state forbids the action (not computed, superseded, already sent): 409."""
 
 
 def _locked(result: LeverageResult, by) -> LeverageResult:
-    if not agent_ids_permitted(user=by, permission=PERMISSION).filter(pk=result.agent_id).exists():
-        raise DecisionError("forbidden", _("Sem permissão para decidir o resultado deste agente."))
-    locked = LeverageResult.objects.select_for_update().select_related("closing").get(pk=result.pk)
+    """The result row locked for the decision, after checking who decides."""
+    if (
+        not agent_ids_permitted(user=by, permission=SEND_PERMISSION)
+        .filter(content_object_id=result.agent_id)
+        .exists()
+    ):
+        raise PermissionDenied(_("Sem permissão para decidir sobre o resultado deste agente."))
+    locked = (
+        LeverageResult.objects.select_for_update(of=("self",))
+        .select_related("closing")
+        .get(pk=result.pk)
+    )
     if not locked.closing.is_current:
-        raise DecisionError("conflict", _("O resultado não é do fechamento vigente."))
+        raise DecisionConflict(_("O resultado é de um fechamento substituído."), code="superseded")
     if locked.status != ResultStatus.COMPUTED:
-        raise DecisionError(
-            "conflict", _("Só um resultado calculado pode ser enviado ou cancelado.")
+        raise DecisionConflict(
+            _("Só um resultado calculado pode ser enviado ou cancelado."), code="not_computed"
         )
     return locked
 
 
 @transaction.atomic
 def leverage_send(result: LeverageResult, by) -> LeverageDecision:
-    """Send the result to CCEE; a second send returns the existing decision."""
+    """Send the result to CCEE: idempotent, a second send returns the first decision."""
     locked = _locked(result, by)
     if decision_of(locked) == DECISION_SENT:
-        return locked.decisions.order_by("-at", "-pk").first()
+        return locked.decisions.filter(action=DecisionAction.SENT).order_by("-at", "-pk").first()
     return LeverageDecision.objects.create(result=locked, action=DecisionAction.SENT, by=by)
 
 
 @transaction.atomic
 def leverage_cancel(result: LeverageResult, by, reason: str) -> LeverageDecision:
-    """Cancel the result with a reason (required: it is what CCEE reads of a cancellation)."""
+    """Cancel the result with a reason; a sent result cannot be cancelled (CCEE already has it)."""
     reason = (reason or "").strip()
     if not reason:
-        raise DecisionError(
-            "invalid", _("reason: o motivo do cancelamento é obrigatório."), "reason"
-        )
+        raise ValidationError({"reason": _("Informe o motivo do cancelamento.")}, code="required")
     locked = _locked(result, by)
+    if decision_of(locked) == DECISION_SENT:
+        raise DecisionConflict(_("O resultado já foi enviado à CCEE."), code="already_sent")
     return LeverageDecision.objects.create(
         result=locked, action=DecisionAction.CANCELLED, reason=reason, by=by
     )
