@@ -245,6 +245,27 @@ def _community_layout(
     return xy, discs, (0.0, bottom, width)
 
 
+def _community_legend(
+    ax, entries: list[tuple[Any, int, int, float]], other_colour: Any, text: dict, lang: str
+) -> None:
+    """The legend of the community pictures: one entry per (colour, rank, size, mean propagated
+    CVaR) community, then "other communities" and "propagator"."""
+    handles = [
+        Line2D([], [], marker="o", linestyle="", markersize=7, color=colour,
+               label=text["legend_community"].format(
+                   rank=rank, n=_number(size, 0, lang), cvar=_percent(-mean_cvar, 2, lang)))
+        for colour, rank, size, mean_cvar in entries
+    ]  # fmt: skip
+    handles += [
+        Line2D([], [], marker="o", linestyle="", markersize=7, color=other_colour,
+               label=text["legend_other"]),
+        Line2D([], [], marker="o", linestyle="", markersize=8, color="white",
+               markeredgecolor="#222222", label=text["legend_propagator"]),
+    ]  # fmt: skip
+    ax.legend(handles=handles, title=text["legend_title"], loc="upper left",
+              bbox_to_anchor=(1.0, 1.0), fontsize=8, title_fontsize=9, frameon=False)  # fmt: skip
+
+
 def plot_trade_network(
     market: Market,
     result: NetworkRiskResult,
@@ -327,21 +348,9 @@ def plot_trade_network(
         ax.text(x0, y0 + 0.3, text["isolated"].format(n=_number(lone, 0, lang)),
                 ha="left", va="bottom", fontsize=8, color="#555555")  # fmt: skip
 
-    handles = [
-        Line2D([], [], marker="o", linestyle="", markersize=7, color=colour_of[c],
-               label=text["legend_community"].format(
-                   rank=rank[c], n=_number(size[c], 0, lang),
-                   cvar=_percent(-mean_prop[c], 2, lang)))
-        for c in ranked
-    ]  # fmt: skip
-    handles += [
-        Line2D([], [], marker="o", linestyle="", markersize=7, color=muted[0],
-               label=text["legend_other"]),
-        Line2D([], [], marker="o", linestyle="", markersize=8, color="white",
-               markeredgecolor="#222222", label=text["legend_propagator"]),
-    ]  # fmt: skip
-    ax.legend(handles=handles, title=text["legend_title"], loc="upper left",
-              bbox_to_anchor=(1.0, 1.0), fontsize=8, title_fontsize=9, frameon=False)  # fmt: skip
+    _community_legend(
+        ax, [(colour_of[c], rank[c], size[c], mean_prop[c]) for c in ranked], muted[0], text, lang
+    )
     ax.set_title(text["network_title"])
     ax.text(
         0.0, -0.02,
@@ -681,22 +690,12 @@ def plot_published_communities(network: dict, *, lang: str = "pt", n_legend: int
         if c in colour_of:
             ax.text(cx, cy + r * 1.02, f"{rank(c)}º" if lang == "pt" else f"#{rank(c)}",
                     ha="center", va="bottom", fontsize=8, weight="bold")  # fmt: skip
-    handles = [
-        Line2D([], [], marker="o", linestyle="", markersize=7, color=colour_of[c],
-               label=text["legend_community"].format(
-                   rank=rank(c), n=_number(len(members[c]), 0, lang),
-                   cvar=_percent(-float(table.get(c, {}).get("mean_cvar_propagated", 0.0)), 2,
-                                 lang)))
+    entries = [
+        (colour_of[c], rank(c), len(members[c]),
+         float(table.get(c, {}).get("mean_cvar_propagated", 0.0)))
         for c in ranked
     ]  # fmt: skip
-    handles += [
-        Line2D([], [], marker="o", linestyle="", markersize=7, color=muted[0],
-               label=text["legend_other"]),
-        Line2D([], [], marker="o", linestyle="", markersize=8, color="white",
-               markeredgecolor="#222222", label=text["legend_propagator"]),
-    ]  # fmt: skip
-    ax.legend(handles=handles, title=text["legend_title"], loc="upper left",
-              bbox_to_anchor=(1.0, 1.0), fontsize=8, title_fontsize=9, frameon=False)  # fmt: skip
+    _community_legend(ax, entries, muted[0], text, lang)
     ax.set_title(text["fig6_title"])
     note = text["fig6_note"].format(k=_number(network.get("n_communities", len(discs)), 0, lang))
     ax.text(0.0, -0.02, "\n".join(textwrap.wrap(note, 120)), transform=ax.transAxes, fontsize=8,
