@@ -73,15 +73,13 @@ def decision_of(result) -> str:
 def visible(result, user) -> dict[str, Any] | None:
     """The figures of ``result`` that ``user`` (CCEE staff) may see: all of them once the agent
     sent it, else None (the result exists; its figures stay unseen)."""
-    try:
-        from prudencial.closing.selectors import visible_figures
-    except ImportError:  # the agents' selectors are not there: the rule, as they define it
-        visible_figures = None
-    if visible_figures is not None:
-        figures = visible_figures(result, user)
-        return dict(figures) if figures else None
     if decision_of(result) != DECISION_SENT:
         return None
+    return figures_of(result)
+
+
+def figures_of(result) -> dict[str, Any]:
+    """Every published figure of a result (the ratios and its network indicators)."""
     figures = {name: getattr(result, name) for name in RESULT_FIGURES}
     figures["network"] = dict(result.network or {})
     return figures

@@ -3,7 +3,7 @@
 The agent's own users (``view_agent`` through a representation in force) see every figure;
 CCEE staff with ``closing.view_leverageresult`` see only that a result exists until the agent
 sent it (``exports.visible`` is that rule). The chunk signature re-check on read is not here
-yet (see the helper report)."""
+yet (issue 11, open)."""
 
 from __future__ import annotations
 
@@ -43,9 +43,7 @@ def current_result(*, week_code: str, agent_id: int, user) -> LeverageResult:
 def figures_for(result: LeverageResult, user) -> dict[str, Any] | None:
     """The figures ``user`` may read: all for the agent's users, else the staff rule."""
     if is_agent_user(user, result.agent_id):
-        figures = {name: getattr(result, name) for name in exports.RESULT_FIGURES}
-        figures["network"] = dict(result.network or {})
-        return figures
+        return exports.figures_of(result)
     return exports.visible(result, user)
 
 
