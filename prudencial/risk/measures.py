@@ -310,6 +310,8 @@ class TailKeeper:
 
     def add(self, block: np.ndarray) -> None:
         block = np.asarray(block, dtype=float)
+        if np.isnan(block).any():  # a NaN compares false everywhere: it would corrupt the tail
+            raise ValueError("losses must not be NaN")
         width = self.capacity - self.size
         for start in range(0, block.shape[1], width):
             self._add(block[:, start : start + width])

@@ -123,3 +123,5 @@ def test_the_tail_keeper_refuses_a_tail_before_it_has_seen_enough():
         keeper.tail()
     with pytest.raises(ValueError, match="size must be"):
         TailKeeper(2, 0, 4)
+    with pytest.raises(ValueError, match="must not be NaN"):
+        keeper.add(np.array([[1.0, np.nan], [2.0, 3.0]]))
