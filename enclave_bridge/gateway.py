@@ -326,6 +326,17 @@ class EnclaveBoot:
     keys: list[EnclaveKey]
 
 
+def attest_untrusted(client: EnclaveClient) -> Attestation:
+    """Attest through a client of the same address that trusts no signing key yet: after an
+    `init` (or a restart unlocked elsewhere) the enclave signs with a key `client` would refuse,
+    and only the verified attestation document (trust root, PCRs, nonce) makes a key trusted."""
+    fresh = EnclaveClient(client.address, timeout=client.timeout, retries=1)
+    try:
+        return fresh.attest()
+    finally:
+        fresh.close()
+
+
 def enclave_boot(*, client: EnclaveClient, kms_key_id: str) -> EnclaveBoot:
     """Unlock a (re)started enclave: hand back the current sealed key set when it was sealed
     under this KMS key, else let the enclave create keys (first boot) and keep the sealed set.
@@ -364,7 +375,7 @@ def enclave_boot(*, client: EnclaveClient, kms_key_id: str) -> EnclaveBoot:
             pending = sealed_key_set_store(
                 blob=keys.sealed_keys, reason="init", kms_key_id=kms_key_id, attested=False
             )
-    attestation = client.attest()
+    attestation = attest_untrusted(client)
     registered = register_attestation(attestation=attestation)
     if pending is not None:
         sealed_key_set_promote(pending)
@@ -484,6 +495,15 @@ class EnclaveGateway:
         if allow_new_keys or SealedKeySet.objects.filter(kms_key_id=kms_key_id).exists():
             return
         others = sorted(set(SealedKeySet.objects.values_list("kms_key_id", flat=True)))
+        if not others and EnclaveKey.objects.exists():
+            # Keys were registered (envelopes may be encrypted to them) but their sealed set is
+            # not here: not a first boot, and new keys would make those envelopes unreadable.
+            raise EnclaveUnlockError(
+                "the enclave is locked and no sealed key set is stored, but enclave keys are "
+                "registered: envelopes encrypted to them could no longer be opened if new keys "
+                "were made. Restore the sealed set (SealedKeySet) from backup, or run "
+                "`manage.py enclave_boot --new-keys` if new keys are intended."
+            )
         if others:
             raise EnclaveUnlockError(
                 f"no sealed key set is stored for KMS key {kms_key_id!r} (ENCLAVE_KMS_KEY_ID), "
@@ -509,11 +529,7 @@ class EnclaveGateway:
         attestation goes through a client that trusts no key yet: this one would refuse the new
         signing key a restarted enclave announces, and only the verified attestation document
         (trust root, PCRs, this nonce) makes a key trusted."""
-        fresh = EnclaveClient(self.address, timeout=self.client.timeout, retries=1)
-        try:
-            attestation = fresh.attest()
-        finally:
-            fresh.close()
+        attestation = attest_untrusted(self.client)
         keys = register_attestation(attestation=attestation)
         self.client.register_signing_key(attestation.signing_jwk)
         return keys

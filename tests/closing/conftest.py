@@ -78,9 +78,31 @@ def enclave(transactional_db, enclave_settings, stack):  # noqa: F811
         "horizon_buckets": 3,
     }
     gateway.reset_gateways()
+    _restore_sealed_set(stack)
     gateway.ensure_unlocked(allow_new_keys=True)
+    _remember_sealed_set(stack)
     yield stack
     gateway.reset_gateways()
+
+
+def _remember_sealed_set(stack) -> None:
+    """The enclave process outlives this test's database (flushed after each test): keep the
+    sealed set of the keys it holds, or a restarted enclave would find none and make new ones
+    (and envelopes and network parts sealed before the restart could no longer be opened)."""
+    from enclave_bridge.models import SealedKeySet
+
+    current = SealedKeySet.objects.filter(kms_key_id=stack.kms_key_id, is_current=True).first()
+    if current is not None:
+        stack.sealed_set = bytes(current.blob)
+
+
+def _restore_sealed_set(stack) -> None:
+    from enclave_bridge.models import SealedKeySet
+    from enclave_bridge.services import sealed_key_set_store
+
+    blob = getattr(stack, "sealed_set", None)
+    if blob is not None and not SealedKeySet.objects.filter(kms_key_id=stack.kms_key_id).exists():
+        sealed_key_set_store(blob=blob, reason="init", kms_key_id=stack.kms_key_id)
 
 
 # --- the market ------------------------------------------------------------------------------------

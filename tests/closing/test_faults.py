@@ -67,12 +67,6 @@ def test_worker_child_killed_ten_times_at_random_points(market, workers):
     assert "WorkerLostError" in group.log_text() or "SIGKILL" in group.log_text()
 
 
-@pytest.mark.xfail(
-    reason="known bug (issue 11 note, 2026-12-02): after the restart, in the full suite, the "
-    "network step refuses chunk parts sealed before it ('parts[0] is not a network part sealed "
-    "by this key ring'); passes alone",
-    strict=False,
-)
 def test_enclave_killed_and_restarted_mid_closing(market, workers, stack):
     group = workers(CLOSING_CHUNK_AGENTS="5")
     first, results, communities = _reference(market, group)
@@ -87,11 +81,6 @@ def test_enclave_killed_and_restarted_mid_closing(market, workers, stack):
     _assert_same(rerun.pk, market, results, communities)
 
 
-@pytest.mark.xfail(
-    reason="known bug (issue 11 note, 2026-12-02): after the other fault tests on the same "
-    "enclave one agent's result came back 'error' instead of 'computed'; passes alone",
-    strict=False,
-)
 def test_two_enclaves_and_two_workers_give_the_same_results(market, workers, stack):
     one = workers()
     first, results, communities = _reference(market, one)

@@ -270,6 +270,18 @@ def test_unattended_new_keys_are_refused_when_sets_exist_under_another_kms_key(f
     assert SealedKeySet.objects.get(is_current=True).kms_key_id == fresh.kms_key_id
 
 
+def test_registered_keys_without_their_sealed_set_are_not_a_first_boot(booted):
+    """The sealed set was lost (a restore without it, a wiped table) but keys are registered:
+    a restart must not silently make new keys, or every envelope sealed to the old ones is lost."""
+    kids = _current_kids()
+    SealedKeySet.objects.all().delete()
+    booted.restart_enclave()
+    with pytest.raises(EnclaveUnlockError, match="keys are registered"):
+        gateway.ensure_unlocked()
+    assert _current_kids() == kids and not SealedKeySet.objects.exists()
+    assert gateway.ensure_unlocked(allow_new_keys=True).action == "initialised"
+
+
 def test_without_a_kms_key_id_a_locked_enclave_is_a_configuration_error(fresh, enclave_settings):
     enclave_settings.ENCLAVE_KMS_KEY_ID = ""
     with pytest.raises(ImproperlyConfigured, match="ENCLAVE_KMS_KEY_ID"):
