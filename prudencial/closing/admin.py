@@ -406,9 +406,7 @@ class ClosingAdmin(ReadOnlyMixin, admin.ModelAdmin):
             "communities": exports.community_rows(closing),
             "network_mean": exports.network_mean(closing),
             "summary": {
-                k: network.get(k)
-                for k in ("n_agents", "n_communities", "n_propagators", "modularity", "n_scenarios")
-                if network.get(k) is not None
+                k: network.get(k) for k in exports.NETWORK_SUMMARY if network.get(k) is not None
             },
             "source": closing.get_network_source_display(),
             "skipped": network.get("skipped"),

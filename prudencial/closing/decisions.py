@@ -23,14 +23,19 @@ class DecisionConflict(ValidationError):
     """The result's state forbids the action (not computed, superseded, already sent): 409."""
 
 
-def _locked(result: LeverageResult, by) -> LeverageResult:
-    """The result row locked for the decision, after checking who decides."""
+def check_may_decide(result: LeverageResult, by) -> None:
+    """PermissionDenied unless ``by`` holds send_leverage_result on the result's agent."""
     if (
         not agent_ids_permitted(user=by, permission=SEND_PERMISSION)
         .filter(content_object_id=result.agent_id)
         .exists()
     ):
         raise PermissionDenied(_("Sem permissão para decidir sobre o resultado deste agente."))
+
+
+def _locked(result: LeverageResult, by) -> LeverageResult:
+    """The result row locked for the decision, after checking who decides."""
+    check_may_decide(result, by)
     locked = (
         LeverageResult.objects.select_for_update(of=("self",))
         .select_related("closing")

@@ -57,6 +57,8 @@ NETWORK_FIGURES = (
     "n_communities",
 )
 
+#: The week's network summary shown to staff and agents (keys of Closing.network).
+NETWORK_SUMMARY = ("n_agents", "n_communities", "n_propagators", "modularity", "n_scenarios")
 
 # --- the rule ------------------------------------------------------------------------------------
 

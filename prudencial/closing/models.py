@@ -376,6 +376,12 @@ class LeverageDecision(AppendOnly):
                 condition=~models.Q(action="cancelled") | ~models.Q(reason=""),
                 name="decision_cancel_has_reason",
             ),
+            # A send is final: at most one per result (a repeated send returns the first).
+            models.UniqueConstraint(
+                fields=["result"],
+                condition=models.Q(action="sent"),
+                name="decision_one_sent_per_result",
+            ),
         ]
         triggers = [
             pgtrigger.Protect(

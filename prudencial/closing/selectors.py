@@ -2,8 +2,8 @@
 
 The agent's own users (``view_agent`` through a representation in force) see every figure;
 CCEE staff with ``closing.view_leverageresult`` see only that a result exists until the agent
-sent it (``exports.visible`` is that rule). The chunk signature re-check on read is not here
-yet (issue 11, open)."""
+sent it (``exports.visible`` is that rule). The signature re-check on read is
+prudencial.closing.signatures."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def current_result(*, week_code: str, agent_id: int, user) -> LeverageResult:
                 closing__week__code=week_code, closing__is_current=True, agent_id=agent_id
             )
         )
-        .select_related("closing", "agent")
+        .select_related("closing__week", "agent", "chunk")
         .first()
     )
     if result is None or not allowed:
@@ -54,6 +54,6 @@ def history(*, agent_id: int, user) -> QuerySet[LeverageResult]:
         raise Http404
     return (
         exports.annotate_decisions(LeverageResult.objects.filter(agent_id=agent_id))
-        .select_related("closing", "closing__week")
+        .select_related("closing__week", "agent", "chunk")
         .order_by("-closing__week__code", "-closing__sequence")
     )

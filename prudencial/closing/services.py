@@ -485,7 +485,7 @@ def _float(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def _result_row(
+def result_row(
     closing: Closing, chunk: ClosingChunk, pinned: Mapping[str, Any], entry: Mapping[str, Any]
 ) -> LeverageResult:
     """One agent's LeverageResult from its entry in the chunk's signed answer."""
@@ -594,7 +594,7 @@ def closing_chunk_compute(*, closing_id: int, index: int, address: str | None = 
     enclave_compute = float(sum((result.get("timing_s") or {}).values() or [0.0]) or 0.0)
     pinned = chunk.items
     rows = [
-        _result_row(closing, chunk, pin, entry)
+        result_row(closing, chunk, pin, entry)
         for pin, entry in zip(pinned, result.get("agents") or [], strict=True)
     ]
     args = dict(signed.args)
@@ -716,7 +716,7 @@ def previous_communities(week: Week) -> dict[str, int] | None:
     return out or None
 
 
-def _network_agents(network: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+def network_agents(network: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     agents = network.get("agents") or {}
     if isinstance(agents, dict):
         return {k: dict(v) for k, v in agents.items()}
@@ -774,7 +774,7 @@ def closing_network_step(*, closing_id: int, address: str | None = None) -> str:
     source = network.get("source") if not network.get("skipped") else NetworkSource.NONE
     if source not in NetworkSource.values:
         source = NetworkSource.NONE
-    by_acronym = _network_agents(network)
+    by_acronym = network_agents(network)
     with transaction.atomic():
         locked = Closing.objects.select_for_update().get(pk=closing.pk)
         if locked.network_token:

@@ -32,3 +32,34 @@ urlpatterns += [
         name="public-calendar-ics",
     ),
 ]
+
+# --- the agents' leverage results (prudencial.closing.api)
+from prudencial.closing import api as leverage  # noqa: E402
+
+urlpatterns += [
+    path(
+        "weeks/<str:code>/agents/<int:agent_id>/leverage/",
+        leverage.LeverageView.as_view(),
+        name="closing-leverage",
+    ),
+    path(
+        "weeks/<str:code>/agents/<int:agent_id>/leverage/send/",
+        leverage.LeverageSendView.as_view(),
+        name="closing-leverage-send",
+    ),
+    path(
+        "weeks/<str:code>/agents/<int:agent_id>/leverage/cancel/",
+        leverage.LeverageCancelView.as_view(),
+        name="closing-leverage-cancel",
+    ),
+    path(
+        "weeks/<str:code>/agents/<int:agent_id>/network-risk/",
+        leverage.NetworkRiskView.as_view(),
+        name="closing-network-risk",
+    ),
+    path(
+        "agents/<int:agent_id>/leverage/history/",
+        leverage.LeverageHistoryView.as_view(),
+        name="closing-leverage-history",
+    ),
+]

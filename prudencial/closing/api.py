@@ -1,0 +1,325 @@
+"""API of the agents' leverage results (thin: read through selectors, decide through decisions).
+
+GET  weeks/{code}/agents/{agent_id}/leverage/          the result, its signature, its decision
+POST weeks/{code}/agents/{agent_id}/leverage/send/     send it to CCEE (final, idempotent)
+POST weeks/{code}/agents/{agent_id}/leverage/cancel/   cancel it, with a reason
+GET  weeks/{code}/agents/{agent_id}/network-risk/      local and global network indicators
+GET  agents/{agent_id}/leverage/history/               FA week by week, with parameters' version
+
+The agent's own users see every figure and the breakdown (a JWE only their reply key opens);
+CCEE staff with ``closing.view_leverageresult`` see that a result exists, and its figures only
+once the agent sent it. Anyone else gets 404, as for a result that does not exist.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import APIException, NotFound, PermissionDenied, ValidationError
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from prudencial.closing import decisions, exports, selectors
+from prudencial.closing.models import LeverageDecision, LeverageResult, ResultStatus
+from prudencial.closing.signatures import SignatureChecker
+from prudencial.domain.calendar import is_week_code
+
+# --- shapes --------------------------------------------------------------------------------------
+
+
+class SignatureSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(
+        choices=["verified", "unverified", "unsigned"],
+        help_text="verified: a assinatura do enclave confere agora com o valor guardado",
+    )
+    signing_kid = serializers.CharField(allow_blank=True)
+    reason = serializers.CharField(allow_blank=True)
+
+
+class DecisionSerializer(serializers.Serializer):
+    state = serializers.ChoiceField(choices=["pending", "sent", "cancelled"])
+    at = serializers.DateTimeField(allow_null=True)
+    reason = serializers.CharField(allow_blank=True)
+
+
+class CorrectionSerializer(serializers.Serializer):
+    supersedes = serializers.CharField(help_text="o fechamento substituído (semana-sequência)")
+    why = serializers.CharField()
+    by = serializers.CharField()
+    at = serializers.DateTimeField()
+    what_changed = serializers.DictField()
+
+
+class ClosingRefSerializer(serializers.Serializer):
+    reference = serializers.CharField(help_text="semana-sequência, como o enclave a assina")
+    sequence = serializers.IntegerField()
+    is_current = serializers.BooleanField()
+    parameters_version = serializers.IntegerField(allow_null=True)
+    parameters_sha256 = serializers.CharField(allow_blank=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    correction = CorrectionSerializer(allow_null=True)
+
+
+class FiguresSerializer(serializers.Serializer):
+    fa = serializers.FloatField(allow_null=True)
+    fa_risk = serializers.FloatField(allow_null=True)
+    res_fin_over_pla = serializers.FloatField(allow_null=True)
+    concentration_largest = serializers.FloatField(allow_null=True)
+    concentration_top_five = serializers.FloatField(allow_null=True)
+    var_share_by_bucket = serializers.ListField(
+        child=serializers.FloatField(allow_null=True), allow_null=True
+    )
+    network = serializers.DictField()
+
+
+class LeverageSerializer(serializers.Serializer):
+    week = serializers.CharField()
+    agent = serializers.IntegerField()
+    acronym = serializers.CharField()
+    status = serializers.CharField(help_text="computed, no_fa, rejected, error ou missing")
+    error = serializers.DictField()
+    closing = ClosingRefSerializer()
+    decision = DecisionSerializer()
+    signature = SignatureSerializer()
+    figures = FiguresSerializer(
+        allow_null=True, help_text="null para a CCEE enquanto o agente não enviou"
+    )
+    breakdown_jwe = serializers.CharField(
+        allow_null=True,
+        help_text="detalhamento (VaR por período e fonte, RES_FIN, PLA) como JWE à chave de "
+        "resposta do agente (prd_reply); só para o agente",
+    )
+
+
+class CancelInputSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000, help_text="motivo do cancelamento")
+
+
+class CommunitySerializer(serializers.Serializer):
+    community = serializers.IntegerField()
+    rank = serializers.IntegerField(allow_null=True)
+    size = serializers.IntegerField()
+    propagators = serializers.IntegerField()
+    mean_cvar_intrinsic = serializers.FloatField(allow_null=True)
+    mean_cvar_propagated = serializers.FloatField(allow_null=True)
+    mean_cvar_total = serializers.FloatField(allow_null=True)
+
+
+class NetworkRiskSerializer(serializers.Serializer):
+    week = serializers.CharField()
+    agent = serializers.IntegerField()
+    source = serializers.CharField(help_text="trade_network, counterparties ou none")
+    signature = SignatureSerializer()
+    local = serializers.DictField(
+        allow_null=True,
+        help_text="VaR/CVaR intrínseco, propagado e total, comunidade e posição k de K; null "
+        "para a CCEE enquanto o agente não enviou",
+    )
+    network_mean = serializers.FloatField(allow_null=True)
+    summary = serializers.DictField()
+    communities = CommunitySerializer(many=True)
+
+
+class HistoryEntrySerializer(serializers.Serializer):
+    week = serializers.CharField()
+    closing = ClosingRefSerializer()
+    status = serializers.CharField()
+    fa = serializers.FloatField(allow_null=True)
+    fa_risk = serializers.FloatField(allow_null=True)
+    decision = DecisionSerializer()
+    signature = SignatureSerializer()
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+class Conflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+
+
+def _week_code(code: str) -> str:
+    if not is_week_code(code):
+        raise NotFound()
+    return code
+
+
+def _closing_ref(closing) -> dict[str, Any]:
+    notice = getattr(closing, "correction_notice", None) if closing.sequence > 1 else None
+    return {
+        "reference": closing.reference,
+        "sequence": closing.sequence,
+        "is_current": closing.is_current,
+        "parameters_version": closing.parameters_version,
+        "parameters_sha256": closing.parameters_sha256,
+        "finished_at": closing.finished_at,
+        "correction": None
+        if notice is None
+        else {
+            "supersedes": notice.supersedes.reference,
+            "why": notice.why,
+            "by": notice.by.get_username(),
+            "at": notice.at,
+            "what_changed": notice.what_changed,
+        },
+    }
+
+
+def _decision(result: LeverageResult) -> dict[str, Any]:
+    latest: LeverageDecision | None = result.decisions.order_by("-at", "-pk").first()
+    if latest is None:
+        return {"state": exports.DECISION_PENDING, "at": None, "reason": ""}
+    return {"state": latest.action, "at": latest.at, "reason": latest.reason}
+
+
+def _leverage(result: LeverageResult, user, checker: SignatureChecker) -> dict[str, Any]:
+    own = selectors.is_agent_user(user, result.agent_id)
+    return {
+        "week": result.closing.week.code,
+        "agent": result.agent_id,
+        "acronym": result.agent.acronym,
+        "status": result.status,
+        "error": dict(result.error or {}),
+        "closing": _closing_ref(result.closing),
+        "decision": _decision(result),
+        "signature": checker.check(result).as_dict(),
+        "figures": selectors.figures_for(result, user),
+        "breakdown_jwe": (result.breakdown_jwe or None) if own else None,
+    }
+
+
+def _decide(run):
+    try:
+        return run()
+    except decisions.DecisionConflict as exc:
+        raise Conflict(exc.messages[0], code=exc.code) from None
+    except DjangoPermissionDenied as exc:
+        raise PermissionDenied(str(exc)) from None
+    except DjangoValidationError as exc:
+        raise ValidationError(
+            exc.message_dict if hasattr(exc, "error_dict") else exc.messages
+        ) from None
+
+
+# --- views ---------------------------------------------------------------------------------------
+
+
+class LeverageView(APIView):
+    """The agent's result of the week's current closing."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses=LeverageSerializer)
+    def get(self, request, code: str, agent_id: int):
+        result = selectors.current_result(
+            week_code=_week_code(code), agent_id=agent_id, user=request.user
+        )
+        return Response(
+            LeverageSerializer(_leverage(result, request.user, SignatureChecker())).data
+        )
+
+
+class LeverageSendView(APIView):
+    """Send the result to CCEE: final; sending again answers the same decision."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=None, responses=LeverageSerializer)
+    def post(self, request, code: str, agent_id: int):
+        result = selectors.current_result(
+            week_code=_week_code(code), agent_id=agent_id, user=request.user
+        )
+        _decide(lambda: decisions.check_may_decide(result, request.user))
+        checker = SignatureChecker()
+        if result.status == ResultStatus.COMPUTED and not checker.check(result).verified:
+            raise Conflict(
+                "a assinatura do enclave sobre este resultado não confere: não pode ser enviado",
+                code="unverified",
+            )
+        _decide(lambda: decisions.leverage_send(result, request.user))
+        return Response(LeverageSerializer(_leverage(result, request.user, checker)).data)
+
+
+class LeverageCancelView(APIView):
+    """Cancel the result, with a reason (not after it was sent)."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=CancelInputSerializer, responses=LeverageSerializer)
+    def post(self, request, code: str, agent_id: int):
+        result = selectors.current_result(
+            week_code=_week_code(code), agent_id=agent_id, user=request.user
+        )
+        data = CancelInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        reason = data.validated_data["reason"]
+        _decide(lambda: decisions.leverage_cancel(result, request.user, reason))
+        return Response(
+            LeverageSerializer(_leverage(result, request.user, SignatureChecker())).data
+        )
+
+
+class NetworkRiskView(APIView):
+    """The agent's network indicators and the week's: communities by rank, network mean."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses=NetworkRiskSerializer)
+    def get(self, request, code: str, agent_id: int):
+        result = selectors.current_result(
+            week_code=_week_code(code), agent_id=agent_id, user=request.user
+        )
+        figures = selectors.figures_for(result, request.user)
+        closing = result.closing
+        network = dict(closing.network or {})
+        summary = {k: network.get(k) for k in exports.NETWORK_SUMMARY if k in network}
+        body = {
+            "week": closing.week.code,
+            "agent": result.agent_id,
+            "source": closing.network_source or "none",
+            "signature": SignatureChecker().check(result).as_dict(),
+            "local": None if figures is None else figures["network"],
+            "network_mean": exports.network_mean(closing),
+            "summary": summary,
+            "communities": [
+                {
+                    "community": c.community,
+                    "rank": c.rank,
+                    "size": c.size,
+                    "propagators": c.propagators,
+                    "mean_cvar_intrinsic": c.mean_cvar_intrinsic,
+                    "mean_cvar_propagated": c.mean_cvar_propagated,
+                    "mean_cvar_total": c.mean_cvar_total,
+                }
+                for c in exports.community_rows(closing)
+            ],
+        }
+        return Response(NetworkRiskSerializer(body).data)
+
+
+class LeverageHistoryView(APIView):
+    """The agent's FA week by week (superseded closings too, flagged), for its own users."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses=HistoryEntrySerializer(many=True))
+    def get(self, request, agent_id: int):
+        checker = SignatureChecker()
+        rows = [
+            {
+                "week": result.closing.week.code,
+                "closing": _closing_ref(result.closing),
+                "status": result.status,
+                "fa": result.fa,
+                "fa_risk": result.fa_risk,
+                "decision": _decision(result),
+                "signature": checker.check(result).as_dict(),
+            }
+            for result in selectors.history(agent_id=agent_id, user=request.user)
+        ]
+        return Response(HistoryEntrySerializer(rows, many=True).data)
