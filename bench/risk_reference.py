@@ -15,9 +15,15 @@ from prudencial.risk import Market
 
 
 def reference_exposures(
-    market: Market, prices: list[float]
+    market: Market,
+    prices: list[float],
+    contract_prices: list[list[float]] | None = None,
 ) -> tuple[list[list[float]], list[list[float]]]:
-    """Intrinsic and propagated losses, indexed [agent][scenario]."""
+    """Intrinsic and propagated losses, indexed [agent][scenario]. With `contract_prices`
+    ([contract][scenario], the paper's prices drawn per scenario) every price-dependent figure
+    is recomputed in each scenario from that scenario's contract prices."""
+    if contract_prices is not None:
+        return _reference_priced(market, [float(p) for p in prices], contract_prices)
     n = market.n_agents
     seller = market.seller.tolist()
     buyer = market.buyer.tolist()
@@ -80,6 +86,32 @@ def reference_exposures(
     return intrinsic, propagated
 
 
+def _reference_priced(
+    market: Market, prices: list[float], contract_prices: list[list[float]]
+) -> tuple[list[list[float]], list[list[float]]]:
+    """One scenario at a time: the fixed-price loop over that scenario's contract prices."""
+    n = market.n_agents
+    intrinsic = [[0.0] * len(prices) for _ in range(n)]
+    propagated = [[0.0] * len(prices) for _ in range(n)]
+    for b, pld in enumerate(prices):
+        priced = Market(
+            agent_ids=list(market.agent_ids),
+            classes=market.classes,
+            generation=market.generation,
+            consumption=market.consumption,
+            seller=market.seller,
+            buyer=market.buyer,
+            volume=market.volume,
+            price=[row[b] for row in contract_prices],
+        )
+        # The market's mean contract price of *this* scenario prices agents without contracts.
+        one_i, one_p = reference_exposures(priced, [pld])
+        for a in range(n):
+            intrinsic[a][b] = one_i[a][0]
+            propagated[a][b] = one_p[a][0]
+    return intrinsic, propagated
+
+
 def reference_var_cvar(losses: list[float], confidence: float) -> tuple[float, float]:
     """VaR = L(k), k = ⌈αN⌉; CVaR = (Σ_{i>k} L(i) + (k − αN)·L(k)) / (N(1 − α))."""
     ordered = sorted(losses)
@@ -90,10 +122,13 @@ def reference_var_cvar(losses: list[float], confidence: float) -> tuple[float, f
 
 
 def reference_network_risk(
-    market: Market, prices: list[float], confidence: float = 0.95
+    market: Market,
+    prices: list[float],
+    confidence: float = 0.95,
+    contract_prices: list[list[float]] | None = None,
 ) -> dict[str, list[float]]:
     """Per-agent VaR and CVaR, intrinsic, propagated and total, as in the paper's Fig. 7."""
-    intrinsic, propagated = reference_exposures(market, prices)
+    intrinsic, propagated = reference_exposures(market, prices, contract_prices)
     out: dict[str, list[float]] = {
         key: []
         for key in (

@@ -61,6 +61,8 @@ NETWORK_KEYS = {
     "horizon_buckets",
     "weeks_per_scenario",
     "block_length",
+    "circular",
+    "contract_prices",
 }
 
 
@@ -292,7 +294,40 @@ def parse_network(args: Any) -> dict[str, Any]:
     horizon = args.get("horizon_buckets", 3)
     if isinstance(horizon, bool) or not isinstance(horizon, int) or not 1 <= horizon <= 7:
         raise ProtocolError(E_BAD_REQUEST, "network.horizon_buckets must be an integer in 1..7")
-    return dict(args, scenarios=scenarios, horizon_buckets=horizon)
+    return dict(
+        args,
+        scenarios=scenarios,
+        horizon_buckets=horizon,
+        contract_prices=_contract_prices(args.get("contract_prices", "paper")),
+    )
+
+
+def _contract_prices(value: Any) -> Any:
+    """network.contract_prices: "paper" (the default: prices drawn per scenario as the paper
+    does, prudencial.risk.pld.ContractPriceModel's defaults), "fixed" (the traded prices in
+    every scenario) or {"draw": "history" | "uniform", "lower": x, "upper": y} (fractions of
+    the scenario's PLD). Returns the model, or None for fixed."""
+    from prudencial.risk.pld import ContractPriceModel
+
+    if value == "fixed":
+        return None
+    if value == "paper":
+        return ContractPriceModel()
+    if not isinstance(value, dict) or set(value) - {"draw", "lower", "upper"}:
+        raise ProtocolError(
+            E_BAD_REQUEST,
+            'network.contract_prices must be "paper", "fixed" or a map of draw, lower, upper',
+        )
+    for name in ("lower", "upper"):
+        bound = value.get(name, 0.0)
+        if isinstance(bound, bool) or not isinstance(bound, int | float) or not 0 <= bound <= 10:
+            raise ProtocolError(
+                E_BAD_REQUEST, f"network.contract_prices.{name} must be a number in 0..10"
+            )
+    try:
+        return ContractPriceModel(**value)
+    except (TypeError, ValueError) as exc:
+        raise ProtocolError(E_BAD_REQUEST, f"network.contract_prices: {exc}") from None
 
 
 def run_network(
@@ -318,7 +353,7 @@ def run_market(
     a ``skipped`` reason; ``raw`` also returns the engine's result (for the closing's systemic
     measures), as ``(summary, result or None)``."""
     from prudencial.risk.network import network_risk
-    from prudencial.risk.pld import bootstrap_pld
+    from prudencial.risk.pld import ScenarioModel
 
     started = time.perf_counter() if started is None else started
     if counts["agents"] < 2:
@@ -335,15 +370,15 @@ def run_market(
         return (skipped, None) if raw else skipped
     seed = options.get("seed")
     try:
-        scenarios = bootstrap_pld(
-            np.asarray(history, dtype=float),
-            options["scenarios"],
-            seed,
+        model = ScenarioModel(
             weeks_per_scenario=options.get("weeks_per_scenario", 1),
             block_length=options.get("block_length", 1),
+            circular=bool(options.get("circular", False)),
             floor=parameters.pld_floor,
             cap=parameters.pld_cap,
+            contract_prices=options.get("contract_prices"),
         )
+        scenarios = model.draw(options["scenarios"], seed, np.asarray(history, dtype=float))
         kwargs = {
             k: options[k]
             for k in ("confidence", "community_method", "cascade", "failure_probability")

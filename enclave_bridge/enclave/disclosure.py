@@ -42,6 +42,7 @@ NETWORK_SUMMARY_FIGURES = (
     "converged",
     "pld_mean",
     "reference_source",
+    "scenario_model",
     "loss_convention",
     "community_method",
     "modularity",

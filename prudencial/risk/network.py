@@ -40,6 +40,8 @@ from prudencial.risk.measures import (
     var_cvar_from_tail,
     var_cvar_weighted,
 )
+from prudencial.risk.pld import Scenarios
+from prudencial.risk.priced import describe, priced_figures
 
 FailureProbability = float | Sequence[float] | np.ndarray | Mapping[str, float] | None
 # Agent × scenario cells evaluated at once; bounds memory to roughly 12 arrays of this size.
@@ -492,6 +494,9 @@ class NetworkRiskResult:
     # Reference price of agents without contracts and its source (see `fallback_reference`).
     fallback_price: float = float("nan")
     reference_source: str = ""
+    # How the scenarios were drawn (prudencial.risk.pld.ScenarioModel.to_dict, with the seed);
+    # None when the caller passed bare PLD values.
+    scenario_model: dict[str, Any] | None = None
 
     @property
     def community(self) -> np.ndarray:
@@ -568,6 +573,7 @@ class NetworkRiskResult:
             "pld_mean": self.pld_mean,
             "fallback_price": self.fallback_price,
             "reference_source": self.reference_source,
+            "scenario_model": self.scenario_model,
             "loss_convention": LOSS_CONVENTION,
             "community_method": self.communities.method,
             "modularity": self.communities.modularity,
@@ -656,12 +662,60 @@ def network_risk(
     prices fit in one block.
     """
     started = time.perf_counter()
-    prices = _prices(pld_scenarios)
+    scenario_model = describe(pld_scenarios)
+    prices = _prices(pld_scenarios.pld if isinstance(pld_scenarios, Scenarios) else pld_scenarios)
     n, n_scen = market.n_agents, prices.size
     fallback, source = fallback_reference(market, prices, reference_pld)
     book = contract_book(market, fallback)
     p = failure_probabilities(market, failure_probability)
     rng = np.random.default_rng(seed) if p is not None else None
+    if (
+        isinstance(pld_scenarios, Scenarios)
+        and pld_scenarios.per_scenario_prices
+        and market_contract_price(market) is not None  # contracts with volume to price
+    ):
+        priced = priced_figures(
+            market,
+            pld_scenarios,
+            confidence,
+            cascade=cascade,
+            failures=lambda m: _draw_failures(rng, p, m),
+            max_rounds=max_rounds,
+            cells_per_block=DEFAULT_CELLS_PER_CHUNK
+            if chunk_size is None
+            else chunk_size * max(n, market.n_contracts),
+            reference_pld=reference_pld,
+            keep_agents=keep_agents,
+            progress=progress,
+        )
+        return _result(
+            market,
+            communities,
+            community_method,
+            seed,
+            confidence=confidence,
+            n_scenarios=n_scen,
+            cascade=cascade,
+            probabilistic=p is not None,
+            rounds=priced.rounds,
+            converged=priced.converged,
+            pld_mean=float(prices.mean()),
+            expected_cost=priced.expected_cost_mean,
+            reference_price=priced.reference_price_mean,
+            figures=priced.figures,
+            received_max=priced.received_max,
+            received_mean=priced.received_mean,
+            undelivered_max=priced.undelivered_max,
+            undelivered_mean=priced.undelivered_mean,
+            failure_frequency=priced.failure_frequency,
+            kept_losses=priced.kept_losses,
+            started=started,
+            fallback_price=priced.fallback_mean,
+            reference_source="given"
+            if reference_pld is not None
+            else "market_contracts_per_scenario",
+            scenario_model=scenario_model,
+        )
     size = tail_size(n_scen, confidence)
     if chunk_size is None:
         chunk_size = max(1, DEFAULT_CELLS_PER_CHUNK // max(n, 1))
@@ -764,12 +818,54 @@ def network_risk(
             "propagated": propagated,
             "total": intrinsic + propagated,
         }
-    measured = time.perf_counter()
+    return _result(
+        market,
+        communities,
+        community_method,
+        seed,
+        confidence=confidence,
+        n_scenarios=n_scen,
+        cascade=cascade,
+        probabilistic=p is not None,
+        rounds=rounds,
+        converged=converged,
+        pld_mean=float(prices.mean()),
+        expected_cost=book.expected_cost,
+        reference_price=book.reference_price,
+        figures=figures,
+        received_max=received_max,
+        received_mean=received_sum / n_scen,
+        undelivered_max=undelivered_max,
+        undelivered_mean=undelivered_sum / n_scen,
+        failure_frequency=failures / n_scen,
+        kept_losses=kept_losses,
+        started=started,
+        fallback_price=fallback,
+        reference_source=source,
+        scenario_model=scenario_model,
+    )
 
+
+def _result(
+    market: Market,
+    communities: Communities | None,
+    community_method: str,
+    seed: int | None,
+    *,
+    figures: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    received_max: np.ndarray,
+    received_mean: np.ndarray,
+    undelivered_max: np.ndarray,
+    undelivered_mean: np.ndarray,
+    failure_frequency: np.ndarray,
+    started: float,
+    **fields: Any,
+) -> NetworkRiskResult:
+    """Communities and the result, from the measured figures of either path."""
+    measured = time.perf_counter()
     if communities is None:
         communities = detect_communities(market, community_method, seed)
     detected = time.perf_counter()
-    failure_frequency = failures / n_scen
     table, agent_rank = _community_table(
         communities,
         figures["intrinsic"][1],
@@ -780,16 +876,7 @@ def network_risk(
     return NetworkRiskResult(
         agent_ids=list(market.agent_ids),
         classes=market.classes.copy(),
-        confidence=confidence,
-        n_scenarios=n_scen,
-        cascade=cascade,
-        probabilistic=p is not None,
-        rounds=rounds,
-        converged=converged,
-        pld_mean=float(prices.mean()),
         net_mwh=market.net,
-        expected_cost=book.expected_cost,
-        reference_price=book.reference_price,
         var_intrinsic=figures["intrinsic"][0],
         cvar_intrinsic=figures["intrinsic"][1],
         var_propagated=figures["propagated"][0],
@@ -797,17 +884,15 @@ def network_risk(
         var_total=figures["total"][0],
         cvar_total=figures["total"][1],
         received_max_mwh=received_max,
-        received_mean_mwh=received_sum / n_scen,
+        received_mean_mwh=received_mean,
         undelivered_max_mwh=undelivered_max,
-        undelivered_mean_mwh=undelivered_sum / n_scen,
+        undelivered_mean_mwh=undelivered_mean,
         failure_frequency=failure_frequency,
         communities=communities,
         community_table=table,
         community_rank=agent_rank,
-        kept_losses=kept_losses,
         timings={"exposures": measured - started, "communities": detected - measured},
-        fallback_price=fallback,
-        reference_source=source,
+        **fields,
     )
 
 

@@ -96,3 +96,33 @@ def test_trade_network_rejections_name_the_rule(client, current_key):
     doc = {"schema": formats.CONTRACTS_SCHEMA_ID, "week": WEEK, "contracts": [{"x": 1}]}
     verdict = client.validate_trade_network_signed(encrypt(doc, current_key), week=WEEK).result
     assert verdict["status"] == "rejected" and verdict["errors"]
+
+
+def test_the_network_draws_contract_prices_as_the_paper_unless_told_otherwise(client, current_key):
+    items, _ = _batch(6, current_key)
+    batch = client.stage_batch(parameters(), items)
+    part = client.closing_chunk_signed(batch, closing="c5", chunk=0).result["network_part"]
+
+    def run(**options):
+        return client.closing_network_signed(
+            parameters=parameters(), parts=[part], options=network_options(scenarios=64, **options)
+        ).result
+
+    paper = run(seed=3)["scenario_model"]
+    assert paper["pld"] == "bootstrap" and paper["seed"] == 3 and paper["n_scenarios"] == 64
+    assert paper["contract_prices"] == {"draw": "history", "lower": 0.5, "upper": 1.0}
+    assert run(seed=3, contract_prices="fixed")["scenario_model"]["contract_prices"] == "fixed"
+    uniform = {"draw": "uniform", "lower": 0.7, "upper": 0.9}
+    assert run(seed=3, contract_prices=uniform)["scenario_model"]["contract_prices"] == uniform
+    for bad, field in (
+        ({"draw": "uniform", "lower": 0.9, "upper": 0.7}, "contract_prices"),
+        ({"draw": "uniform", "lower": "0.5"}, "contract_prices.lower"),  # NaN: the frame refuses it
+        ({"draw": "uniform", "upper": 1e308}, "contract_prices.upper"),
+        ({"draw": "shuffle"}, "contract_prices"),
+        ({"draw": "uniform", "extra": 1}, "contract_prices"),
+        ("cheap", "contract_prices"),
+    ):
+        with pytest.raises(EnclaveError) as exc:
+            run(seed=3, contract_prices=bad)
+        assert f"network.{field}" in exc.value.message, (bad, exc.value.message)
+    assert client.health()["status"] == "ok"
