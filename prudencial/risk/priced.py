@@ -145,9 +145,7 @@ def _propagate(
     rounds = 0
     while active.size:
         shortfall = np.maximum(book.deficit[:, None] + received[:, active], 0.0)
-        target = np.where(
-            eligible[:, active], np.minimum(shortfall, book.sales[:, None]), 0.0
-        )
+        target = np.where(eligible[:, active], np.minimum(shortfall, book.sales[:, None]), 0.0)
         moving = (target - undelivered[:, active]).max(axis=0, initial=0.0) > tol
         active, target = active[moving], target[:, moving]
         if not active.size or rounds >= max_rounds:
@@ -210,7 +208,11 @@ def priced_figures(
         intrinsic = book.deficit[:, None] * (pld[None, :] - reference) * scale
         propagated = (received * pld[None, :] - received_value) * scale
         total = intrinsic + propagated
-        for name, losses in (("intrinsic", intrinsic), ("propagated", propagated), ("total", total)):
+        for name, losses in (
+            ("intrinsic", intrinsic),
+            ("propagated", propagated),
+            ("total", total),
+        ):
             keepers[name].add(losses)
         for a, series in kept.items():
             for name, losses in (
