@@ -63,6 +63,7 @@ NETWORK_KEYS = {
     "block_length",
     "circular",
     "contract_prices",
+    "risk_convention",
 }
 
 
@@ -299,7 +300,16 @@ def parse_network(args: Any) -> dict[str, Any]:
         scenarios=scenarios,
         horizon_buckets=horizon,
         contract_prices=_contract_prices(args.get("contract_prices", "paper")),
+        risk_convention=_risk_convention(args.get("risk_convention", "default")),
     )
+
+
+def _risk_convention(value: Any) -> str:
+    """network.risk_convention: "default" (VaR = L(⌈αN⌉), Acerbi–Tasche CVaR) or "paper_r"
+    (R's quantile type 7 and the mean of the worst ⌊N(1 − α)⌋: what the paper's R code gives)."""
+    if value not in ("default", "paper_r"):
+        raise ProtocolError(E_BAD_REQUEST, 'network.risk_convention must be "default" or "paper_r"')
+    return value
 
 
 def _contract_prices(value: Any) -> Any:
@@ -381,7 +391,13 @@ def run_market(
         scenarios = model.draw(options["scenarios"], seed, np.asarray(history, dtype=float))
         kwargs = {
             k: options[k]
-            for k in ("confidence", "community_method", "cascade", "failure_probability")
+            for k in (
+                "confidence",
+                "community_method",
+                "cascade",
+                "failure_probability",
+                "risk_convention",
+            )
             if k in options
         }
         result = network_risk(market, scenarios, seed=seed, **kwargs)

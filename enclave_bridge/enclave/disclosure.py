@@ -43,6 +43,7 @@ NETWORK_SUMMARY_FIGURES = (
     "pld_mean",
     "reference_source",
     "scenario_model",
+    "risk_convention",
     "loss_convention",
     "community_method",
     "modularity",

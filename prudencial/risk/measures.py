@@ -75,7 +75,7 @@ def tail_size(n: int, confidence: float) -> int:
 
 
 def _needs(n: int, confidence: float, conv: RiskConvention) -> tuple[set[int], set[int]]:
-    """Ranks (1-based) and top counts that `_from_order` will ask for."""
+    """Ranks (1-based) and top counts that `var_cvar_from_order` will ask for."""
     k = tail_index(n, confidence)
     ranks, tops = set(), set()
     if conv.quantile == "inverse_cdf":
@@ -125,7 +125,7 @@ def var_cvar_from_tail(
     def top_sum(m: int) -> np.ndarray:
         return part[..., s - m :].sum(axis=-1) if m else np.zeros(part.shape[:-1])
 
-    return _from_order(order_stat, top_sum, n, confidence, conv)
+    return var_cvar_from_order(order_stat, top_sum, n, confidence, conv)
 
 
 def merge_tail(
@@ -182,7 +182,7 @@ def var_cvar_weighted(
         above = cumulative - np.maximum(cumulative - w, n - m)
         return (ordered * np.maximum(above, 0)).sum(axis=-1)
 
-    return _from_order(order_stat, top_sum, n, confidence, conv)
+    return var_cvar_from_order(order_stat, top_sum, n, confidence, conv)
 
 
 # --- Conventions: which quantile is the VaR, which mean is the CVaR ------------------------------
@@ -253,7 +253,7 @@ def _worst_count(n: int, confidence: float) -> int:
     return max(1, math.floor(n * (1.0 - confidence) + _CEIL_GUARD))
 
 
-def _from_order(
+def var_cvar_from_order(
     order_stat: Any, top_sum: Any, n: int, confidence: float, conv: RiskConvention
 ) -> tuple[np.ndarray, np.ndarray]:
     """VaR and CVaR given `order_stat(rank)` (L(rank) per row) and `top_sum(m)` (sum of the m

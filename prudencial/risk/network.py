@@ -34,9 +34,10 @@ import scipy.sparse as sp
 from prudencial.risk.communities import Communities, detect_communities
 from prudencial.risk.market import CLASSES, Market
 from prudencial.risk.measures import (
-    merge_tail,
-    tail_index,
-    tail_size,
+    RiskConvention,
+    TailKeeper,
+    convention,
+    var_cvar_from_order,
     var_cvar_from_tail,
     var_cvar_weighted,
 )
@@ -333,22 +334,27 @@ def _propagated(book: ContractBook, prices: np.ndarray, prop: Propagation) -> np
 
 
 def intrinsic_var_cvar(
-    book: ContractBook, prices: np.ndarray, confidence: float
+    book: ContractBook,
+    prices: np.ndarray,
+    confidence: float,
+    risk_convention: RiskConvention | str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact VaR/CVaR of Algorithm 1 from the sorted prices, without an agent × scenario array.
 
     The intrinsic loss d·(PLD − p̂) is linear in the PLD, so its order statistics are the
-    prices' (reversed when d < 0) and CVaR's weights, which sum to one, carry through.
+    prices' (reversed when d < 0), and every convention is translation- and positively
+    scale-equivariant: VaR and CVaR of the prices (of −prices for d < 0) carry through.
     """
+    conv = convention(risk_convention)
     n = prices.size
-    k = tail_index(n, confidence)
     ordered = np.sort(prices)
-    denominator = n * (1.0 - confidence)
-    excess = k - confidence * n
-    upper_var = ordered[k - 1]
-    upper_cvar = (ordered[k:].sum() + excess * upper_var) / denominator
-    lower_var = ordered[n - k]
-    lower_cvar = (ordered[: n - k].sum() + excess * lower_var) / denominator
+    upper_var, upper_cvar = var_cvar_from_order(
+        lambda r: ordered[r - 1], lambda m: ordered[n - m :].sum(), n, confidence, conv
+    )
+    low_var, low_cvar = var_cvar_from_order(
+        lambda r: -ordered[n - r], lambda m: -ordered[:m].sum(), n, confidence, conv
+    )
+    lower_var, lower_cvar = -low_var, -low_cvar
     slope = book.deficit * book.loss_scale
     up = slope >= 0
     var_ = slope * (np.where(up, upper_var, lower_var) - book.reference_price)
@@ -497,6 +503,8 @@ class NetworkRiskResult:
     # How the scenarios were drawn (prudencial.risk.pld.ScenarioModel.to_dict, with the seed);
     # None when the caller passed bare PLD values.
     scenario_model: dict[str, Any] | None = None
+    # How VaR and CVaR were read off the losses (prudencial.risk.measures.RiskConvention).
+    risk_convention: dict[str, str] = field(default_factory=lambda: convention(None).to_dict())
 
     @property
     def community(self) -> np.ndarray:
@@ -574,6 +582,7 @@ class NetworkRiskResult:
             "fallback_price": self.fallback_price,
             "reference_source": self.reference_source,
             "scenario_model": self.scenario_model,
+            "risk_convention": dict(self.risk_convention),
             "loss_convention": LOSS_CONVENTION,
             "community_method": self.communities.method,
             "modularity": self.communities.modularity,
@@ -589,6 +598,25 @@ class NetworkRiskResult:
             "communities": [c.to_dict() for c in self.community_table],
             "agents": self.per_agent_table(),
         }
+
+
+# Means of loss fractions closer than this are equal for the ranking (their differences come
+# from the order of the additions, ~1e-16, not from the agents).
+RANK_TOLERANCE = 1e-12
+
+
+def _tie_key(values: np.ndarray, tolerance: float = RANK_TOLERANCE) -> np.ndarray:
+    """A sort key, ascending as the values descend, equal for values within `tolerance` of
+    their neighbour in the descending order (so a run of near-equal means is one tie)."""
+    order = np.argsort(-values, kind="stable")
+    ordered = values[order]
+    starts = np.r_[
+        True,
+        np.abs(np.diff(ordered)) > tolerance * max(1.0, float(np.abs(values).max(initial=0.0))),
+    ]
+    key = np.empty(values.size, dtype=np.int64)
+    key[order] = np.cumsum(starts)
+    return key
 
 
 def _community_table(
@@ -609,8 +637,9 @@ def _community_table(
             ("total", cvar_total),
         )
     }
-    # Rank 1 = highest mean propagated CVaR; ties by total CVaR, then by label.
-    order = np.lexsort((np.arange(k), -mean["total"], -mean["propagated"]))
+    # Rank 1 = highest mean propagated CVaR; ties (means within RANK_TOLERANCE: rounding
+    # noise of the means is not an order) by total CVaR, then by label.
+    order = np.lexsort((np.arange(k), _tie_key(mean["total"]), _tie_key(mean["propagated"])))
     rank = np.empty(k, dtype=np.int64)
     rank[order] = np.arange(1, k + 1)
     n_prop = np.bincount(labels, propagators.astype(float), k).astype(int)
@@ -646,6 +675,7 @@ def network_risk(
     communities: Communities | None = None,
     reference_pld: float | None = None,
     group_equal_prices: bool = True,
+    risk_convention: RiskConvention | str | None = None,
 ) -> NetworkRiskResult:
     """Run the network model: intrinsic, propagated and total VaR/CVaR per agent, communities.
 
@@ -660,7 +690,13 @@ def network_risk(
     taken with the prices' multiplicities, which is exact (the same order statistics), not an
     approximation. It applies when at most half the scenarios are distinct and the distinct
     prices fit in one block.
+
+    `pld_scenarios` may be a prudencial.risk.pld.Scenarios: with its contract price model the
+    contracts are priced per scenario (prudencial.risk.priced), and the model is written into
+    the results. `risk_convention` (RiskConvention, "default" or "paper_r") says how VaR and
+    CVaR are read off the losses, on every path.
     """
+    conv = convention(risk_convention)
     started = time.perf_counter()
     scenario_model = describe(pld_scenarios)
     prices = _prices(pld_scenarios.pld if isinstance(pld_scenarios, Scenarios) else pld_scenarios)
@@ -687,6 +723,7 @@ def network_risk(
             reference_pld=reference_pld,
             keep_agents=keep_agents,
             progress=progress,
+            risk_convention=conv,
         )
         return _result(
             market,
@@ -715,15 +752,15 @@ def network_risk(
             if reference_pld is not None
             else "market_contracts_per_scenario",
             scenario_model=scenario_model,
+            risk_convention=conv.to_dict(),
         )
-    size = tail_size(n_scen, confidence)
+    size = conv.tail_size(n_scen, confidence)
     if chunk_size is None:
         chunk_size = max(1, DEFAULT_CELLS_PER_CHUNK // max(n, 1))
     chunk_size = max(chunk_size, 1)
 
     plan = propagation_plan(book, cascade)
     buyers = plan.buyers
-    tails: dict[str, np.ndarray | None] = {"propagated": None, "total": None}
     received_sum = np.zeros(n)
     received_max = np.zeros(n)
     undelivered_sum = np.zeros(n)
@@ -748,8 +785,8 @@ def network_risk(
         total = _intrinsic(book, values, buyers)
         total += propagated
         grouped = {
-            "propagated": var_cvar_weighted(propagated, counts, confidence),
-            "total": var_cvar_weighted(total, counts, confidence),
+            "propagated": var_cvar_weighted(propagated, counts, confidence, conv),
+            "total": var_cvar_weighted(total, counts, confidence, conv),
         }
         received_sum[buyers] = prop.received @ counts
         received_max[buyers] = prop.received.max(axis=1, initial=0.0)
@@ -762,6 +799,14 @@ def network_risk(
             series["propagated"].append(propagated[row][inverse] if hit else np.zeros(n_scen))
         if progress is not None:
             progress(n_scen)
+    tails = (
+        {
+            name: TailKeeper(buyers.size, size, min(chunk_size, n_scen))
+            for name in ("propagated", "total")
+        }
+        if grouped is None
+        else {}
+    )
     for start in range(0, n_scen if grouped is None else 0, chunk_size):
         block = prices[start : start + chunk_size]
         prop = propagate(
@@ -783,9 +828,8 @@ def network_risk(
             row = np.searchsorted(buyers, a)
             hit = row < buyers.size and buyers[row] == a
             series["propagated"].append(propagated[row].copy() if hit else np.zeros(block.size))
-        # The blocks are ours: partition them in place.
-        tails["propagated"] = merge_tail(tails["propagated"], propagated, size, overwrite=True)
-        tails["total"] = merge_tail(tails["total"], total, size, overwrite=True)
+        tails["propagated"].add(propagated)
+        tails["total"].add(total)
         received_sum[buyers] += prop.received.sum(axis=1)
         np.maximum.at(received_max, buyers, prop.received.max(axis=1, initial=0.0))
         undelivered_sum[prop.sellers] += prop.undelivered.sum(axis=1)
@@ -794,7 +838,7 @@ def network_risk(
         if progress is not None:
             progress(block.size)
 
-    var_intrinsic, cvar_intrinsic = intrinsic_var_cvar(book, prices, confidence)
+    var_intrinsic, cvar_intrinsic = intrinsic_var_cvar(book, prices, confidence, conv)
     figures = {"intrinsic": (var_intrinsic, cvar_intrinsic)}
     for name in ("propagated", "total"):
         var_, cvar_ = (
@@ -806,7 +850,7 @@ def network_risk(
             var_[buyers], cvar_[buyers] = (
                 grouped[name]
                 if grouped is not None
-                else var_cvar_from_tail(tails[name], n_scen, confidence)
+                else var_cvar_from_tail(tails[name].tail(), n_scen, confidence, conv)
             )
         figures[name] = (var_, cvar_)
     kept_losses = {}
@@ -843,6 +887,7 @@ def network_risk(
         fallback_price=fallback,
         reference_source=source,
         scenario_model=scenario_model,
+        risk_convention=conv.to_dict(),
     )
 
 

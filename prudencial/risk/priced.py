@@ -28,7 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from prudencial.risk.market import Market
-from prudencial.risk.measures import TailKeeper, tail_size, var_cvar_from_tail
+from prudencial.risk.measures import RiskConvention, TailKeeper, convention, var_cvar_from_tail
 from prudencial.risk.pld import Scenarios
 
 MEASURES = ("intrinsic", "propagated", "total")
@@ -170,6 +170,7 @@ def priced_figures(
     reference_pld: float | None = None,
     keep_agents: Sequence[int] = (),
     progress: Callable[[int], None] | None = None,
+    risk_convention: RiskConvention | str | None = None,
 ) -> PricedFigures:
     """Every agent's intrinsic, propagated and total VaR/CVaR under per-scenario contract
     prices, streamed in blocks of scenarios (memory ∝ block × max(agents, contracts)).
@@ -178,7 +179,8 @@ def priced_figures(
     pld_all = scenarios.pld
     n, n_scen = book.n, pld_all.size
     block = max(1, int(cells_per_block) // max(n, book.seller.size, 1))
-    size = tail_size(n_scen, confidence)
+    conv = convention(risk_convention)
+    size = conv.tail_size(n_scen, confidence)
     keepers = {name: TailKeeper(n, size, min(block, n_scen)) for name in MEASURES}
     received_sum, received_max = np.zeros(n), np.zeros(n)
     undelivered_sum, undelivered_max = np.zeros(n), np.zeros(n)
@@ -232,7 +234,7 @@ def priced_figures(
         if progress is not None:
             progress(pld.size)
     figures = {
-        name: var_cvar_from_tail(keeper.tail(), n_scen, confidence)
+        name: var_cvar_from_tail(keeper.tail(), n_scen, confidence, conv)
         for name, keeper in keepers.items()
     }
     return PricedFigures(

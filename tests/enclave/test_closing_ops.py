@@ -125,4 +125,10 @@ def test_the_network_draws_contract_prices_as_the_paper_unless_told_otherwise(cl
         with pytest.raises(EnclaveError) as exc:
             run(seed=3, contract_prices=bad)
         assert f"network.{field}" in exc.value.message, (bad, exc.value.message)
+    assert run(seed=3)["risk_convention"] == {"quantile": "inverse_cdf", "cvar": "acerbi_tasche"}
+    paper_r = run(seed=3, risk_convention="paper_r")["risk_convention"]
+    assert paper_r == {"quantile": "type7", "cvar": "worst_mean"}
+    with pytest.raises(EnclaveError) as exc:
+        run(seed=3, risk_convention="median")
+    assert "network.risk_convention" in exc.value.message
     assert client.health()["status"] == "ok"

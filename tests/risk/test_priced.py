@@ -120,3 +120,76 @@ def test_drawn_prices_put_cvar_beyond_var():
     assert np.allclose(gap_fixed, 0.0, atol=1e-12)
     assert (gap_drawn > 1e-6).mean() > 0.8
     assert fixed.summary()["scenario_model"]["contract_prices"] == "fixed"
+
+
+def test_the_paper_r_convention_on_every_path():
+    """risk_convention reaches every path: the grouped and streamed fixed-price ones (the
+    intrinsic figure in closed form) and the priced one, each against var_cvar on the full
+    losses; 400 scenarios at 95 %: type 7 interpolates between L(380) and L(381)."""
+    from prudencial.risk import exposure_matrices
+    from prudencial.risk.measures import PAPER_R, var_cvar
+
+    market = synthetic_market(40, 25, 6, seed=11)
+    # A continuous PLD (2017's bootstrap puts the whole tail at the cap, where every
+    # convention agrees): lognormal around a forward price, contract prices within its bounds.
+    scenarios = ScenarioModel(
+        pld="forward_lognormal",
+        forward=200.0,
+        sigma=0.4,
+        contract_prices=ContractPriceModel("uniform", 0.5, 1.0),
+    ).draw(400, seed=6)
+    pld = scenarios.pld
+    full = exposure_matrices(market, pld)
+    moved = False
+    for options in (
+        {},
+        {"group_equal_prices": False},
+        {"group_equal_prices": False, "chunk_size": 37},
+    ):
+        ours = network_risk(market, pld, risk_convention="paper_r", **options)
+        default = network_risk(market, pld, **options)
+        assert ours.summary()["risk_convention"] == {"quantile": "type7", "cvar": "worst_mean"}
+        for name, losses in (
+            ("intrinsic", full.intrinsic),
+            ("propagated", full.propagated),
+            ("total", full.total),
+        ):
+            var_, cvar_ = var_cvar(losses, 0.95, PAPER_R)
+            np.testing.assert_allclose(getattr(ours, f"var_{name}"), var_, rtol=1e-10, atol=1e-13)
+            np.testing.assert_allclose(getattr(ours, f"cvar_{name}"), cvar_, rtol=1e-10, atol=1e-13)
+            moved |= not np.allclose(getattr(default, f"var_{name}"), var_)
+    assert moved  # the conventions differ on this sample, so the test can fail
+    priced = network_risk(
+        market, scenarios, risk_convention="paper_r", keep_agents=range(market.n_agents)
+    )
+    for name in ("intrinsic", "propagated", "total"):
+        series = np.array([priced.kept_losses[a][name] for a in range(market.n_agents)])
+        var_, cvar_ = var_cvar(series, 0.95, PAPER_R)
+        np.testing.assert_allclose(getattr(priced, f"var_{name}"), var_, rtol=1e-10, atol=1e-13)
+        np.testing.assert_allclose(getattr(priced, f"cvar_{name}"), cvar_, rtol=1e-10, atol=1e-13)
+
+
+def test_communities_whose_means_differ_by_rounding_noise_are_ranked_by_the_tie_break():
+    from prudencial.risk.communities import Communities
+    from prudencial.risk.network import _community_table
+
+    labels = np.array([0, 0, 1, 1, 2])
+    communities = Communities(membership=labels, modularity=0.0, method="test")
+    # Community 0's mean is above community 1's by rounding noise only (a few ulps).
+    propagated = np.array([0.1, 0.2 + 1e-16, 0.15, 0.15, 0.05])
+    total = np.array([0.3, 0.3, 0.5, 0.5, 0.1])  # community 1 has the larger total
+    table, ranks = _community_table(
+        communities, np.zeros(5), propagated, total, np.zeros(5, dtype=bool)
+    )
+    by_label = {c.community: c.rank for c in table}
+    assert by_label == {1: 1, 0: 2, 2: 3}
+    assert ranks.tolist() == [2, 2, 1, 1, 3]
+    # Equal in both: the label decides.
+    table, _ = _community_table(
+        communities,
+        np.zeros(5),
+        propagated,
+        np.array([0.3, 0.3, 0.3, 0.3, 0.1]),
+        np.zeros(5, dtype=bool),
+    )
+    assert {c.community: c.rank for c in table} == {0: 1, 1: 2, 2: 3}
