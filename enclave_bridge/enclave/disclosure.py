@@ -48,6 +48,7 @@ NETWORK_SUMMARY_FIGURES = (
     "community_method",
     "modularity",
     "n_communities",
+    "n_isolated",
     "n_propagators",
     "network_mean",
     "timings_s",
@@ -60,6 +61,7 @@ COMMUNITY_FIGURES = (
     "mean_cvar_intrinsic",
     "mean_cvar_propagated",
     "mean_cvar_total",
+    "isolated",
 )
 
 

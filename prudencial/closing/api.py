@@ -108,6 +108,9 @@ class CommunitySerializer(serializers.Serializer):
     mean_cvar_intrinsic = serializers.FloatField(allow_null=True)
     mean_cvar_propagated = serializers.FloatField(allow_null=True)
     mean_cvar_total = serializers.FloatField(allow_null=True)
+    isolated = serializers.BooleanField(
+        help_text="agente sem volume contratado: fora de K, após as comunidades da rede"
+    )
 
 
 class NetworkRiskSerializer(serializers.Serializer):
@@ -117,7 +120,8 @@ class NetworkRiskSerializer(serializers.Serializer):
     signature = SignatureSerializer()
     local = serializers.DictField(
         allow_null=True,
-        help_text="VaR/CVaR intrínseco, propagado e total, comunidade e posição k de K; null "
+        help_text="VaR/CVaR intrínseco, propagado e total, comunidade e posição k de K (None "
+        "para um agente isolado); null "
         "para a CCEE enquanto o agente não enviou",
     )
     network_mean = serializers.FloatField(allow_null=True)
@@ -295,6 +299,7 @@ class NetworkRiskView(APIView):
                     "mean_cvar_intrinsic": c.mean_cvar_intrinsic,
                     "mean_cvar_propagated": c.mean_cvar_propagated,
                     "mean_cvar_total": c.mean_cvar_total,
+                    "isolated": c.isolated,
                 }
                 for c in exports.community_rows(closing)
             ],

@@ -407,6 +407,9 @@ class CommunityResult(models.Model):
     mean_cvar_propagated = models.FloatField(_("CVaR propagado médio"), null=True, blank=True)
     mean_cvar_total = models.FloatField(_("CVaR total médio"), null=True, blank=True)
     members = models.JSONField(_("membros (ids de agentes)"), default=list)
+    # A lone agent without traded volume: not counted in K, ranked after the network's
+    # communities (prudencial.risk.network).
+    isolated = models.BooleanField(_("isolado (sem volume contratado)"), default=False)
 
     class Meta:
         verbose_name = _("comunidade")

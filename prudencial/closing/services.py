@@ -802,6 +802,7 @@ def closing_network_step(*, closing_id: int, address: str | None = None) -> str:
                     mean_cvar_intrinsic=_float(c.get("mean_cvar_intrinsic")),
                     mean_cvar_propagated=_float(c.get("mean_cvar_propagated")),
                     mean_cvar_total=_float(c.get("mean_cvar_total")),
+                    isolated=c.get("isolated") is True,
                     members=sorted(
                         ids[a]
                         for a, row in by_acronym.items()

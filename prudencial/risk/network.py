@@ -423,6 +423,9 @@ class CommunityFigures:
     mean_cvar_intrinsic: float
     mean_cvar_propagated: float
     mean_cvar_total: float
+    # A community of agents without any traded volume (a lone agent): not counted in K and
+    # ranked after every community of agents that trade.
+    isolated: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -503,6 +506,8 @@ class NetworkRiskResult:
     # How the scenarios were drawn (prudencial.risk.pld.ScenarioModel.to_dict, with the seed);
     # None when the caller passed bare PLD values.
     scenario_model: dict[str, Any] | None = None
+    # Per agent: has traded volume (bought or sold). Agents without are listed apart.
+    trades: np.ndarray | None = None
     # How VaR and CVaR were read off the losses (prudencial.risk.measures.RiskConvention).
     risk_convention: dict[str, str] = field(default_factory=lambda: convention(None).to_dict())
 
@@ -512,7 +517,20 @@ class NetworkRiskResult:
 
     @property
     def n_communities(self) -> int:
-        return self.communities.n_communities
+        """K: communities of agents that trade (a lone agent without contracts is no community
+        of the network; `n_isolated` counts those agents)."""
+        return sum(not c.isolated for c in self.community_table)
+
+    @property
+    def isolated(self) -> np.ndarray:
+        """Agents without any traded volume."""
+        if self.trades is None:
+            return np.zeros(len(self.agent_ids), dtype=bool)
+        return ~self.trades
+
+    @property
+    def n_isolated(self) -> int:
+        return int(self.isolated.sum())
 
     @property
     def propagators(self) -> np.ndarray:
@@ -538,10 +556,11 @@ class NetworkRiskResult:
         """One row per agent with the local and global indicators (paper Fig. 7)."""
         community_mean = np.array([c.mean_cvar_propagated for c in self.community_table])
         k = self.n_communities
+        isolated = self.isolated
         rows = []
         for a, agent in enumerate(self.agent_ids):
             c = int(self.community[a])
-            rank = int(self.community_rank[a])
+            rank = None if isolated[a] else int(self.community_rank[a])
             rows.append(
                 {
                     "agent": agent,
@@ -564,7 +583,7 @@ class NetworkRiskResult:
                     "community_mean_cvar_propagated": float(community_mean[c]),
                     "community_rank": rank,
                     "n_communities": k,
-                    "network_position": f"{rank} of {k}",
+                    "network_position": "isolated" if rank is None else f"{rank} of {k}",
                 }
             )
         return rows
@@ -587,6 +606,7 @@ class NetworkRiskResult:
             "community_method": self.communities.method,
             "modularity": self.communities.modularity,
             "n_communities": self.n_communities,
+            "n_isolated": self.n_isolated,
             "n_propagators": int(self.propagators.sum()),
             "network_mean": self.network_mean,
             "timings_s": dict(self.timings),
@@ -625,10 +645,16 @@ def _community_table(
     cvar_propagated: np.ndarray,
     cvar_total: np.ndarray,
     propagators: np.ndarray,
+    trades: np.ndarray | None = None,
 ) -> tuple[tuple[CommunityFigures, ...], np.ndarray]:
     labels = communities.membership
     k = communities.n_communities
     size = np.bincount(labels, minlength=k)
+    trading = (
+        np.ones(k, dtype=bool)
+        if trades is None
+        else np.bincount(labels, np.asarray(trades, dtype=float), k) > 0
+    )
     mean = {
         name: np.bincount(labels, values, k) / np.maximum(size, 1)
         for name, values in (
@@ -638,8 +664,11 @@ def _community_table(
         )
     }
     # Rank 1 = highest mean propagated CVaR; ties (means within RANK_TOLERANCE: rounding
-    # noise of the means is not an order) by total CVaR, then by label.
-    order = np.lexsort((np.arange(k), _tie_key(mean["total"]), _tie_key(mean["propagated"])))
+    # noise of the means is not an order) by total CVaR, then by label; communities of agents
+    # that trade first (ranks 1…K), lone agents after them.
+    order = np.lexsort(
+        (np.arange(k), _tie_key(mean["total"]), _tie_key(mean["propagated"]), ~trading)
+    )
     rank = np.empty(k, dtype=np.int64)
     rank[order] = np.arange(1, k + 1)
     n_prop = np.bincount(labels, propagators.astype(float), k).astype(int)
@@ -652,6 +681,7 @@ def _community_table(
             mean_cvar_intrinsic=float(mean["intrinsic"][c]),
             mean_cvar_propagated=float(mean["propagated"][c]),
             mean_cvar_total=float(mean["total"][c]),
+            isolated=not bool(trading[c]),
         )
         for c in order
     )
@@ -911,12 +941,17 @@ def _result(
     if communities is None:
         communities = detect_communities(market, community_method, seed)
     detected = time.perf_counter()
+    n = market.n_agents
+    trades = (
+        np.bincount(market.seller, market.volume, n) + np.bincount(market.buyer, market.volume, n)
+    ) > 0
     table, agent_rank = _community_table(
         communities,
         figures["intrinsic"][1],
         figures["propagated"][1],
         figures["total"][1],
         failure_frequency > 0,
+        trades,
     )
     return NetworkRiskResult(
         agent_ids=list(market.agent_ids),
@@ -937,6 +972,7 @@ def _result(
         community_table=table,
         community_rank=agent_rank,
         timings={"exposures": measured - started, "communities": detected - measured},
+        trades=trades,
         **fields,
     )
 

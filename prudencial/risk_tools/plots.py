@@ -38,6 +38,7 @@ LABELS: dict[str, dict[str, str]] = {
             "{shown} de {m} ligações desenhadas (as de maior volume)"
         ),
         "isolated": "{n} agentes sem volume contratado",
+        "isolated_agent": "isolado",
         "legend_title": "Comunidades por CVaR propagado médio",
         "legend_community": "{rank}º: {n} agentes, {cvar}",
         "legend_other": "demais comunidades",
@@ -82,6 +83,7 @@ LABELS: dict[str, dict[str, str]] = {
             "{shown} of {m} links drawn (largest volumes)"
         ),
         "isolated": "{n} agents without traded volume",
+        "isolated_agent": "isolated",
         "legend_title": "Communities by mean propagated CVaR",
         "legend_community": "#{rank}: {n} agents, {cvar}",
         "legend_other": "other communities",
@@ -445,7 +447,9 @@ def plot_agent_panel(result: NetworkRiskResult, agents: list[int], *, lang: str 
                 *(_percent(-getattr(result, name)[a], 0, lang) for name in keys[1:7]),
                 _number(-result.received_max_mwh[a], 0, lang),
                 _percent(-community_mean[int(result.community[a])], 2, lang),
-                f"{result.community_rank[a]} {text['of']} {result.n_communities}",
+                text["isolated_agent"]
+                if result.isolated[a]
+                else f"{result.community_rank[a]} {text['of']} {result.n_communities}",
             ]
         )
     # Width of each column from its longest line (header lines are bold, hence 1.15).

@@ -194,12 +194,22 @@ def test_result_table_and_dict():
     assert len(rows) == 100
     k = result.n_communities
     assert {r["n_communities"] for r in rows} == {k}
-    assert sorted(c.rank for c in result.community_table) == list(range(1, k + 1))
+    trading = [c for c in result.community_table if not c.isolated]
+    lone = [c for c in result.community_table if c.isolated]
+    assert len(trading) == k and len(lone) == result.n_isolated > 0  # this market has some
+    # Ranks 1…K for communities of agents that trade, lone agents after them.
+    assert sorted(c.rank for c in trading) == list(range(1, k + 1))
+    assert sorted(c.rank for c in lone) == list(range(k + 1, k + len(lone) + 1))
     worst = min(result.community_table, key=lambda c: c.rank)
-    assert worst.mean_cvar_propagated == max(c.mean_cvar_propagated for c in result.community_table)
-    assert rows[0]["network_position"] == f"{rows[0]['community_rank']} of {k}"
+    assert worst.mean_cvar_propagated == max(c.mean_cvar_propagated for c in trading)
+    traded = next(r for a, r in enumerate(rows) if not result.isolated[a])
+    assert traded["network_position"] == f"{traded['community_rank']} of {k}"
+    alone = [r for a, r in enumerate(rows) if result.isolated[a]]
+    assert all(r["network_position"] == "isolated" and r["community_rank"] is None for r in alone)
+    assert all(r["cvar_intrinsic"] > 0 for r in alone if r["net_mwh"] < 0)  # own figures kept
     data = result.to_dict()
     assert data["n_communities"] == k and len(data["agents"]) == 100
+    assert data["n_isolated"] == len(alone)
 
 
 def test_network_stress_floor_and_cap():
