@@ -7,8 +7,9 @@ attestation the client verified itself against the policy pinned in client.toml.
 
     python -m prudencial.client --help
 
-Library: ``Client`` mirrors the commands; ``attestation.verify_answer``, ``envelope.encrypt``
-and ``preview.fa_preview`` are the pieces. See docs/api.md.
+Library: ``Client`` mirrors the commands; ``attestation.verify_answer``, ``envelope.encrypt``,
+``preview.fa_preview`` and ``reply`` (the key the leverage breakdown is sealed to) are the
+pieces. See docs/api.md.
 """
 
 from .attestation import VerifiedAttestation, fetch_verified, verify_answer
@@ -21,6 +22,7 @@ from .errors import (
     ConfigError,
     ConnectionFailed,
     PayloadError,
+    ReplyKeyError,
 )
 from .preview import Preview, engine_parameters, fa_preview
 from .session import Client, Submitted
@@ -35,6 +37,7 @@ __all__ = [
     "ConnectionFailed",
     "PayloadError",
     "Preview",
+    "ReplyKeyError",
     "Submitted",
     "TrustPolicy",
     "VerifiedAttestation",

@@ -267,3 +267,33 @@ class Api:
 
     def lookup(self, query: str) -> list[dict[str, Any]]:
         return self.get_json("registry/lookup/", params={"q": query})
+
+    # --- the leverage result (prudencial/closing/api.py) ----------------------------------------
+
+    def _leverage_path(self, code: str, agent_id: int | str, tail: str) -> str:
+        return f"weeks/{_segment(code)}/agents/{_segment(agent_id)}/{tail}"
+
+    def leverage(self, code: str, agent_id: int | str) -> dict[str, Any]:
+        """GET …/leverage/: status, closing, decision, signature, figures, breakdown_jwe."""
+        return self.get_json(self._leverage_path(code, agent_id, "leverage/"))
+
+    def leverage_send(self, code: str, agent_id: int | str) -> dict[str, Any]:
+        """POST …/leverage/send/: final; the platform answers the same decision when repeated."""
+        return self.request("POST", self._leverage_path(code, agent_id, "leverage/send/")).json()
+
+    def leverage_cancel(self, code: str, agent_id: int | str, reason: str) -> dict[str, Any]:
+        """POST …/leverage/cancel/ {"reason"}."""
+        return self.request(
+            "POST",
+            self._leverage_path(code, agent_id, "leverage/cancel/"),
+            json_body={"reason": reason},
+        ).json()
+
+    def network_risk(self, code: str, agent_id: int | str) -> dict[str, Any]:
+        """GET …/network-risk/: the agent's network indicators and the week's communities."""
+        return self.get_json(self._leverage_path(code, agent_id, "network-risk/"))
+
+    def leverage_history(self, agent_id: int | str) -> list[dict[str, Any]]:
+        """GET agents/{id}/leverage/history/: FA week by week, superseded closings flagged."""
+        body = self.get_json(f"agents/{_segment(agent_id)}/leverage/history/")
+        return body["results"] if isinstance(body, dict) and "results" in body else body

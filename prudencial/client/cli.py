@@ -33,6 +33,7 @@ from .errors import (
     ConfigError,
     ConnectionFailed,
     PayloadError,
+    ReplyKeyError,
 )
 from .i18n import choose, resolve_language, set_language, tr
 from .session import Client, Submitted, is_final
@@ -178,6 +179,22 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument(
         "--agent", required=True, help=c("id, sigla ou CNPJ do agente", "agent id, acronym or CNPJ")
     )
+    submit.add_argument(
+        "--reply-key",
+        metavar=c("ARQUIVO", "FILE"),
+        help=c(
+            "chave de resposta (padrão: reply-key.json ao lado do client.toml)",
+            "reply key (default: reply-key.json beside client.toml)",
+        ),
+    )
+    submit.add_argument(
+        "--no-reply-key",
+        action="store_true",
+        help=c(
+            "envia o portfólio sem prd_reply: o detalhamento do FA não poderá ser lido",
+            "send the portfolio without prd_reply: the FA's breakdown will not be readable",
+        ),
+    )
     _send_options(submit)
 
     batch = command(
@@ -251,6 +268,8 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     _trade_network_parser(command)
+    _reply_key_parser(command, after)
+    _leverage_parser(command, after)
     return parser
 
 
@@ -276,9 +295,16 @@ def _send_options(p: argparse.ArgumentParser, *, check: bool = True) -> None:
 
 
 class Out:
-    def __init__(self, as_json: bool, stream: TextIO | None = None) -> None:
+    def __init__(
+        self, as_json: bool, stream: TextIO | None = None, err: TextIO | None = None
+    ) -> None:
         self.as_json = as_json
         self.stream = stream or sys.stdout
+        self.err = err or sys.stderr
+
+    def warn(self, text: str) -> None:
+        """On stderr, in JSON mode too: what the user must see whatever they parse."""
+        print(text, file=self.err)
 
     def line(self, text: str = "") -> None:
         if not self.as_json:
@@ -498,6 +524,7 @@ def cmd_submit(args: argparse.Namespace, out: Out) -> int:
 
     client = _client(args)
     file = envelope.read_file(args.file)
+    reply = _reply_for_envelope(client, args, out)
     bar = _upload_bar(int(len(file.data) * 1.34) + 1024)
     try:
         submitted = client.submit(
@@ -508,10 +535,33 @@ def cmd_submit(args: argparse.Namespace, out: Out) -> int:
             check=not args.no_check,
             idempotency_key=args.idempotency_key,
             progress=bar.update,
+            reply=reply,
         )
     finally:
         bar.close()
+    if submitted.reply_kid:
+        out.line(
+            choose(
+                f"Chave de resposta (prd_reply) no envelope: kid {submitted.reply_kid}",
+                f"Reply key (prd_reply) in the envelope: kid {submitted.reply_kid}",
+            )
+        )
     return _report_submitted(client, submitted, args, out)
+
+
+def _reply_for_envelope(
+    client: Client, args: argparse.Namespace, out: Out
+) -> dict[str, str] | bool:
+    """The public reply key a portfolio's envelope carries (False: none). Without a key the
+    agent is told once, on stderr, that the breakdown will not be readable."""
+    if args.kind != "portfolio" or args.no_reply_key:
+        return False
+    path = Path(args.reply_key).expanduser() if args.reply_key else client.reply_key_path()
+    public = client.reply_public(path)
+    if public is None:
+        out.warn(tr("reply.none_for_envelope", path=path))
+        return False
+    return public
 
 
 def _report_submitted(
@@ -867,6 +917,684 @@ def cmd_trade_network(args: argparse.Namespace, out: Out) -> int:
     )
 
 
+# --- reply-key: the key the enclave seals the breakdown to ----------------------------------------
+
+
+def _sub_action(
+    sub: Any, after: argparse.ArgumentParser, name: str, pt: str, en: str
+) -> argparse.ArgumentParser:
+    """A second-level command that takes the common options (--json, --lang…) after it too."""
+    p = sub.add_parser(
+        name,
+        help=choose(pt, en),
+        description=choose(pt, en),
+        parents=[after],
+        formatter_class=_Formatter,
+        add_help=False,
+    )
+    p.add_argument(
+        "-h", "--help", action="help", help=choose("mostra esta ajuda", "show this help")
+    )
+    return _titles(p)
+
+
+def _reply_key_parser(command: Any, after: argparse.ArgumentParser) -> None:
+    c = choose
+    rk = command(
+        "reply-key",
+        "chave de resposta: a chave EC P-256 à qual o enclave cifra o detalhamento do FA",
+        "reply key: the EC P-256 key the enclave seals the FA's breakdown to",
+    )
+    rk_sub = rk.add_subparsers(dest="reply_key_command", metavar=c("AÇÃO", "ACTION"))
+    init = _sub_action(
+        rk_sub,
+        after,
+        "init",
+        "cria a chave (0600) e mostra a impressão digital",
+        "create the key (0600) and show its thumbprint",
+    )
+    show = _sub_action(
+        rk_sub, after, "show", "mostra a chave pública (JWK)", "show the public key (JWK)"
+    )
+    for p in (init, show):
+        p.add_argument(
+            "--path",
+            metavar=c("ARQUIVO", "FILE"),
+            help=c(
+                "arquivo da chave (padrão: reply-key.json ao lado do client.toml)",
+                "key file (default: reply-key.json beside client.toml)",
+            ),
+        )
+    init.add_argument(
+        "--force",
+        action="store_true",
+        help=c(
+            "substitui a chave existente (os detalhamentos antigos ficam ilegíveis)",
+            "replace the existing key (older breakdowns become unreadable)",
+        ),
+    )
+
+
+def _reply_path(args: argparse.Namespace, name: str = "path") -> Path:
+    given = getattr(args, name, None)
+    if given:
+        return Path(given).expanduser()
+    from .reply import default_path
+
+    return default_path(load_config(args.config))
+
+
+def cmd_reply_key(args: argparse.Namespace, out: Out) -> int:
+    from . import reply
+
+    action = getattr(args, "reply_key_command", None)
+    if action not in ("init", "show"):
+        out.line(
+            choose("Use: reply-key init | reply-key show", "Use: reply-key init | reply-key show")
+        )
+        return EXIT_CONFIG
+    path = _reply_path(args)
+    if action == "init":
+        key = reply.create(path, force=args.force)
+        thumbprint = reply.thumbprint(key)
+        out.line(
+            choose(
+                f"Chave de resposta criada em {path} (0600); nunca sai deste computador.",
+                f"Reply key created in {path} (0600); it never leaves this machine.",
+            )
+        )
+        out.line(f"{choose('impressão digital (RFC 7638)', 'thumbprint (RFC 7638)')}: {thumbprint}")
+        out.data({"path": str(path), "thumbprint": thumbprint})
+        return EXIT_OK
+    key = reply.load(path)
+    if key is None:
+        raise ReplyKeyError("absent", path=str(path))
+    public = reply.public_jwk(key)
+    thumbprint = reply.thumbprint(public)
+    out.line(json.dumps(public, indent=2))
+    out.line(f"{choose('impressão digital (RFC 7638)', 'thumbprint (RFC 7638)')}: {thumbprint}")
+    out.data({"path": str(path), "thumbprint": thumbprint, "jwk": public})
+    return EXIT_OK
+
+
+# --- leverage: the agent's result of the week's closing ------------------------------------------
+
+
+def _leverage_parser(command: Any, after: argparse.ArgumentParser) -> None:
+    c = choose
+    lev = command(
+        "leverage",
+        "resultado do fator de alavancagem: ver, enviar à CCEE, cancelar, histórico, rede",
+        "leverage factor result: show, send to CCEE, cancel, history, network",
+    )
+    sub = lev.add_subparsers(dest="leverage_command", metavar=c("AÇÃO", "ACTION"))
+    agent_help = c("id, sigla ou CNPJ do agente", "agent id, acronym or CNPJ")
+    week_help = c("código da semana", "week code")
+    show = _sub_action(
+        sub,
+        after,
+        "show",
+        "mostra o resultado e abre aqui o detalhamento com a chave de resposta",
+        "show the result and open the breakdown here with the reply key",
+    )
+    send = _sub_action(
+        sub,
+        after,
+        "send",
+        "envia o resultado à CCEE (definitivo)",
+        "send the result to CCEE (final)",
+    )
+    cancel = _sub_action(
+        sub, after, "cancel", "cancela o resultado, com motivo", "cancel the result, with a reason"
+    )
+    network = _sub_action(
+        sub,
+        after,
+        "network",
+        "indicadores de rede do agente e comunidades da semana",
+        "the agent's network indicators and the week's communities",
+    )
+    history = _sub_action(sub, after, "history", "FA semana a semana", "FA week by week")
+    for p in (show, send, cancel, network):
+        p.add_argument("week", metavar=c("SEMANA", "WEEK"), help=week_help)
+    for p in (show, send, cancel, network, history):
+        p.add_argument("--agent", required=True, help=agent_help)
+    show.add_argument(
+        "--reply-key",
+        metavar=c("ARQUIVO", "FILE"),
+        help=c(
+            "chave de resposta (padrão: reply-key.json ao lado do client.toml)",
+            "reply key (default: reply-key.json beside client.toml)",
+        ),
+    )
+    send.add_argument(
+        "--yes", "-y", action="store_true", help=c("não pede confirmação", "do not ask to confirm")
+    )
+    cancel.add_argument("--reason", required=True, help=c("motivo", "reason"))
+
+
+def _num(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    return f"{value:,.{digits}f}"
+
+
+def _brl(value: Any) -> str:
+    return _num(value, 2)
+
+
+def _table(head: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "  ") -> list[str]:
+    """Aligned columns: text to the left, the rest (numbers) to the right."""
+    widths = [len(h) for h in head]
+    for row in rows:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+
+    # A column of numbers is right-aligned, its heading too.
+    right = [i > 0 and bool(rows) and all(_numeric(r[i]) for r in rows) for i in range(len(head))]
+
+    def line(cells: Sequence[str]) -> str:
+        parts = [
+            f"{cell:>{widths[i]}}" if right[i] else f"{cell:<{widths[i]}}"
+            for i, cell in enumerate(cells)
+        ]
+        return indent + "  ".join(parts).rstrip()
+
+    return [line(head)] + [line(r) for r in rows]
+
+
+def _numeric(cell: str) -> bool:
+    return cell == "—" or cell.replace(",", "").replace(".", "", 1).lstrip("-").isdigit()
+
+
+_RESULT_STATUS = {
+    "computed": ("calculado", "computed"),
+    "no_fa": ("sem FA (sem base de cálculo)", "no FA (no basis to compute it)"),
+    "rejected": ("envio recusado", "submission refused"),
+    "error": ("erro no cálculo", "computation error"),
+    "missing": ("sem portfólio aceito", "no accepted portfolio"),
+}
+_DECISION = {
+    "pending": ("pendente (não enviado à CCEE)", "pending (not sent to CCEE)"),
+    "sent": ("enviado à CCEE", "sent to CCEE"),
+    "cancelled": ("cancelado", "cancelled"),
+}
+_SIGNATURE = {
+    "verified": ("verificada", "verified"),
+    "unverified": ("NÃO CONFERE", "DOES NOT VERIFY"),
+    "unsigned": ("SEM ASSINATURA", "UNSIGNED"),
+}
+
+
+def _label(table: dict[str, tuple[str, str]], value: Any) -> str:
+    pt, en = table.get(str(value), (str(value), str(value)))
+    return choose(pt, en)
+
+
+def _decision_text(decision: dict[str, Any] | None) -> str:
+    decision = decision or {}
+    text = _label(_DECISION, decision.get("state"))
+    if decision.get("at"):
+        text += f" {choose('em', 'at')} {decision['at']}"
+    if decision.get("reason"):
+        text += f" — {choose('motivo', 'reason')}: {decision['reason']}"
+    return text
+
+
+def _signature_ok(signature: dict[str, Any] | None) -> bool:
+    return (signature or {}).get("status") == "verified"
+
+
+def _warn_signature(out: Out, what: str, signature: dict[str, Any] | None) -> None:
+    """Loud, on stderr: a result whose enclave signature does not verify now is not the
+    enclave's (edited, or stored without its answer) and cannot be sent."""
+    signature = signature or {}
+    status = signature.get("status") or "unsigned"
+    reason = signature.get("reason") or "—"
+    bar = "!" * 78
+    out.warn(bar)
+    out.warn(
+        choose(
+            f"!! ATENÇÃO: a assinatura do enclave sobre {what} NÃO foi verificada ({status}).",
+            f"!! WARNING: the enclave's signature over {what} did NOT verify ({status}).",
+        )
+    )
+    out.warn(f"!! {choose('motivo', 'reason')}: {reason}")
+    out.warn(
+        choose(
+            "!! Não confie nestes números; a plataforma recusa enviá-los à CCEE.",
+            "!! Do not rely on these figures; the platform refuses to send them to CCEE.",
+        )
+    )
+    out.warn(bar)
+
+
+def _correction_lines(closing: dict[str, Any]) -> list[str]:
+    notice = closing.get("correction")
+    if not notice:
+        return []
+    changed = notice.get("what_changed") or {}
+    what = ", ".join(f"{k}: {v}" for k, v in changed.items()) if changed else "—"
+    return [
+        choose(
+            f"  CORREÇÃO: este fechamento substitui {notice.get('supersedes')} — motivo: "
+            f"{notice.get('why')} ({notice.get('by')}, {notice.get('at')})",
+            f"  CORRECTION: this closing supersedes {notice.get('supersedes')} — why: "
+            f"{notice.get('why')} ({notice.get('by')}, {notice.get('at')})",
+        ),
+        f"    {choose('o que mudou', 'what changed')}: {what}",
+    ]
+
+
+def _print_leverage(body: dict[str, Any], out: Out) -> None:
+    closing = body.get("closing") or {}
+    out.line(f"{body.get('acronym')} — {choose('semana', 'week')} {body.get('week')}")
+    current = (
+        choose("vigente", "current")
+        if closing.get("is_current")
+        else choose("SUBSTITUÍDO por uma correção", "SUPERSEDED by a correction")
+    )
+    out.line(
+        f"  {choose('fechamento', 'closing')}: {closing.get('reference')} ({current}); "
+        f"{choose('parâmetros', 'parameters')} v{closing.get('parameters_version') or '—'}; "
+        f"{choose('concluído em', 'finished at')} {closing.get('finished_at') or '—'}"
+    )
+    for line in _correction_lines(closing):
+        out.line(line)
+    out.line(f"  {choose('situação', 'status')}: {_label(_RESULT_STATUS, body.get('status'))}")
+    error = body.get("error") or {}
+    if error:
+        out.line(f"  {choose('erro', 'error')}: {error.get('code', '')} {error.get('message', '')}")
+    figures = body.get("figures")
+    if figures is None:
+        out.line(
+            choose(
+                "  números: não mostrados (só ao agente, ou à CCEE depois do envio)",
+                "  figures: not shown (only to the agent, or to CCEE once sent)",
+            )
+        )
+    else:
+        out.line(
+            f"  FA = {_num(figures.get('fa'))}   "
+            f"{choose('FA_risco', 'FA_risk')} = {_num(figures.get('fa_risk'))}"
+        )
+        out.line(
+            f"  RES_FIN/PLA = {_num(figures.get('res_fin_over_pla'))}   "
+            f"{choose('concentração: maior contraparte', 'concentration: largest')} "
+            f"{_num(figures.get('concentration_largest'))}, "
+            f"{choose('cinco maiores', 'top five')} {_num(figures.get('concentration_top_five'))}"
+        )
+        shares = figures.get("var_share_by_bucket")
+        if shares:
+            out.line(
+                f"  {choose('participação no VaR por período', 'VaR share by bucket')}: "
+                + "  ".join(f"M+{i} {_num(v)}" for i, v in enumerate(shares))
+            )
+        net = figures.get("network") or {}
+        if net:
+            out.line(
+                f"  {choose('rede', 'network')}: CVaR "
+                f"{choose('intrínseco', 'intrinsic')} {_num(net.get('cvar_intrinsic'))}, "
+                f"{choose('propagado', 'propagated')} {_num(net.get('cvar_propagated'))}, "
+                f"total {_num(net.get('cvar_total'))}; "
+                f"{choose('comunidade', 'community')} {net.get('community', '—')} "
+                f"({choose('posição', 'rank')} {net.get('community_rank', '—')} "
+                f"{choose('de', 'of')} {net.get('n_communities', '—')})"
+            )
+    out.line(f"  {choose('decisão', 'decision')}: {_decision_text(body.get('decision'))}")
+    signature = body.get("signature") or {}
+    out.line(
+        f"  {choose('assinatura do enclave', 'enclave signature')}: "
+        f"{_label(_SIGNATURE, signature.get('status'))}"
+        + (f" (kid {signature['signing_kid']})" if signature.get("signing_kid") else "")
+    )
+
+
+def format_breakdown(document: dict[str, Any]) -> list[str]:
+    """The breakdown the enclave sealed to the agent (R$): totals, per bucket, per source, and
+    the concentration detail, as aligned tables."""
+    lines: list[str] = []
+    leverage = document.get("leverage")
+    if leverage:
+        lines.append(
+            f"  PLA = {_brl(leverage.get('pla'))}   RES_FIN = {_brl(leverage.get('res_fin'))}   "
+            f"VaR_total = {_brl(leverage.get('var_total'))}   RWA = {_brl(leverage.get('rwa'))}"
+        )
+        lines.append(
+            f"  {choose('risco adicional', 'extra risk')} = {_brl(leverage.get('extra_risk'))}   "
+            f"{choose('receita do mercado regulado', 'regulated market revenue')} = "
+            f"{_brl(leverage.get('regulated_market_revenue'))}   "
+            f"z = {_num(leverage.get('z'))}   "
+            f"{choose('confiança', 'confidence')} = {_num(leverage.get('confidence'))}"
+        )
+        if leverage.get("reason"):
+            lines.append(f"  {choose('observação', 'note')}: {leverage['reason']}")
+        buckets = leverage.get("buckets") or []
+        if buckets:
+            lines.append("")
+            lines += _table(
+                (
+                    choose("período", "bucket"),
+                    choose("horas", "hours"),
+                    choose("volatilidade", "volatility"),
+                    "MtM (R$)",
+                    choose("exposição (R$)", "exposure (R$)"),
+                    "VaR (R$)",
+                    choose("risco extra (R$)", "extra risk (R$)"),
+                    "RES_FIN (R$)",
+                ),
+                [
+                    (
+                        str(b.get("label") or b.get("index")),
+                        _num(b.get("hours"), 0),
+                        _num(b.get("volatility")),
+                        _brl(b.get("mtm_total")),
+                        _brl(b.get("exposure")),
+                        _brl(b.get("var")),
+                        _brl(b.get("extra_risk")),
+                        _brl(b.get("financial_result")),
+                    )
+                    for b in buckets
+                ],
+            )
+            sources = [
+                (
+                    str(b.get("label") or b.get("index")),
+                    source,
+                    _num(net, 3),
+                    _brl((b.get("forward_price") or {}).get(source)),
+                    _brl((b.get("mtm") or {}).get(source)),
+                )
+                for b in buckets
+                for source, net in sorted((b.get("net_mwm") or {}).items())
+            ]
+            if sources:
+                lines.append("")
+                lines += _table(
+                    (
+                        choose("período", "bucket"),
+                        choose("fonte", "source"),
+                        "NET (MWm)",
+                        choose("preço (R$/MWh)", "price (R$/MWh)"),
+                        "MtM (R$)",
+                    ),
+                    sources,
+                )
+    concentration = document.get("concentration")
+    if concentration:
+        lines.append("")
+        lines.append(
+            f"  {choose('concentração', 'concentration')}: "
+            f"{choose('maior contraparte', 'largest counterparty')} "
+            f"{concentration.get('largest_counterparty') or '—'} "
+            f"{_brl(concentration.get('largest_exposure'))} "
+            f"({_num(concentration.get('largest_ratio'))} {choose('do PLA', 'of PLA')}); "
+            f"{choose('cinco maiores', 'top five')} {_brl(concentration.get('top_five_exposure'))} "
+            f"({_num(concentration.get('top_five_ratio'))} {choose('do PLA', 'of PLA')})"
+        )
+        exposures = concentration.get("exposures") or []
+        if exposures:
+            lines += _table(
+                (
+                    choose("posição", "rank"),
+                    choose("contraparte", "counterparty"),
+                    choose("bruta (R$)", "gross (R$)"),
+                    choose("mitigação (R$)", "mitigation (R$)"),
+                    choose("líquida (R$)", "net (R$)"),
+                ),
+                [
+                    (
+                        str(e.get("rank", "—")),
+                        str(e.get("acronym") or e.get("cnpj") or "—"),
+                        _brl(e.get("gross_exposure")),
+                        _brl(e.get("mitigation_brl")),
+                        _brl(e.get("net_exposure")),
+                    )
+                    for e in exposures
+                ],
+            )
+    if not lines:
+        lines.append(
+            choose("  (vazio: sem cálculo neste resultado)", "  (empty: nothing computed)")
+        )
+    return lines
+
+
+def _confirm(out: Out, question: str) -> bool:
+    """Ask on stderr (stdout stays the data), read one line: s/sim/y/yes confirm."""
+    print(question, end=" ", file=out.err, flush=True)
+    answer = sys.stdin.readline().strip().lower()
+    return answer in {"s", "sim", "y", "yes"}
+
+
+def cmd_leverage(args: argparse.Namespace, out: Out) -> int:
+    action = getattr(args, "leverage_command", None)
+    handlers = {
+        "show": _leverage_show,
+        "send": _leverage_send,
+        "cancel": _leverage_cancel,
+        "history": _leverage_history,
+        "network": _leverage_network,
+    }
+    if action not in handlers:
+        out.line(
+            choose(
+                "Use: leverage show|send|cancel|network SEMANA --agent ID, ou leverage history "
+                "--agent ID",
+                "Use: leverage show|send|cancel|network WEEK --agent ID, or leverage history "
+                "--agent ID",
+            )
+        )
+        return EXIT_CONFIG
+    return handlers[action](_client(args), args, out)
+
+
+def _leverage_show(client: Client, args: argparse.Namespace, out: Out) -> int:
+    body = client.leverage(args.week, args.agent)
+    verified = _signature_ok(body.get("signature"))
+    path = Path(args.reply_key).expanduser() if args.reply_key else client.reply_key_path()
+    document, problem = None, None
+    try:
+        document = client.open_breakdown(body, path=path)
+    except ReplyKeyError as exc:
+        problem = exc
+    out.data({**body, "breakdown": document, "breakdown_error": problem and problem.code})
+    _print_leverage(body, out)
+    if not verified:
+        _warn_signature(out, choose("este resultado", "this result"), body.get("signature"))
+    if document is not None:
+        out.line("")
+        out.line(
+            choose(
+                f"Detalhamento (cifrado pelo enclave à sua chave de resposta, aberto aqui com "
+                f"{path}; a plataforma não o lê):",
+                f"Breakdown (sealed by the enclave to your reply key, opened here with {path}; "
+                f"the platform cannot read it):",
+            )
+        )
+        if not verified:
+            # Anyone who knows the public reply key can seal a document to it: what makes this
+            # one the enclave's is the signature over the row, which did not verify.
+            out.line(
+                choose(
+                    "  (NÃO autenticado: a assinatura do enclave sobre o resultado não confere)",
+                    "  (NOT authenticated: the enclave's signature over the result does not "
+                    "verify)",
+                )
+            )
+        for line in format_breakdown(document):
+            out.line(line)
+    elif problem is None and body.get("figures") is not None:
+        out.line(
+            choose(
+                "  sem detalhamento: o portfólio foi enviado sem chave de resposta (prd_reply)",
+                "  no breakdown: the portfolio was submitted without a reply key (prd_reply)",
+            )
+        )
+    if problem is not None:
+        out.warn(problem.message)
+        return EXIT_CONFIG
+    return EXIT_OK if verified else EXIT_REJECTED
+
+
+def _leverage_send(client: Client, args: argparse.Namespace, out: Out) -> int:
+    body = client.leverage(args.week, args.agent)
+    if not _signature_ok(body.get("signature")):
+        _warn_signature(out, choose("este resultado", "this result"), body.get("signature"))
+    state = (body.get("decision") or {}).get("state")
+    if state == "pending" and not args.yes:
+        fa = (body.get("figures") or {}).get("fa")
+        question = choose(
+            f"Enviar à CCEE o resultado de {body.get('acronym')} na semana {body.get('week')} "
+            f"(FA = {_num(fa)})? O envio é definitivo. [s/N]",
+            f"Send {body.get('acronym')}'s result for week {body.get('week')} (FA = {_num(fa)}) "
+            f"to CCEE? Sending is final. [y/N]",
+        )
+        if not _confirm(out, question):
+            out.warn(choose("Não enviado.", "Not sent."))
+            return EXIT_REJECTED
+    answer = client.leverage_send(args.week, args.agent)
+    out.data(answer)
+    out.line(
+        f"{answer.get('acronym')} {answer.get('week')}: {_decision_text(answer.get('decision'))}"
+    )
+    return EXIT_OK
+
+
+def _leverage_cancel(client: Client, args: argparse.Namespace, out: Out) -> int:
+    answer = client.leverage_cancel(args.week, args.agent, args.reason)
+    out.data(answer)
+    out.line(
+        f"{answer.get('acronym')} {answer.get('week')}: {_decision_text(answer.get('decision'))}"
+    )
+    return EXIT_OK
+
+
+def _leverage_history(client: Client, args: argparse.Namespace, out: Out) -> int:
+    rows = client.leverage_history(args.agent)
+    out.data(rows)
+    if not rows:
+        out.line(choose("Nenhum resultado.", "No results."))
+        return EXIT_OK
+    table = []
+    for row in rows:
+        closing = row.get("closing") or {}
+        table.append(
+            (
+                str(row.get("week")),
+                f"{closing.get('reference')}{'' if closing.get('is_current') else ' *'}",
+                _label(_RESULT_STATUS, row.get("status")),
+                _num(row.get("fa")),
+                _num(row.get("fa_risk")),
+                _label(_DECISION, (row.get("decision") or {}).get("state")).split(" (")[0],
+                _label(_SIGNATURE, (row.get("signature") or {}).get("status")),
+                f"v{closing.get('parameters_version') or '—'}",
+                choose("correção", "correction") if closing.get("correction") else "",
+            )
+        )
+    for line in _table(
+        (
+            choose("semana", "week"),
+            choose("fechamento", "closing"),
+            choose("situação", "status"),
+            "FA",
+            choose("FA_risco", "FA_risk"),
+            choose("decisão", "decision"),
+            choose("assinatura", "signature"),
+            choose("parâmetros", "parameters"),
+            "",
+        ),
+        table,
+    ):
+        out.line(line)
+    if any(not (r.get("closing") or {}).get("is_current") for r in rows):
+        out.line(choose("  * substituído por uma correção", "  * superseded by a correction"))
+    for row in rows:
+        closing = row.get("closing") or {}
+        for line in _correction_lines(closing):
+            out.line(f"  {row.get('week')}:" + line[1:])
+    bad = [r for r in rows if not _signature_ok(r.get("signature"))]
+    for row in bad:
+        _warn_signature(
+            out,
+            choose(
+                f"o resultado de {row.get('week')} ({(row.get('closing') or {}).get('reference')})",
+                f"the result of {row.get('week')} ({(row.get('closing') or {}).get('reference')})",
+            ),
+            row.get("signature"),
+        )
+    return EXIT_REJECTED if bad else EXIT_OK
+
+
+def _leverage_network(client: Client, args: argparse.Namespace, out: Out) -> int:
+    body = client.network_risk(args.week, args.agent)
+    out.data(body)
+    sources = {
+        "trade_network": ("rede de contratos registrada", "registered trade network"),
+        "counterparties": ("declarações de contrapartes", "counterparties declarations"),
+        "none": ("nenhuma", "none"),
+    }
+    out.line(
+        f"{choose('semana', 'week')} {body.get('week')} — "
+        f"{choose('fonte da rede', 'network source')}: {_label(sources, body.get('source'))}"
+    )
+    local = body.get("local")
+    if local is None:
+        out.line(
+            choose("  indicadores do agente: não mostrados", "  agent's indicators: not shown")
+        )
+    else:
+        out.line(
+            f"  CVaR {choose('intrínseco', 'intrinsic')} {_num(local.get('cvar_intrinsic'))}, "
+            f"{choose('propagado', 'propagated')} {_num(local.get('cvar_propagated'))}, "
+            f"total {_num(local.get('cvar_total'))}; "
+            f"{choose('comunidade', 'community')} {local.get('community', '—')} "
+            f"({choose('posição', 'rank')} {local.get('community_rank', '—')} "
+            f"{choose('de', 'of')} {local.get('n_communities', '—')})"
+        )
+    out.line(f"  {choose('média da rede', 'network mean')}: {_num(body.get('network_mean'))}")
+    summary = body.get("summary") or {}
+    if summary:
+        shown = (f"{k} = {_num(v) if isinstance(v, float) else v}" for k, v in summary.items())
+        out.line("  " + ", ".join(shown))
+    communities = body.get("communities") or []
+    if communities:
+        for line in _table(
+            (
+                choose("comunidade", "community"),
+                choose("posição", "rank"),
+                choose("tamanho", "size"),
+                choose("propagadores", "propagators"),
+                choose("CVaR intrínseco", "CVaR intrinsic"),
+                choose("CVaR propagado", "CVaR propagated"),
+                "CVaR total",
+            ),
+            [
+                (
+                    str(c.get("community")),
+                    str(c.get("rank") if c.get("rank") is not None else "—"),
+                    str(c.get("size")),
+                    str(c.get("propagators")),
+                    _num(c.get("mean_cvar_intrinsic")),
+                    _num(c.get("mean_cvar_propagated")),
+                    _num(c.get("mean_cvar_total")),
+                )
+                for c in communities
+            ],
+        ):
+            out.line(line)
+    signature = body.get("signature")
+    out.line(
+        f"  {choose('assinatura do enclave', 'enclave signature')}: "
+        f"{_label(_SIGNATURE, (signature or {}).get('status'))}"
+    )
+    if not _signature_ok(signature):
+        _warn_signature(out, choose("este resultado", "this result"), signature)
+        return EXIT_REJECTED
+    return EXIT_OK
+
+
 COMMANDS = {
     "init": cmd_init,
     "login": cmd_login,
@@ -881,6 +1609,8 @@ COMMANDS = {
     "lookup": cmd_lookup,
     "fa-preview": cmd_fa_preview,
     "trade-network": cmd_trade_network,
+    "reply-key": cmd_reply_key,
+    "leverage": cmd_leverage,
 }
 
 
@@ -904,7 +1634,7 @@ def main(
     parser = _parser()
     args = parser.parse_args(argv)
     err = stderr or sys.stderr
-    out = Out(args.json, stdout)
+    out = Out(args.json, stdout, err)
     if not args.command:
         parser.print_help(stdout)
         return EXIT_CONFIG
@@ -923,11 +1653,19 @@ def main(
                 file=out.stream,
             )
         return EXIT_REJECTED if exc.errors or exc.code == "invalid" else EXIT_CONFIG
-    except ConfigError as exc:
+    except (ConfigError, ReplyKeyError) as exc:
         print(exc.message, file=err)
         return EXIT_CONFIG
     except ApiError as exc:
-        print(exc.message, file=err)
+        print(exc.message, file=err)  # "… answered 409 (already_sent): <the platform's message>"
+        if args.json:
+            print(
+                json.dumps(
+                    {"error": exc.api_code, "status": exc.status, "message": exc.api_message},
+                    ensure_ascii=False,
+                ),
+                file=out.stream,
+            )
         for name, rules in exc.fields.items():
             print(f"  {name}: {'; '.join(rules)}", file=err)
         for line in format_errors(exc.errors):

@@ -1,5 +1,6 @@
 """Build the envelope (docs/envelope.md § 2): a compact JWE, RSA-OAEP-256 + A256GCM, to the
-current kid of a VERIFIED attestation, with exactly the header ``{"alg", "enc", "kid"}``.
+current kid of a VERIFIED attestation, with exactly the header ``{"alg", "enc", "kid"}`` and, for
+a portfolio whose breakdown the agent wants to read, ``prd_reply`` (its public reply key).
 
 The plaintext is the file as the agent has it: the JSON payload's bytes or the filled XLSX
 template. JSON is parsed first with the enclave's strict rules (no duplicate keys, no NaN, at
@@ -11,13 +12,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from jwcrypto import jwe, jwk
 
-from enclave_bridge.wire.protocol import JsonRefused, b64url_decode, strict_json_loads
+from enclave_bridge.wire.protocol import (
+    REPLY_HEADER_KEY,
+    JsonRefused,
+    b64url_decode,
+    reply_key_problem,
+    strict_json_loads,
+)
 
 from .attestation import VerifiedAttestation
 from .errors import PayloadError
@@ -105,19 +113,35 @@ def from_payload(payload: Any) -> LocalFile:
     return LocalFile(None, data, "json", payload)
 
 
-def encrypt(plaintext: bytes, attestation: VerifiedAttestation) -> str:
-    """The compact JWE of ``plaintext`` to the attestation's current envelope key."""
+def encrypt(
+    plaintext: bytes,
+    attestation: VerifiedAttestation,
+    *,
+    reply: Mapping[str, str] | None = None,
+) -> str:
+    """The compact JWE of ``plaintext`` to the attestation's current envelope key; ``reply``
+    (the agent's public reply JWK) goes in the protected header as ``prd_reply``, where it is
+    authenticated as the AAD, so nobody on the way can swap it for their own key."""
     if not isinstance(attestation, VerifiedAttestation):
         # Encrypting to a key nobody verified is exactly what the client exists to prevent.
         raise TypeError("encrypt() needs a VerifiedAttestation (see prudencial.client.attestation)")
     key = jwk.JWK(**attestation.envelope_jwk)
-    token = jwe.JWE(plaintext, protected={"alg": ALG, "enc": ENC, "kid": attestation.kid})
+    protected: dict[str, Any] = {"alg": ALG, "enc": ENC, "kid": attestation.kid}
+    if reply is not None:
+        value = dict(reply)
+        problem = reply_key_problem(value)  # the platform and the enclave refuse it otherwise
+        if problem is not None:
+            raise ValueError(problem)
+        protected[REPLY_HEADER_KEY] = value
+    token = jwe.JWE(plaintext, protected=protected)
     token.add_recipient(key)
     return token.serialize(compact=True)
 
 
-def encrypt_file(file: LocalFile, attestation: VerifiedAttestation) -> str:
-    return encrypt(file.data, attestation)
+def encrypt_file(
+    file: LocalFile, attestation: VerifiedAttestation, *, reply: Mapping[str, str] | None = None
+) -> str:
+    return encrypt(file.data, attestation, reply=reply)
 
 
 def receipt(envelope: str) -> str:
@@ -126,5 +150,5 @@ def receipt(envelope: str) -> str:
 
 
 def protected_header(envelope: str) -> dict[str, Any]:
-    """The JWE's protected header (public: alg, enc, kid)."""
+    """The JWE's protected header (public: alg, enc, kid, and prd_reply when sent)."""
     return json.loads(b64url_decode(envelope.split(".", 1)[0]))

@@ -76,6 +76,13 @@ class ApiError(ClientError):
         self.retry_after = retry_after
 
 
+class ReplyKeyError(ClientError):
+    """The reply key (the breakdown's key) is missing, unreadable, or does not open a breakdown:
+    the message names the file, never the key."""
+
+    kind = "reply"
+
+
 class ConnectionFailed(ClientError):
     """The platform could not be reached."""
 

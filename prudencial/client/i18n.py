@@ -197,10 +197,67 @@ CATALOG: dict[str, tuple[str, str]] = {
         "Ainda sem resultado final depois de {seconds} s; siga com 'status'.",
         "Still no final result after {seconds} s; follow it with 'status'.",
     ),
+    # --- the reply key and the breakdown -------------------------------------------------------
+    "reply.exists": (
+        "A chave de resposta {path} já existe; não foi substituída (use --force: os "
+        "detalhamentos cifrados à chave antiga ficarão ilegíveis).",
+        "The reply key {path} already exists; it was not replaced (use --force: breakdowns "
+        "sealed to the old key will become unreadable).",
+    ),
+    "reply.permissions": (
+        "A chave de resposta {path} pode ser lida por outros usuários: corrija com "
+        "'chmod 600 {path}' (ou crie outra com 'reply-key init --force').",
+        "The reply key {path} is readable by other users: fix it with 'chmod 600 {path}' (or "
+        "make a new one with 'reply-key init --force').",
+    ),
+    "reply.unreadable": (
+        "{path} não é uma chave de resposta (JWK EC P-256 com a parte privada).",
+        "{path} is not a reply key (an EC P-256 JWK with its private part).",
+    ),
+    "reply.absent": (
+        "Sem chave de resposta em {path}: crie uma com 'reply-key init'.",
+        "No reply key at {path}: make one with 'reply-key init'.",
+    ),
+    "reply.missing": (
+        "Sem chave de resposta em {path}: o detalhamento deste resultado não pode ser aberto "
+        "(crie uma com 'reply-key init' antes de enviar o portfólio da próxima semana).",
+        "No reply key at {path}: this result's breakdown cannot be opened (make one with "
+        "'reply-key init' before submitting next week's portfolio).",
+    ),
+    "reply.none_for_envelope": (
+        "Sem chave de resposta em {path}: o envelope vai sem prd_reply e o detalhamento do FA "
+        "(VaR por período e fonte, RES_FIN, PLA) não poderá ser lido. Crie uma com "
+        "'reply-key init' (ou use --no-reply-key para não ver este aviso).",
+        "No reply key at {path}: the envelope goes without prd_reply and the FA's breakdown "
+        "(VaR per bucket and source, RES_FIN, PLA) will not be readable. Make one with "
+        "'reply-key init' (or pass --no-reply-key to silence this notice).",
+    ),
+    "reply.other_key": (
+        "O detalhamento foi cifrado a outra chave (kid {kid}), não à chave de resposta {path} "
+        "(kid {mine}): ela não o abre.",
+        "The breakdown was sealed to another key (kid {kid}), not to the reply key {path} "
+        "(kid {mine}): it does not open it.",
+    ),
+    "reply.does_not_open": (
+        "A chave de resposta {path} não abre o detalhamento (cifrado a outra chave, ou "
+        "adulterado).",
+        "The reply key {path} does not open the breakdown (sealed to another key, or "
+        "tampered with).",
+    ),
+    "reply.not_a_breakdown": (
+        "O detalhamento aberto com {path} não é um documento prudencial/breakdown/v1.",
+        "The breakdown opened with {path} is not a prudencial/breakdown/v1 document.",
+    ),
+    "reply.not_this_result": (
+        "O detalhamento aberto com {path} é de {got}, não deste resultado ({expected}): não "
+        "foi mostrado.",
+        "The breakdown opened with {path} is for {got}, not for this result ({expected}): "
+        "not shown.",
+    ),
     # --- platform ------------------------------------------------------------------------------
     "api.http": (
-        "A plataforma respondeu {status}: {api_message}",
-        "The platform answered {status}: {api_message}",
+        "A plataforma respondeu {status} ({api_code}): {api_message}",
+        "The platform answered {status} ({api_code}): {api_message}",
     ),
     "connection.unreachable": (
         "Não consegui falar com a plataforma em {url} ({reason}).",

@@ -30,9 +30,10 @@ from prudencial.domain.identifiers import normalize_cnpj
 from . import attestation as attestation_mod
 from . import envelope as envelope_mod
 from . import local, preview
+from . import reply as reply_mod
 from .api import Api
 from .config import ClientConfig, TrustPolicy, forget_token, load_config, load_token, save_token
-from .errors import ApiError, ConfigError, ConnectionFailed, PayloadError
+from .errors import ApiError, ConfigError, ConnectionFailed, PayloadError, ReplyKeyError
 from .i18n import http_language
 
 FINAL_STATUSES = frozenset({"accepted", "rejected", "error", "unverified", "failed"})
@@ -50,6 +51,7 @@ class Submitted:
     receipt: str  # SHA-256 of the JWE we sent
     idempotency_key: str
     kid: str
+    reply_kid: str | None = None  # thumbprint of the prd_reply key the envelope carried
 
     @property
     def id(self) -> Any:
@@ -162,6 +164,17 @@ class Client:
         file = _as_file(what)
         return envelope_mod.encrypt_file(file, attestation or self.current_attestation())
 
+    # --- the reply key --------------------------------------------------------------------------
+
+    def reply_key_path(self) -> Path:
+        """Where the reply key lives: beside client.toml (``reply-key.json``)."""
+        return reply_mod.default_path(self.config)
+
+    def reply_public(self, path: Path | None = None) -> dict[str, str] | None:
+        """The public reply JWK for ``prd_reply`` (kty, crv, x, y), None when there is no key."""
+        key = reply_mod.load(path or self.reply_key_path())
+        return None if key is None else reply_mod.public_jwk(key)
+
     # --- registry and weeks ---------------------------------------------------------------------
 
     def agents(self, *, refresh: bool = False) -> list[dict[str, Any]]:
@@ -271,11 +284,14 @@ class Client:
         check: bool = True,
         idempotency_key: str | None = None,
         progress: Callable[[int], None] | None = None,
+        reply: Mapping[str, str] | bool = True,
     ) -> Submitted:
         """Encrypt one agent's portfolio or counterparties (JSON or XLSX) and POST it.
 
         With ``check`` the file is first validated locally (PayloadError with the errors by
-        field and row: nothing is encrypted or sent)."""
+        field and row: nothing is encrypted or sent). A portfolio's envelope carries the reply
+        key (``prd_reply``) so the enclave seals its breakdown to it: ``reply`` True uses the
+        stored key when there is one, False sends none, a mapping is the public JWK to use."""
         if kind not in formats.KINDS:
             raise ValueError(f"kind must be one of {', '.join(formats.KINDS)}")
         self._require_token()
@@ -285,8 +301,11 @@ class Client:
             errors = self.check_file(kind, week, who, file)
             if errors:
                 raise PayloadError("invalid", errors=errors, count=len(errors))
+        public: Mapping[str, str] | None = None
+        if kind == "portfolio":  # only a portfolio's leverage has a breakdown
+            public = self.reply_public() if reply is True else (reply or None)
         att = self.current_attestation()
-        jwe = envelope_mod.encrypt_file(file, att)
+        jwe = envelope_mod.encrypt_file(file, att, reply=public)
         key = idempotency_key or str(uuid.uuid4())
         answer = self._post_with_retries(
             lambda: self.api.submit(
@@ -294,7 +313,14 @@ class Client:
             )
         )
         return Submitted(
-            answer, kind, week, (int(who["id"]),), envelope_mod.receipt(jwe), key, att.kid
+            answer,
+            kind,
+            week,
+            (int(who["id"]),),
+            envelope_mod.receipt(jwe),
+            key,
+            att.kid,
+            None if public is None else reply_mod.thumbprint(public),
         )
 
     def batch_agents(self, week: str, file: envelope_mod.LocalFile) -> list[dict[str, Any]]:
@@ -400,6 +426,52 @@ class Client:
     def lookup(self, query: str) -> list[dict[str, Any]]:
         self._require_token()
         return self.api.lookup(query)
+
+    # --- the leverage result --------------------------------------------------------------------
+
+    def _agent_id(self, agent: int | str) -> Any:
+        self._require_token()
+        return self.resolve_agent(agent)["id"]
+
+    def leverage(self, week: str, agent: int | str) -> dict[str, Any]:
+        """The agent's result in the week's current closing, as the platform shows it."""
+        return self.api.leverage(week, self._agent_id(agent))
+
+    def leverage_send(self, week: str, agent: int | str) -> dict[str, Any]:
+        """Send the result to CCEE (final). Retried like a submission: the platform answers a
+        repeated send with the same decision, so a retry cannot send twice."""
+        agent_id = self._agent_id(agent)
+        return self._post_with_retries(lambda: self.api.leverage_send(week, agent_id))
+
+    def leverage_cancel(self, week: str, agent: int | str, reason: str) -> dict[str, Any]:
+        return self.api.leverage_cancel(week, self._agent_id(agent), reason)
+
+    def network_risk(self, week: str, agent: int | str) -> dict[str, Any]:
+        return self.api.network_risk(week, self._agent_id(agent))
+
+    def leverage_history(self, agent: int | str) -> list[dict[str, Any]]:
+        return self.api.leverage_history(self._agent_id(agent))
+
+    def open_breakdown(
+        self, result: Mapping[str, Any], *, path: Path | None = None
+    ) -> dict[str, Any] | None:
+        """The result's breakdown decrypted here with the reply key (None: the result has none,
+        its portfolio carried no prd_reply). ReplyKeyError names the key file when it is
+        missing or does not open it, or when what it opens is another week's or agent's."""
+        token = result.get("breakdown_jwe")
+        if not token:
+            return None
+        path = path or self.reply_key_path()
+        document = reply_mod.open_breakdown(token, reply_mod.load(path), path)
+        got = (str(document.get("week")), str((document.get("agent") or {}).get("acronym")))
+        expected = (str(result.get("week")), str(result.get("acronym")))
+        if got != expected:
+            # Each result's breakdown must be its own: a swapped one would show another
+            # week's (or agent's) figures under this result's heading.
+            raise ReplyKeyError(
+                "not_this_result", path=str(path), got=" ".join(got), expected=" ".join(expected)
+            )
+        return document
 
     # --- downloads ------------------------------------------------------------------------------
 
