@@ -14,6 +14,7 @@ urlpatterns = [
     # Public leverage, lookup and calendar; the agents' FA screen.
     path("", include("prudencial.closing.public_urls")),
     path("selo/", include("seal.public_urls")),  # public seal levels
+    path("fator/", include("prudencial.closing.agent_urls", namespace="leverage")),  # agents' FA
 ]
 if settings.DEBUG:
     urlpatterns += static(settings.STATIC_URL, document_root=settings.STATIC_ROOT)
