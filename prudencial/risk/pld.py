@@ -279,35 +279,38 @@ class Scenarios:
         return self.contract_prices is not None
 
     def contract_price_block(self, n_contracts: int, start: int, stop: int) -> np.ndarray:
-        """Prices of every contract (rows) in scenarios start … stop − 1 (columns), R$/MWh."""
+        """Prices of every contract (rows) in scenarios start … stop − 1 (columns), R$/MWh.
+
+        Each block of PRICE_DRAW_BLOCK scenarios is drawn whole from its own generator and then
+        cut, so a scenario's prices do not depend on the slice asked for (callers asking for
+        multiples of the block draw each block once)."""
         rule = self.contract_prices
         if rule is None:
             raise ValueError("these scenarios keep the contracts' own prices")
         stop = min(stop, self.n_scenarios)
-        first, last = start // PRICE_DRAW_BLOCK, -(-stop // PRICE_DRAW_BLOCK)
-        parts = []
-        for j in range(first, last):
+        out = np.empty((n_contracts, max(stop - start, 0)))
+        width = PRICE_DRAW_BLOCK
+        for j in range(start // width, -(-stop // width)):
             rng = np.random.default_rng([self.price_seed, j])
+            lo, hi = max(start, j * width), min(stop, (j + 1) * width)
+            cut = slice(lo - j * width, hi - j * width)
+            target = out[:, lo - start : hi - start]
             if rule.draw == "history":
-                parts.append(
-                    self.history[
-                        rng.integers(0, self.history.size, (n_contracts, PRICE_DRAW_BLOCK))
-                    ]
-                )
+                index = rng.integers(0, self.history.size, (n_contracts, width), dtype=np.int32)
+                target[:] = self.history[
+                    index[:, cut]
+                ]  # (np.take into a strided view is 4× slower)
             else:
-                parts.append(rng.random((n_contracts, PRICE_DRAW_BLOCK)))
-        raw = (
-            np.concatenate(parts, axis=1)[:, start - first * PRICE_DRAW_BLOCK :][:, : stop - start]
-            if parts
-            else np.zeros((n_contracts, 0))
-        )
+                target[:] = rng.random((n_contracts, width))[:, cut]
         pld = self.pld[start:stop]
         if rule.draw == "history":
-            return np.clip(raw, rule.lower * pld, rule.upper * pld)
-        raw *= rule.upper - rule.lower
-        raw += rule.lower
-        raw *= pld
-        return raw
+            np.maximum(out, rule.lower * pld, out=out)
+            np.minimum(out, rule.upper * pld, out=out)
+        else:
+            out *= rule.upper - rule.lower
+            out += rule.lower
+            out *= pld
+        return out
 
 
 def _seeds(seed: int | np.random.SeedSequence | None) -> tuple[np.random.Generator, int, Any]:

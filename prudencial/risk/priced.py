@@ -29,7 +29,7 @@ import scipy.sparse as sp
 
 from prudencial.risk.market import Market
 from prudencial.risk.measures import RiskConvention, TailKeeper, convention, var_cvar_from_tail
-from prudencial.risk.pld import Scenarios
+from prudencial.risk.pld import PRICE_DRAW_BLOCK, Scenarios
 
 MEASURES = ("intrinsic", "propagated", "total")
 
@@ -179,6 +179,8 @@ def priced_figures(
     pld_all = scenarios.pld
     n, n_scen = book.n, pld_all.size
     block = max(1, int(cells_per_block) // max(n, book.seller.size, 1))
+    # Whole blocks of the price draw (each drawn once; see Scenarios.contract_price_block).
+    block = max(PRICE_DRAW_BLOCK, block - block % PRICE_DRAW_BLOCK)
     conv = convention(risk_convention)
     size = conv.tail_size(n_scen, confidence)
     keepers = {name: TailKeeper(n, size, min(block, n_scen)) for name in MEASURES}
