@@ -25,7 +25,6 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from prudencial.closing import decisions, exports, selectors
-from prudencial.closing.api import _closing_ref, _decision
 from prudencial.closing.models import LeverageResult, ResultStatus
 from prudencial.closing.signatures import UNSIGNED, VERIFIED, SignatureChecker
 from prudencial.domain.calendar import is_week_code
@@ -74,11 +73,11 @@ def _may_decide(result: LeverageResult, user) -> bool:
 
 
 def _send_refusal(result: LeverageResult, checker: SignatureChecker) -> str:
-    """Why the result cannot be sent because of its signature, as api.LeverageSendView rules."""
-    if result.status == ResultStatus.COMPUTED and not checker.check(result).verified:
-        return gettext(
-            "A assinatura do enclave sobre este resultado não confere: ele não pode ser enviado."
-        )
+    """Why the result cannot be sent because of its signature (decisions.check_sendable)."""
+    try:
+        decisions.check_sendable(result, checker.check(result))
+    except decisions.DecisionConflict as exc:
+        return exc.messages[0]
     return ""
 
 
@@ -97,7 +96,7 @@ def _result_context(request: HttpRequest, result: LeverageResult, **extra) -> di
     checker = SignatureChecker()
     signature = checker.check(result)
     figures = selectors.figures_for(result, request.user) or {}
-    decision = _decision(result)
+    decision = selectors.decision_summary(result)
     may_decide = _may_decide(result, request.user)
     open_to_decide = (
         result.status == ResultStatus.COMPUTED
@@ -109,7 +108,7 @@ def _result_context(request: HttpRequest, result: LeverageResult, **extra) -> di
         "result": result,
         "agent": result.agent,
         "week": result.closing.week,
-        "closing": _closing_ref(result.closing),
+        "closing": selectors.closing_reference(result.closing),
         "status_label": _status_label(result.status),
         "figures": figures,
         "network": network,
@@ -298,7 +297,7 @@ def history(request: HttpRequest, agent_id: int) -> HttpResponse:
     checker = SignatureChecker()
     rows = []
     for result in selectors.history(agent_id=agent_id, user=request.user):
-        closing = _closing_ref(result.closing)
+        closing = selectors.closing_reference(result.closing)
         rows.append(
             {
                 "week": result.closing.week.code,

@@ -25,7 +25,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from prudencial.closing import decisions, exports, selectors
-from prudencial.closing.models import LeverageDecision, LeverageResult, ResultStatus
+from prudencial.closing.models import LeverageResult
 from prudencial.closing.signatures import SignatureChecker
 from prudencial.domain.calendar import is_week_code
 
@@ -153,34 +153,6 @@ def _week_code(code: str) -> str:
     return code
 
 
-def _closing_ref(closing) -> dict[str, Any]:
-    notice = getattr(closing, "correction_notice", None) if closing.sequence > 1 else None
-    return {
-        "reference": closing.reference,
-        "sequence": closing.sequence,
-        "is_current": closing.is_current,
-        "parameters_version": closing.parameters_version,
-        "parameters_sha256": closing.parameters_sha256,
-        "finished_at": closing.finished_at,
-        "correction": None
-        if notice is None
-        else {
-            "supersedes": notice.supersedes.reference,
-            "why": notice.why,
-            "by": notice.by.get_username(),
-            "at": notice.at,
-            "what_changed": notice.what_changed,
-        },
-    }
-
-
-def _decision(result: LeverageResult) -> dict[str, Any]:
-    latest: LeverageDecision | None = result.decisions.order_by("-at", "-pk").first()
-    if latest is None:
-        return {"state": exports.DECISION_PENDING, "at": None, "reason": ""}
-    return {"state": latest.action, "at": latest.at, "reason": latest.reason}
-
-
 def _leverage(result: LeverageResult, user, checker: SignatureChecker) -> dict[str, Any]:
     own = selectors.is_agent_user(user, result.agent_id)
     return {
@@ -189,8 +161,8 @@ def _leverage(result: LeverageResult, user, checker: SignatureChecker) -> dict[s
         "acronym": result.agent.acronym,
         "status": result.status,
         "error": dict(result.error or {}),
-        "closing": _closing_ref(result.closing),
-        "decision": _decision(result),
+        "closing": selectors.closing_reference(result.closing),
+        "decision": selectors.decision_summary(result),
         "signature": checker.check(result).as_dict(),
         "figures": selectors.figures_for(result, user),
         "breakdown_jwe": (result.breakdown_jwe or None) if own else None,
@@ -238,15 +210,10 @@ class LeverageSendView(APIView):
         result = selectors.current_result(
             week_code=_week_code(code), agent_id=agent_id, user=request.user
         )
-        _decide(lambda: decisions.check_may_decide(result, request.user))
-        checker = SignatureChecker()
-        if result.status == ResultStatus.COMPUTED and not checker.check(result).verified:
-            raise Conflict(
-                "a assinatura do enclave sobre este resultado não confere: não pode ser enviado",
-                code="unverified",
-            )
         _decide(lambda: decisions.leverage_send(result, request.user))
-        return Response(LeverageSerializer(_leverage(result, request.user, checker)).data)
+        return Response(
+            LeverageSerializer(_leverage(result, request.user, SignatureChecker())).data
+        )
 
 
 class LeverageCancelView(APIView):
@@ -318,11 +285,11 @@ class LeverageHistoryView(APIView):
         rows = [
             {
                 "week": result.closing.week.code,
-                "closing": _closing_ref(result.closing),
+                "closing": selectors.closing_reference(result.closing),
                 "status": result.status,
                 "fa": result.fa,
                 "fa_risk": result.fa_risk,
-                "decision": _decision(result),
+                "decision": selectors.decision_summary(result),
                 "signature": checker.check(result).as_dict(),
             }
             for result in selectors.history(agent_id=agent_id, user=request.user)

@@ -2,8 +2,9 @@
 
 Rules (docs/closing.md): only a user holding ``send_leverage_result`` on the agent through a
 representation in force may decide; only a computed result of the week's current closing; a
-send is final (sending again returns the same decision, cancelling after it is a conflict); a
-cancel needs a reason and may be followed by a send while the closing is current.
+send is final (sending again returns the same decision, cancelling after it is a conflict) and
+needs the enclave's signature over the result to verify; a cancel needs a reason and may be
+followed by a send while the closing is current.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def _locked(result: LeverageResult, by) -> LeverageResult:
     check_may_decide(result, by)
     locked = (
         LeverageResult.objects.select_for_update(of=("self",))
-        .select_related("closing")
+        .select_related("closing__week", "agent", "chunk")
         .get(pk=result.pk)
     )
     if not locked.closing.is_current:
@@ -50,12 +51,33 @@ def _locked(result: LeverageResult, by) -> LeverageResult:
     return locked
 
 
+def check_sendable(result: LeverageResult, signature=None) -> None:
+    """DecisionConflict ``unverified`` unless a computed result's enclave signature verifies
+    now (prudencial.closing.signatures): CCEE must not receive a figure the enclave did not
+    sign, e.g. a row edited in the database."""
+    if result.status != ResultStatus.COMPUTED:
+        return
+    if signature is None:
+        from prudencial.closing.signatures import check
+
+        signature = check(result)
+    if not signature.verified:
+        raise DecisionConflict(
+            _(
+                "A assinatura do enclave sobre este resultado não confere: ele não pode ser enviado."
+            ),
+            code="unverified",
+        )
+
+
 @transaction.atomic
 def leverage_send(result: LeverageResult, by) -> LeverageDecision:
-    """Send the result to CCEE: idempotent, a second send returns the first decision."""
+    """Send the result to CCEE: idempotent, a second send returns the first decision; only a
+    result whose signature verifies (check_sendable)."""
     locked = _locked(result, by)
     if decision_of(locked) == DECISION_SENT:
         return locked.decisions.filter(action=DecisionAction.SENT).order_by("-at", "-pk").first()
+    check_sendable(locked)
     return LeverageDecision.objects.create(result=locked, action=DecisionAction.SENT, by=by)
 
 

@@ -57,3 +57,34 @@ def history(*, agent_id: int, user) -> QuerySet[LeverageResult]:
         .select_related("closing__week", "agent", "chunk")
         .order_by("-closing__week__code", "-closing__sequence")
     )
+
+
+def closing_reference(closing) -> dict[str, Any]:
+    """How a result names its closing: reference, sequence, current or superseded, the
+    parameters' version and digest, and the correction notice when it is a correction."""
+    notice = getattr(closing, "correction_notice", None) if closing.sequence > 1 else None
+    return {
+        "reference": closing.reference,
+        "sequence": closing.sequence,
+        "is_current": closing.is_current,
+        "parameters_version": closing.parameters_version,
+        "parameters_sha256": closing.parameters_sha256,
+        "finished_at": closing.finished_at,
+        "correction": None
+        if notice is None
+        else {
+            "supersedes": notice.supersedes.reference,
+            "why": notice.why,
+            "by": notice.by.get_username(),
+            "at": notice.at,
+            "what_changed": notice.what_changed,
+        },
+    }
+
+
+def decision_summary(result: LeverageResult) -> dict[str, Any]:
+    """The result's current decision: state (pending, sent, cancelled), when, and why."""
+    latest = result.decisions.order_by("-at", "-pk").first()
+    if latest is None:
+        return {"state": exports.DECISION_PENDING, "at": None, "reason": ""}
+    return {"state": latest.action, "at": latest.at, "reason": latest.reason}

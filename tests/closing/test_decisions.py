@@ -20,6 +20,33 @@ def stored():
     return closing, results, agents
 
 
+@pytest.fixture(autouse=True)
+def signed(monkeypatch):
+    """The rows of admin_data carry no enclave answer; these tests are about the decision
+    rules, so the signature check answers verified (tests/closing/test_leverage_signed.py
+    runs it on a real closing), except where a test sets ``signed.verified = False``."""
+    from prudencial.closing import signatures
+
+    state = type("State", (), {"verified": True})()
+    monkeypatch.setattr(
+        signatures,
+        "check",
+        lambda result: signatures.Signature(
+            signatures.VERIFIED if state.verified else signatures.UNVERIFIED
+        ),
+    )
+    return state
+
+
+def test_a_result_whose_signature_does_not_verify_is_not_sent(stored, signed):
+    _, results, agents = stored
+    signed.verified = False
+    with pytest.raises(decisions.DecisionConflict) as exc:
+        decisions.leverage_send(results["HIDDEN"], _user(agents["HIDDEN"]))
+    assert exc.value.code == "unverified"
+    assert not LeverageDecision.objects.filter(result=results["HIDDEN"]).exists()
+
+
 def _user(agent, role="controls", name="decisor"):
     user = UserFactory(username=name)
     grant(user, agent, role=role)
