@@ -397,13 +397,15 @@ class ClosingAdmin(ReadOnlyMixin, admin.ModelAdmin):
         self._require_view(request)
         closing = self._closing(pk)
         network = closing.network or {}
+        communities = exports.community_rows(closing)
         context = {
             **self._context(
                 request,
                 closing,
                 gettext("Risco de rede da semana %(code)s") % {"code": closing.week.code},
             ),
-            "communities": exports.community_rows(closing),
+            "communities": communities,
+            "n_trading": sum(not c.isolated for c in communities),
             "network_mean": exports.network_mean(closing),
             "summary": {
                 k: network.get(k) for k in exports.NETWORK_SUMMARY if network.get(k) is not None

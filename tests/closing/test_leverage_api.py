@@ -189,3 +189,14 @@ def test_without_a_token_nothing_is_shown(stored, api_client):
         401,
         403,
     )
+
+
+def test_the_admin_network_panel_counts_k_without_lone_agents(stored, admin_client):
+    from prudencial.closing.models import CommunityResult
+
+    closing, _, _ = stored
+    CommunityResult.objects.create(
+        closing=closing, community=9, rank=3, size=1, isolated=True, members=[]
+    )
+    page = admin_client.get(f"/admin/closing/closing/{closing.pk}/network/").content.decode()
+    assert "1 de 2" in page and "2 de 2" in page and "isolado" in page and "3 de" not in page
