@@ -506,6 +506,11 @@ class NetworkRiskResult:
     # How the scenarios were drawn (prudencial.risk.pld.ScenarioModel.to_dict, with the seed);
     # None when the caller passed bare PLD values.
     scenario_model: dict[str, Any] | None = None
+    # Work of the streamed paths' tails: cells partitioned per loss value (rows × scenarios);
+    # 1 = every value partitioned once, what one partition of the whole loss matrix costs (the
+    # memory-unbounded floor); values the running threshold drops cost no partition, so it can
+    # be below 1. None on the grouped path (no tail kept).
+    tail_passes: float | None = None
     # Per agent: has traded volume (bought or sold). Agents without are listed apart.
     trades: np.ndarray | None = None
     # How VaR and CVaR were read off the losses (prudencial.risk.measures.RiskConvention).
@@ -776,6 +781,7 @@ def network_risk(
             undelivered_mean=priced.undelivered_mean,
             failure_frequency=priced.failure_frequency,
             kept_losses=priced.kept_losses,
+            tail_passes=priced.cells_partitioned / max(3 * n * n_scen, 1),
             started=started,
             fallback_price=priced.fallback_mean,
             reference_source="given"
@@ -869,6 +875,16 @@ def network_risk(
             progress(block.size)
 
     var_intrinsic, cvar_intrinsic = intrinsic_var_cvar(book, prices, confidence, conv)
+    tail_figures = {
+        name: var_cvar_from_tail(keeper.tail(), n_scen, confidence, conv)
+        for name, keeper in tails.items()
+        if buyers.size
+    }
+    tail_passes = (
+        sum(k.cells_partitioned for k in tails.values()) / max(2 * buyers.size * n_scen, 1)
+        if tails
+        else None
+    )
     figures = {"intrinsic": (var_intrinsic, cvar_intrinsic)}
     for name in ("propagated", "total"):
         var_, cvar_ = (
@@ -878,9 +894,7 @@ def network_risk(
         )
         if buyers.size:
             var_[buyers], cvar_[buyers] = (
-                grouped[name]
-                if grouped is not None
-                else var_cvar_from_tail(tails[name].tail(), n_scen, confidence, conv)
+                grouped[name] if grouped is not None else tail_figures[name]
             )
         figures[name] = (var_, cvar_)
     kept_losses = {}
@@ -913,6 +927,7 @@ def network_risk(
         undelivered_mean=undelivered_sum / n_scen,
         failure_frequency=failures / n_scen,
         kept_losses=kept_losses,
+        tail_passes=tail_passes,
         started=started,
         fallback_price=fallback,
         reference_source=source,
