@@ -31,6 +31,9 @@ NETWORK_AGENT_FIGURES = (
     "community_rank",
     "n_communities",
     "network_position",
+    # True: the agent has no expected cost, so no relative figure (its var_*/cvar_* are None).
+    # The R$ figures (*_brl) are never disclosed: they would reveal the size of its position.
+    "no_expected_cost",
 )
 NETWORK_SUMMARY_FIGURES = (
     "n_agents",

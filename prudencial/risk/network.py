@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -450,6 +450,13 @@ AGENT_COLUMNS = (
     "cvar_propagated",
     "var_total",
     "cvar_total",
+    "no_expected_cost",
+    "var_intrinsic_brl",
+    "cvar_intrinsic_brl",
+    "var_propagated_brl",
+    "cvar_propagated_brl",
+    "var_total_brl",
+    "cvar_total_brl",
     "systemic_received_max_mwh",
     "systemic_received_mean_mwh",
     "systemic_undelivered_max_mwh",
@@ -513,6 +520,17 @@ class NetworkRiskResult:
     tail_passes: float | None = None
     # Per agent: has traded volume (bought or sold). Agents without are listed apart.
     trades: np.ndarray | None = None
+    # Per agent: no expected cost (requirement or reference price 0, or 0 in some scenario with
+    # drawn prices): no relative figure (its var_*/cvar_* are 0 and the table shows none), only
+    # the R$ ones.
+    no_expected_cost: np.ndarray | None = None
+    # The same VaR/CVaR in R$ (the loss itself, not its fraction of the expected cost).
+    var_intrinsic_brl: np.ndarray | None = None
+    cvar_intrinsic_brl: np.ndarray | None = None
+    var_propagated_brl: np.ndarray | None = None
+    cvar_propagated_brl: np.ndarray | None = None
+    var_total_brl: np.ndarray | None = None
+    cvar_total_brl: np.ndarray | None = None
     # How VaR and CVaR were read off the losses (prudencial.risk.measures.RiskConvention).
     risk_convention: dict[str, str] = field(default_factory=lambda: convention(None).to_dict())
 
@@ -545,8 +563,13 @@ class NetworkRiskResult:
     @property
     def network_mean(self) -> dict[str, float]:
         """Mean exposure of the whole network (mean over agents of each CVaR and VaR)."""
+        costed = (
+            np.ones(len(self.agent_ids), dtype=bool)
+            if self.no_expected_cost is None
+            else ~self.no_expected_cost
+        )
         return {
-            name: float(getattr(self, name).mean()) if self.net_mwh.size else 0.0
+            name: float(getattr(self, name)[costed].mean()) if costed.any() else 0.0
             for name in (
                 "var_intrinsic",
                 "cvar_intrinsic",
@@ -562,6 +585,19 @@ class NetworkRiskResult:
         community_mean = np.array([c.mean_cvar_propagated for c in self.community_table])
         k = self.n_communities
         isolated = self.isolated
+        no_cost = (
+            np.zeros(len(self.agent_ids), dtype=bool)
+            if self.no_expected_cost is None
+            else self.no_expected_cost
+        )
+
+        def relative(name: str, a: int) -> float | None:
+            return None if no_cost[a] else float(getattr(self, name)[a])
+
+        def brl(name: str, a: int) -> float | None:
+            values = getattr(self, f"{name}_brl")
+            return None if values is None else float(values[a])
+
         rows = []
         for a, agent in enumerate(self.agent_ids):
             c = int(self.community[a])
@@ -573,12 +609,18 @@ class NetworkRiskResult:
                     "net_mwh": float(self.net_mwh[a]),
                     "expected_cost": float(self.expected_cost[a]),
                     "reference_price": float(self.reference_price[a]),
-                    "var_intrinsic": float(self.var_intrinsic[a]),
-                    "cvar_intrinsic": float(self.cvar_intrinsic[a]),
-                    "var_propagated": float(self.var_propagated[a]),
-                    "cvar_propagated": float(self.cvar_propagated[a]),
-                    "var_total": float(self.var_total[a]),
-                    "cvar_total": float(self.cvar_total[a]),
+                    "var_intrinsic": relative("var_intrinsic", a),
+                    "var_intrinsic_brl": brl("var_intrinsic", a),
+                    "cvar_intrinsic": relative("cvar_intrinsic", a),
+                    "cvar_intrinsic_brl": brl("cvar_intrinsic", a),
+                    "var_propagated": relative("var_propagated", a),
+                    "var_propagated_brl": brl("var_propagated", a),
+                    "cvar_propagated": relative("cvar_propagated", a),
+                    "cvar_propagated_brl": brl("cvar_propagated", a),
+                    "var_total": relative("var_total", a),
+                    "var_total_brl": brl("var_total", a),
+                    "cvar_total": relative("cvar_total", a),
+                    "cvar_total_brl": brl("cvar_total", a),
                     "systemic_received_max_mwh": float(self.received_max_mwh[a]),
                     "systemic_received_mean_mwh": float(self.received_mean_mwh[a]),
                     "systemic_undelivered_max_mwh": float(self.undelivered_max_mwh[a]),
@@ -589,6 +631,7 @@ class NetworkRiskResult:
                     "community_rank": rank,
                     "n_communities": k,
                     "network_position": "isolated" if rank is None else f"{rank} of {k}",
+                    "no_expected_cost": bool(no_cost[a]),
                 }
             )
         return rows
@@ -651,17 +694,21 @@ def _community_table(
     cvar_total: np.ndarray,
     propagators: np.ndarray,
     trades: np.ndarray | None = None,
+    costed: np.ndarray | None = None,
 ) -> tuple[tuple[CommunityFigures, ...], np.ndarray]:
     labels = communities.membership
     k = communities.n_communities
     size = np.bincount(labels, minlength=k)
+    # Means over the members with an expected cost (the others have no relative figure).
+    weight = np.ones(labels.size) if costed is None else np.asarray(costed, dtype=float)
+    counted = np.bincount(labels, weight, k)
     trading = (
         np.ones(k, dtype=bool)
         if trades is None
         else np.bincount(labels, np.asarray(trades, dtype=float), k) > 0
     )
     mean = {
-        name: np.bincount(labels, values, k) / np.maximum(size, 1)
+        name: np.bincount(labels, values * weight, k) / np.maximum(counted, 1)
         for name, values in (
             ("intrinsic", cvar_intrinsic),
             ("propagated", cvar_propagated),
@@ -740,6 +787,7 @@ def network_risk(
     book = contract_book(market, fallback)
     p = failure_probabilities(market, failure_probability)
     rng = np.random.default_rng(seed) if p is not None else None
+    no_cost = book.expected_cost <= 0
     if (
         isinstance(pld_scenarios, Scenarios)
         and pld_scenarios.per_scenario_prices
@@ -775,6 +823,8 @@ def network_risk(
             expected_cost=priced.expected_cost_mean,
             reference_price=priced.reference_price_mean,
             figures=priced.figures,
+            figures_brl=priced.figures_brl,
+            no_expected_cost=priced.no_expected_cost,
             received_max=priced.received_max,
             received_mean=priced.received_mean,
             undelivered_max=priced.undelivered_max,
@@ -794,6 +844,11 @@ def network_risk(
     if chunk_size is None:
         chunk_size = max(1, DEFAULT_CELLS_PER_CHUNK // max(n, 1))
     chunk_size = max(chunk_size, 1)
+    # Agents without an expected cost have no relative figure: their rows are computed in R$
+    # (a scale of 1) and split off at the end; everyone else's R$ figure is its fraction times
+    # the expected cost, exactly (every convention is positively homogeneous).
+    expected_cost = book.expected_cost
+    book = replace(book, expected_cost=np.where(no_cost, 1.0, expected_cost))
 
     plan = propagation_plan(book, cascade)
     buyers = plan.buyers
@@ -901,11 +956,14 @@ def network_risk(
     for a, series in kept.items():
         intrinsic = _intrinsic(book, prices, np.array([a]))[0]
         propagated = np.concatenate(series["propagated"])
+        if no_cost[a]:  # those rows are in R$: no fraction of a cost that is not there
+            intrinsic, propagated = np.zeros_like(intrinsic), np.zeros_like(propagated)
         kept_losses[a] = {
             "intrinsic": intrinsic,
             "propagated": propagated,
             "total": intrinsic + propagated,
         }
+    figures, figures_brl = _split_brl(figures, no_cost, expected_cost)
     return _result(
         market,
         communities,
@@ -918,9 +976,11 @@ def network_risk(
         rounds=rounds,
         converged=converged,
         pld_mean=float(prices.mean()),
-        expected_cost=book.expected_cost,
+        expected_cost=expected_cost,
         reference_price=book.reference_price,
         figures=figures,
+        figures_brl=figures_brl,
+        no_expected_cost=no_cost,
         received_max=received_max,
         received_mean=received_sum / n_scen,
         undelivered_max=undelivered_max,
@@ -934,6 +994,19 @@ def network_risk(
         scenario_model=scenario_model,
         risk_convention=conv.to_dict(),
     )
+
+
+def _split_brl(
+    figures: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    no_cost: np.ndarray,
+    expected_cost: np.ndarray,
+) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """(fractions, R$) from figures whose no-cost rows are in R$ and the others fractions."""
+    fractions, brl = {}, {}
+    for name, pair in figures.items():
+        fractions[name] = tuple(np.where(no_cost, 0.0, v) for v in pair)
+        brl[name] = tuple(np.where(no_cost, v, v * expected_cost) for v in pair)
+    return fractions, brl
 
 
 def _result(
@@ -956,6 +1029,8 @@ def _result(
     if communities is None:
         communities = detect_communities(market, community_method, seed)
     detected = time.perf_counter()
+    no_cost = fields.get("no_expected_cost")
+    figures_brl = fields.pop("figures_brl")
     n = market.n_agents
     trades = (
         np.bincount(market.seller, market.volume, n) + np.bincount(market.buyer, market.volume, n)
@@ -967,6 +1042,7 @@ def _result(
         figures["total"][1],
         failure_frequency > 0,
         trades,
+        None if no_cost is None else ~no_cost,
     )
     return NetworkRiskResult(
         agent_ids=list(market.agent_ids),
@@ -988,6 +1064,11 @@ def _result(
         community_rank=agent_rank,
         timings={"exposures": measured - started, "communities": detected - measured},
         trades=trades,
+        **{
+            f"{m}_{name}_brl": figures_brl[name][i]
+            for name in figures_brl
+            for i, m in enumerate(("var", "cvar"))
+        },
         **fields,
     )
 

@@ -39,6 +39,8 @@ class PricedFigures:
     """VaR/CVaR per measure and the systemic statistics, over every scenario."""
 
     figures: dict[str, tuple[np.ndarray, np.ndarray]]
+    figures_brl: dict[str, tuple[np.ndarray, np.ndarray]]
+    no_expected_cost: np.ndarray
     received_max: np.ndarray
     received_mean: np.ndarray
     undelivered_max: np.ndarray
@@ -184,6 +186,8 @@ def priced_figures(
     conv = convention(risk_convention)
     size = conv.tail_size(n_scen, confidence)
     keepers = {name: TailKeeper(n, size, min(block, n_scen)) for name in MEASURES}
+    keepers_brl = {name: TailKeeper(n, size, min(block, n_scen)) for name in MEASURES}
+    no_cost = np.zeros(n, dtype=bool)
     received_sum, received_max = np.zeros(n), np.zeros(n)
     undelivered_sum, undelivered_max = np.zeros(n), np.zeros(n)
     failed = np.zeros(n)
@@ -209,8 +213,18 @@ def priced_figures(
         rounds, converged = max(rounds, r), converged and ok
         received = book.bought @ per_contract
         received_value = book.bought @ (per_contract * prices)
-        intrinsic = book.deficit[:, None] * (pld[None, :] - reference) * scale
-        propagated = (received * pld[None, :] - received_value) * scale
+        no_cost |= (cost <= 0).any(axis=1)
+        intrinsic_brl = book.deficit[:, None] * (pld[None, :] - reference)
+        propagated_brl = received * pld[None, :] - received_value
+        total_brl = intrinsic_brl + propagated_brl
+        for name, losses in (
+            ("intrinsic", intrinsic_brl),
+            ("propagated", propagated_brl),
+            ("total", total_brl),
+        ):
+            keepers_brl[name].add(losses)
+        intrinsic = intrinsic_brl * scale
+        propagated = propagated_brl * scale
         total = intrinsic + propagated
         for name, losses in (
             ("intrinsic", intrinsic),
@@ -236,11 +250,20 @@ def priced_figures(
         if progress is not None:
             progress(pld.size)
     figures = {
-        name: var_cvar_from_tail(keeper.tail(), n_scen, confidence, conv)
+        name: tuple(
+            np.where(no_cost, 0.0, v)
+            for v in var_cvar_from_tail(keeper.tail(), n_scen, confidence, conv)
+        )
         for name, keeper in keepers.items()
+    }
+    figures_brl = {
+        name: var_cvar_from_tail(keeper.tail(), n_scen, confidence, conv)
+        for name, keeper in keepers_brl.items()
     }
     return PricedFigures(
         figures=figures,
+        figures_brl=figures_brl,
+        no_expected_cost=no_cost,
         received_max=received_max,
         received_mean=received_sum / n_scen,
         undelivered_max=undelivered_max,
@@ -255,7 +278,7 @@ def priced_figures(
             a: {name: np.concatenate(parts) for name, parts in series.items()}
             for a, series in kept.items()
         },
-        cells_partitioned=sum(k.cells_partitioned for k in keepers.values()),
+        cells_partitioned=sum(k.cells_partitioned for k in keepers.values()),  # fractions only
     )
 
 

@@ -108,7 +108,15 @@ def test_the_network_draws_contract_prices_as_the_paper_unless_told_otherwise(cl
             parameters=parameters(), parts=[part], options=network_options(scenarios=64, **options)
         ).result
 
-    paper = run(seed=3)["scenario_model"]
+    answer = run(seed=3)
+    # Fractions only: the R$ figures and the expected cost would reveal the position's size.
+    assert answer["agents"] and all(
+        not key.endswith("_brl") and key not in ("expected_cost", "net_mwh", "reference_price")
+        for row in answer["agents"]
+        for key in row
+    )
+    assert all("no_expected_cost" in row for row in answer["agents"])
+    paper = answer["scenario_model"]
     assert paper["pld"] == "bootstrap" and paper["seed"] == 3 and paper["n_scenarios"] == 64
     assert paper["contract_prices"] == {"draw": "history", "lower": 0.5, "upper": 1.0}
     assert run(seed=3, contract_prices="fixed")["scenario_model"]["contract_prices"] == "fixed"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from prudencial.risk import network_risk, pld_history_2017
+from prudencial.risk import Market, network_risk, pld_history_2017
 from prudencial.risk.pld import ContractPriceModel, ScenarioModel, Scenarios, paper_scenarios
 from prudencial.risk_tools.synthetic import synthetic_market
 from tests.risk.test_network import _reference_module, five_agents
@@ -193,3 +193,60 @@ def test_communities_whose_means_differ_by_rounding_noise_are_ranked_by_the_tie_
         np.zeros(5, dtype=bool),
     )
     assert {c.community: c.rank for c in table} == {0: 1, 1: 2, 2: 3}
+
+
+def _with_uncosted() -> Market:
+    """five_agents plus X, a short consumer whose only contract is priced 0 (its expected cost
+    is 0 although it loses at PLD), and Y, a generator with no requirement (nothing to cost)."""
+    base = five_agents()
+    return Market(
+        agent_ids=[*base.agent_ids, "X", "Y"],
+        classes=np.array([*base.classes, "CS", "GE"]),
+        generation=np.array([*base.generation, 0.0, 30.0]),
+        consumption=np.array([*base.consumption, 100.0, 0.0]),
+        seller=np.array([*base.seller, 0]),
+        buyer=np.array([*base.buyer, 5]),
+        volume=np.array([*base.volume, 60.0]),
+        price=np.array([*base.price, 0.0]),
+    )
+
+
+def test_agents_without_an_expected_cost_get_r_amounts_and_no_relative_figure():
+    market = _with_uncosted()
+    pld = np.array([200.0, 100.0, 150.0, 50.0])
+    result = network_risk(market, pld, confidence=0.5)
+    rows = {r["agent"]: r for r in result.per_agent_table()}
+    x, y = rows["X"], rows["Y"]
+    assert x["no_expected_cost"] and y["no_expected_cost"] and not rows["T"]["no_expected_cost"]
+    assert x["cvar_total"] is None and x["var_intrinsic"] is None
+    # X is short 40 MWh with p̂ = 0: it loses 40·PLD; at 50 % the CVaR is the mean of the two
+    # worst (200, 150) and the VaR the second worst... of the four sorted losses.
+    assert x["cvar_intrinsic_brl"] == pytest.approx(40 * (200 + 150) / 2, rel=1e-12)
+    assert x["var_intrinsic_brl"] == pytest.approx(40 * 100, rel=1e-12)
+    # Y has generation and no requirement: it sells its surplus at PLD below what it planned.
+    planned = result.reference_price[6]
+    assert y["cvar_intrinsic_brl"] == pytest.approx(30 * (planned - (50 + 100) / 2), rel=1e-12)
+    # Everyone else's R$ figure is its fraction times its expected cost.
+    t = rows["T"]
+    assert t["cvar_total_brl"] == pytest.approx(t["cvar_total"] * t["expected_cost"], rel=1e-12)
+    # Community means count only agents with an expected cost.
+    community = result.community[5]
+    members = [a for a in range(7) if result.community[a] == community and a not in (5, 6)]
+    figures = next(c for c in result.community_table if c.community == community)
+    expected = np.mean(result.cvar_propagated[members]) if members else 0.0
+    assert figures.mean_cvar_propagated == pytest.approx(expected, abs=1e-15)
+    assert result.network_mean["cvar_total"] == pytest.approx(
+        result.cvar_total[:5].mean(), rel=1e-12
+    )
+
+
+def test_r_amounts_on_the_priced_path_equal_the_fixed_path_under_constant_prices():
+    market = synthetic_market(60, 35, 8, seed=21)
+    pld = paper_scenarios(pld_history_2017(), 400, seed=2).pld
+    fixed = network_risk(market, pld, group_equal_prices=False)
+    priced = network_risk(market, _Constant(pld, market), chunk_size=53)
+    for name in FIGURES:
+        np.testing.assert_allclose(
+            getattr(priced, f"{name}_brl"), getattr(fixed, f"{name}_brl"), rtol=1e-10, atol=1e-8
+        )
+    np.testing.assert_array_equal(priced.no_expected_cost, fixed.no_expected_cost)
