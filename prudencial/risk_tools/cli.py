@@ -19,7 +19,7 @@ from prudencial.risk.leverage import LeverageResult, leverage_factor, leverage_s
 from prudencial.risk.market import CLASSES
 from prudencial.risk.network import AGENT_COLUMNS, network_risk, network_stress
 from prudencial.risk.pld import PLD_LIMITS, bootstrap_pld, load_pld_csv, pld_history
-from prudencial.risk_tools.synthetic import synthetic_market
+from prudencial.risk_tools.synthetic import PAPER_CALIBRATION, paper_market, synthetic_market
 
 # Above this many agent × scenario cells the loss-distribution picture re-runs the chunked
 # engine for its one agent instead of building the full loss matrices.
@@ -43,6 +43,16 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--ge", type=int, default=None, help="generators (GE)")
     sim.add_argument("--cm", type=int, default=None, help="traders (CM)")
     sim.add_argument("--contracts", type=int, default=None, help="contracts (default 4 per agent)")
+    calibration = sim.add_mutually_exclusive_group()
+    calibration.add_argument(
+        "--calibrated", dest="calibrated", action="store_true", default=True,
+        help="the paper's case (600 CS, 350 GE, 50 CM, no --contracts) uses the calibrated "
+        "market, paper_market (default; docs/risk.md, 'Calibrated market')",
+    )  # fmt: skip
+    calibration.add_argument(
+        "--uncalibrated", dest="calibrated", action="store_false",
+        help="the paper's case with synthetic_market's defaults (the earlier market)",
+    )  # fmt: skip
     sim.add_argument("--scenarios", type=int, default=5000, help="PLD bootstrap scenarios")
     sim.add_argument("--seed", type=int, default=1)
     sim.add_argument("--pld-csv", type=Path, default=None, help="weekly PLD history (CSV)")
@@ -319,14 +329,28 @@ def _simulate(args: argparse.Namespace) -> int:
         return 2
 
 
+def _is_paper_case(args: argparse.Namespace) -> bool:
+    """The paper's case: Table 1's 600/350/50 agents and the default contract count."""
+    sizes = (PAPER_CALIBRATION.n_cs, PAPER_CALIBRATION.n_ge, PAPER_CALIBRATION.n_cm)
+    return (args.cs, args.ge, args.cm) == sizes and args.contracts is None
+
+
+def _simulated_market(args: argparse.Namespace, history: np.ndarray):
+    """paper_market for the paper's case unless --uncalibrated, synthetic_market otherwise."""
+    args.calibrated = bool(getattr(args, "calibrated", True)) and _is_paper_case(args)
+    if args.calibrated:
+        return paper_market(args.seed, pld_history=history)
+    return synthetic_market(
+        args.cs, args.ge, args.cm, seed=args.seed, n_contracts=args.contracts, pld_history=history
+    )
+
+
 def _run_simulation(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     history, floor, cap, bounds_source = _pld_inputs(args)
     args.cs, args.ge, args.cm = _market_sizes(args)
-    market = synthetic_market(
-        args.cs, args.ge, args.cm, seed=args.seed, n_contracts=args.contracts, pld_history=history
-    )
+    market = _simulated_market(args, history)
     if isinstance(args.failure_probability, dict) and "by_agent" in args.failure_probability:
         given = args.failure_probability["by_agent"]
         unknown = set(given) - set(market.agent_ids)
@@ -374,6 +398,7 @@ def _run_simulation(args: argparse.Namespace) -> int:
             "n_cm": args.cm,
             "n_contracts": market.n_contracts,
             "seed": args.seed,
+            "calibrated": args.calibrated,
             "pld_source": str(args.pld_csv)
             if args.pld_csv
             else f"SE/CO CMO {args.pld_year} bounded by floor and cap",
