@@ -18,7 +18,14 @@ from prudencial.risk.communities import COMMUNITY_METHODS
 from prudencial.risk.leverage import LeverageResult, leverage_factor, leverage_stress
 from prudencial.risk.market import CLASSES
 from prudencial.risk.network import AGENT_COLUMNS, network_risk, network_stress
-from prudencial.risk.pld import PLD_LIMITS, bootstrap_pld, load_pld_csv, pld_history
+from prudencial.risk.pld import (
+    PLD_LIMITS,
+    ContractPriceModel,
+    ScenarioModel,
+    bootstrap_pld,
+    load_pld_csv,
+    pld_history,
+)
 from prudencial.risk_tools.synthetic import PAPER_CALIBRATION, paper_market, synthetic_market
 
 # Above this many agent × scenario cells the loss-distribution picture re-runs the chunked
@@ -70,6 +77,17 @@ def _parser() -> argparse.ArgumentParser:
         "--pld-cap", type=float, default=None,
         help="PLD cap (R$/MWh), as --pld-floor; default the year's cap or the highest price of "
         "--pld-csv",
+    )  # fmt: skip
+    sim.add_argument(
+        "--contract-prices", choices=("paper", "fixed"), default="paper",
+        help="paper (default): contract prices drawn per scenario within the scenario's PLD "
+        "bounds, as the paper does (prudencial.risk.pld.ContractPriceModel); fixed: the traded "
+        "prices in every scenario",
+    )  # fmt: skip
+    sim.add_argument(
+        "--risk-convention", choices=("default", "paper_r"), default="default",
+        help="how VaR/CVaR are read off the losses: default (L(⌈αN⌉), Acerbi–Tasche) or paper_r "
+        "(R's quantile type 7 and the mean of the worst)",
     )  # fmt: skip
     sim.add_argument("--confidence", type=float, default=0.95)
     sim.add_argument("--community", choices=COMMUNITY_METHODS, default="fastgreedy")
@@ -357,12 +375,18 @@ def _run_simulation(args: argparse.Namespace) -> int:
         if unknown:
             raise SystemExit(f"--failure-probability: unknown agents {sorted(unknown)[:5]}")
         args.failure_probability = np.array([given.get(a, 1.0) for a in market.agent_ids])
-    prices = bootstrap_pld(history, args.scenarios, seed=args.seed, floor=floor, cap=cap)
+    scenarios = ScenarioModel(
+        floor=floor,
+        cap=cap,
+        contract_prices=ContractPriceModel() if args.contract_prices == "paper" else None,
+    ).draw(args.scenarios, args.seed, history)
+    prices = scenarios.pld
     args.out.mkdir(parents=True, exist_ok=True)
     with tqdm(total=args.scenarios, unit="scen", desc="network risk") as bar:
         result = network_risk(
             market,
-            prices,
+            scenarios,
+            risk_convention=args.risk_convention,
             confidence=args.confidence,
             community_method=args.community,
             cascade=args.cascade,

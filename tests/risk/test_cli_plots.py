@@ -55,6 +55,9 @@ def test_simulate_writes_tables_and_pictures(tmp_path):
     assert len(rows) == 66
     summary = json.loads((out / "summary.json").read_text())
     assert summary["cascade"] is True and summary["n_agents"] == 66
+    # The paper's scenario model by default: contract prices drawn per scenario.
+    assert summary["scenario_model"]["contract_prices"]["draw"] == "history"
+    assert summary["risk_convention"] == {"quantile": "inverse_cdf", "cvar": "acerbi_tasche"}
     assert (
         summary["stress"]["pld_cap"]["mean_total_loss"]
         >= summary["stress"]["pld_floor"]["mean_total_loss"]
