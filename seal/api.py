@@ -13,9 +13,12 @@ An evaluation the user may not see is 404. Refusals use the API's error shape.
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from django.db.models import Prefetch
 from django.http import HttpResponse
-from drf_spectacular.plumbing import build_array_type, build_basic_type
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
+from drf_spectacular.plumbing import ResolvedComponent
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
@@ -27,7 +30,15 @@ from rest_framework.views import APIView
 
 from prudencial.api.parsers import JSONParser
 from seal import selectors, services
-from seal.models import Evaluation, Evidence
+from seal.models import (
+    AdherenceStatus,
+    Decision,
+    Evaluation,
+    EvaluationState,
+    Evidence,
+    EvidenceKind,
+    EvidenceType,
+)
 
 REFUSAL_STATUS = {
     services.WrongState: status.HTTP_409_CONFLICT,
@@ -70,6 +81,188 @@ class LevelListView(generics.ListAPIView):
 
     def get_queryset(self):
         return selectors.published_levels(cycle=self.request.query_params.get("cycle"))
+
+
+# --- shapes of the answers ----------------------------------------------------------------------
+# The views build plain dicts (what a reader may see) and answer them through these serializers,
+# which are also what the OpenAPI schema shows. Errors are the API's shared ``Error`` component
+# (prudencial.api.schema adds 400, 401, 403, 404, 413 … to every operation, 409 and 415 to writes).
+
+
+def _when(**kwargs) -> serializers.DateTimeField:
+    """A timestamp in UTC (``…Z``), as the stored values read."""
+    return serializers.DateTimeField(default_timezone=UTC, **kwargs)
+
+
+class NamedChoiceField(serializers.ChoiceField):
+    """A choice field whose values are one named enum component in the schema. The evaluation's
+    state and the decisions appear in several components, and other apps have fields of those
+    names with other values: drf-spectacular would name the enums by a hash, and warn."""
+
+    def __init__(self, *, enum_name: str, **kwargs):
+        self.enum_name = enum_name
+        super().__init__(**kwargs)
+
+
+class NamedChoiceFieldExtension(OpenApiSerializerFieldExtension):
+    target_class = NamedChoiceField
+
+    def map_serializer_field(self, auto_schema, direction):
+        field = self.target
+        component = ResolvedComponent(
+            name=field.enum_name,
+            type=ResolvedComponent.SCHEMA,
+            object=field.enum_name,
+            schema={"type": "string", "enum": list(field.choices)},
+        )
+        auto_schema.registry.register_on_missing(component)
+        return component.ref
+
+
+def _state() -> NamedChoiceField:
+    return NamedChoiceField(enum_name="SealEvaluationStateEnum", choices=EvaluationState.values)
+
+
+def _decision(**kwargs) -> NamedChoiceField:
+    return NamedChoiceField(enum_name="SealDecisionEnum", choices=Decision.values, **kwargs)
+
+
+class EvaluationAgentSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    acronym = serializers.CharField()
+
+
+class EvaluationSummarySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    agent = EvaluationAgentSerializer()
+    cycle = serializers.CharField(help_text="código do ciclo")
+    catalogue_version = serializers.IntegerField(help_text="versão do catálogo de critérios usada")
+    state = _state()
+    notified_at = _when(allow_null=True)
+    response_ends_at = _when(allow_null=True, help_text="fim do prazo de resposta do agente")
+    published_at = _when(allow_null=True)
+    total = serializers.IntegerField(
+        allow_null=True, help_text="null para o agente antes de notificada (e se não pontuada)"
+    )
+    level = serializers.IntegerField(allow_null=True, min_value=1, max_value=3)
+
+
+class EvidenceMetadataSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="GET seal/evidence/{id}/file/ lê o arquivo")
+    file_name = serializers.CharField()
+    file_type = serializers.ChoiceField(
+        choices=EvidenceType.values, help_text="pelo conteúdo do arquivo"
+    )
+    size_bytes = serializers.IntegerField()
+    sha256 = serializers.CharField()
+    uploaded_at = _when()
+
+
+class EvaluationItemSerializer(serializers.Serializer):
+    criterion = serializers.CharField(help_text="código do critério")
+    line_of_action = serializers.CharField()
+    measure = serializers.CharField()
+    points = serializers.IntegerField(help_text="pontos da medida (negativo: penalidade)")
+    mandatory = serializers.BooleanField()
+    evidence_kind = serializers.ChoiceField(choices=EvidenceKind.values)
+    max_units = serializers.IntegerField()
+    decision = _decision(allow_null=True, help_text="null para o agente antes de notificada")
+    units = serializers.IntegerField(allow_null=True)
+    points_awarded = serializers.IntegerField(
+        allow_null=True, help_text="pontos atribuídos, com a penalidade de obrigatória não atendida"
+    )
+    comment = serializers.CharField(allow_blank=True)
+    derived = serializers.DictField(
+        help_text="figura derivada dos registros da plataforma, com os ids de origem ({} se não há)"
+    )
+    evidence = EvidenceMetadataSerializer(many=True)
+
+
+class EvaluationResponseSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    criterion = serializers.CharField(allow_null=True)
+    author = serializers.CharField()
+    text = serializers.CharField()
+    created_at = _when()
+
+
+class ScoreBreakdownRowSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    decision = _decision()
+    points = serializers.IntegerField()
+    units = serializers.IntegerField()
+    awarded = serializers.IntegerField()
+    penalty = serializers.IntegerField()
+    note = serializers.CharField(
+        allow_blank=True,
+        help_text="pending, no_data, missed_mandatory, superseded_by:<code> ou implied_by:<code>",
+    )
+    implied_by = serializers.CharField(
+        required=False,
+        help_text="obrigatória atendida por uma medida superior do grupo, alcançada (o código)",
+    )
+    item = serializers.IntegerField(required=False)
+    evidence = serializers.ListField(child=serializers.IntegerField(), required=False)
+    derived_from = serializers.DictField(required=False, help_text="ids dos registros de origem")
+
+
+class ScoreBreakdownSerializer(serializers.Serializer):
+    """The stored breakdown; ``{}`` for the agent before notification or when never scored."""
+
+    total = serializers.IntegerField(required=False)
+    level = serializers.IntegerField(required=False)
+    points = serializers.IntegerField(required=False)
+    penalties = serializers.IntegerField(required=False)
+    missed_mandatory = serializers.ListField(child=serializers.CharField(), required=False)
+    missed_mandatory_points = serializers.IntegerField(required=False)
+    complete = serializers.BooleanField(required=False)
+    cutoffs = serializers.DictField(
+        child=serializers.IntegerField(), required=False, help_text="nível → total mínimo"
+    )
+    items = ScoreBreakdownRowSerializer(many=True, required=False)
+    catalogue_version = serializers.IntegerField(required=False)
+
+
+class EvaluationDetailSerializer(EvaluationSummarySerializer):
+    items = EvaluationItemSerializer(many=True)
+    breakdown = ScoreBreakdownSerializer()
+    responses = EvaluationResponseSerializer(many=True)
+
+
+class ResponseCreatedSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    created_at = _when()
+
+
+class EvidenceCreatedSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    file_type = serializers.ChoiceField(choices=EvidenceType.values)
+    size_bytes = serializers.IntegerField()
+    sha256 = serializers.CharField()
+
+
+class AdherenceSerializer(serializers.Serializer):
+    """Not computed yet: only ``computed`` (false) and ``status`` (null); the rest is absent."""
+
+    computed = serializers.BooleanField()
+    status = serializers.ChoiceField(
+        choices=[*AdherenceStatus.values, selectors.UNVERIFIED],
+        allow_null=True,
+        help_text="null quando ainda não calculada; unverified: a assinatura não confere agora",
+    )
+    verified = serializers.BooleanField(required=False)
+    margin = serializers.FloatField(
+        required=False, allow_null=True, help_text="limit − perda sob estresse / PLA"
+    )
+    limit = serializers.FloatField(required=False, allow_null=True, help_text="fração do PLA")
+    worst_scenario = serializers.CharField(required=False, allow_null=True)
+    week = serializers.CharField(required=False)
+    submission = serializers.IntegerField(required=False)
+    computed_at = _when(required=False)
+
+    def to_representation(self, instance):
+        # Keys the answer does not have stay absent (not null).
+        return {k: v for k, v in super().to_representation(instance).items() if k in instance}
 
 
 def _evaluation(request, pk: int) -> Evaluation:
@@ -147,19 +340,21 @@ class EvaluationListView(APIView):
 
     @extend_schema(
         operation_id="seal_evaluations_list",
-        responses={200: build_array_type(build_basic_type(OpenApiTypes.OBJECT))},
+        responses={200: EvaluationSummarySerializer(many=True)},
     )
     def get(self, request):
         rows = selectors.evaluation_list(user=request.user).order_by("-cycle__starts_on", "pk")
-        return Response([evaluation_data(e, request.user, detail=False) for e in rows[:1000]])
+        data = [evaluation_data(e, request.user, detail=False) for e in rows[:1000]]
+        return Response(EvaluationSummarySerializer(data, many=True).data)
 
 
 class EvaluationDetailView(APIView):
     """One evaluation: criteria, decisions (once notified), evidence, answers, breakdown."""
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses={200: EvaluationDetailSerializer})
     def get(self, request, pk: int):
-        return Response(evaluation_data(_evaluation(request, pk), request.user, detail=True))
+        data = evaluation_data(_evaluation(request, pk), request.user, detail=True)
+        return Response(EvaluationDetailSerializer(data).data)
 
 
 class ResponseInputSerializer(serializers.Serializer):
@@ -172,7 +367,7 @@ class ResponseCreateView(APIView):
 
     parser_classes = [JSONParser]
 
-    @extend_schema(request=ResponseInputSerializer, responses={201: OpenApiTypes.OBJECT})
+    @extend_schema(request=ResponseInputSerializer, responses={201: ResponseCreatedSerializer})
     def post(self, request, pk: int):
         data = ResponseInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -186,7 +381,8 @@ class ResponseCreateView(APIView):
         except services.SealRefused as refusal:
             raise _refused(refusal) from None
         return Response(
-            {"id": response.pk, "created_at": response.created_at}, status=status.HTTP_201_CREATED
+            ResponseCreatedSerializer({"id": response.pk, "created_at": response.created_at}).data,
+            status=status.HTTP_201_CREATED,
         )
 
 
@@ -200,7 +396,7 @@ class EvidenceCreateView(APIView):
 
     parser_classes = [MultiPartParser]
 
-    @extend_schema(request=EvidenceInputSerializer, responses={201: OpenApiTypes.OBJECT})
+    @extend_schema(request=EvidenceInputSerializer, responses={201: EvidenceCreatedSerializer})
     def post(self, request, pk: int):
         data = EvidenceInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -216,12 +412,14 @@ class EvidenceCreateView(APIView):
         except services.SealRefused as refusal:
             raise _refused(refusal) from None
         return Response(
-            {
-                "id": evidence.pk,
-                "file_type": evidence.file_type,
-                "size_bytes": evidence.size_bytes,
-                "sha256": evidence.sha256,
-            },
+            EvidenceCreatedSerializer(
+                {
+                    "id": evidence.pk,
+                    "file_type": evidence.file_type,
+                    "size_bytes": evidence.size_bytes,
+                    "sha256": evidence.sha256,
+                }
+            ).data,
             status=status.HTTP_201_CREATED,
         )
 
@@ -253,22 +451,24 @@ class AdherenceView(APIView):
     """The agent's risk adherence (adherent / not adherent, margin as a fraction of PLA), its
     enclave signature verified now. Only the agent's own users and staff."""
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses={200: AdherenceSerializer})
     def get(self, request, pk: int):
         evaluation = _evaluation(request, pk)
         checked = selectors.adherence_for(evaluation)
         if checked is None:
-            return Response({"status": None, "computed": False})
+            return Response(AdherenceSerializer({"status": None, "computed": False}).data)
         return Response(
-            {
-                "computed": True,
-                "status": checked.status,
-                "verified": checked.verified,
-                "margin": checked.margin,
-                "limit": checked.limit,
-                "worst_scenario": checked.worst_scenario,
-                "week": checked.week,
-                "submission": checked.submission,
-                "computed_at": checked.computed_at,
-            }
+            AdherenceSerializer(
+                {
+                    "computed": True,
+                    "status": checked.status,
+                    "verified": checked.verified,
+                    "margin": checked.margin,
+                    "limit": checked.limit,
+                    "worst_scenario": checked.worst_scenario,
+                    "week": checked.week,
+                    "submission": checked.submission,
+                    "computed_at": checked.computed_at,
+                }
+            ).data
         )

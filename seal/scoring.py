@@ -6,7 +6,11 @@ Rules (docs/seal.md):
 - measures of one ``exclusive_group`` are tiers of one another ("annual and half-yearly"
   includes "annual"): only the achieved one with the most points counts, the others give 0;
 - the discrepancy measure has negative points: "achieved" means the discrepancy was found;
-- each mandatory measure not achieved costs ``missed_mandatory_points`` (−10) once;
+- each mandatory measure not achieved costs ``missed_mandatory_points`` (−10) once, unless a
+  higher measure of its ``exclusive_group`` (more points: half-yearly statements over annual,
+  real-time sending over daily) is achieved: that one includes it, so the mandatory measure is
+  met, costs nothing and its row says ``implied_by`` (the higher measure's code); the score is
+  then the same as with both achieved;
 - ``not_evaluated`` (no data in the platform, e.g. no registered contracts to compare) gives
   nothing either way; a mandatory measure cannot be left unevaluated;
 - ``pending`` gives nothing and leaves the score incomplete (it cannot be notified);
@@ -131,8 +135,6 @@ def score(
         elif item.decision == NOT_ACHIEVED:
             if item.mandatory:
                 missed.append(item.code)
-                row["penalty"] = missed_mandatory_points
-                row["note"] = "missed_mandatory"
         else:
             if not 1 <= item.units <= item.max_units:
                 raise ScoringError(item.code, f"units must be from 1 to {item.max_units}")
@@ -146,6 +148,19 @@ def score(
         held = best.get(item.exclusive_group)
         if held is None or candidates[item.code] > candidates[held]:
             best[item.exclusive_group] = item.code
+    # A mandatory measure is met by a higher achieved measure of its group (the group's best).
+    by_code = {item.code: item for item in items}
+    unmet: list[str] = []
+    for code in missed:
+        higher = best.get(by_code[code].exclusive_group)
+        if higher is not None and by_code[higher].points > by_code[code].points:
+            rows[code]["implied_by"] = higher
+            rows[code]["note"] = f"implied_by:{higher}"
+        else:
+            unmet.append(code)
+            rows[code]["penalty"] = missed_mandatory_points
+            rows[code]["note"] = "missed_mandatory"
+    missed = unmet
     for item in items:
         if item.code not in candidates:
             continue

@@ -4,13 +4,14 @@ staff), the public page, answers and uploads that lie about their type."""
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from seal import services
-from seal.models import AdherenceResult, Evidence
+from seal import api, services
+from seal.models import AdherenceResult, AgentResponse, Evidence
 from tests.seal.conftest import PDF, decide_all, published
 
 pytestmark = pytest.mark.django_db
@@ -215,3 +216,71 @@ def test_admin_review_queue_and_export(client, seal_staff, evaluation_a, evaluat
     sheet = load_workbook(io.BytesIO(export.content)).active
     rows = list(sheet.values)
     assert rows[0][0] == "Agente" and {r[0] for r in rows[1:]} == {"AGA", "AGB"}
+
+
+# --- the answers through their serializers (tests/seal/test_api_schema.py: the schema) ----------
+
+
+def plain(data):
+    """A dict answered as it was before the serializers: rendered as it is."""
+    from rest_framework.renderers import JSONRenderer
+
+    return json.loads(JSONRenderer().render(data))
+
+
+def test_the_serializers_keep_every_key_and_value(
+    clients, evaluation_a, evidence_a, agent_user, seal_staff
+):
+    decide_all(
+        evaluation_a,
+        seal_staff,
+        **{"fs-half-yearly": "achieved", "contracts-real-time": "achieved"},
+    )
+    services.evaluation_score(evaluation=evaluation_a, by=seal_staff)
+    services.evaluation_transition(evaluation=evaluation_a, to="under_review", by=seal_staff)
+    url = detail(evaluation_a.pk)
+    before = clients["agent"].get(url).json()  # under review: no decisions for the agent
+    evaluation_a.refresh_from_db()
+    assert before == plain(api.evaluation_data(evaluation_a, agent_user, detail=True))
+    assert before["breakdown"] == {} and before["items"][0]["evidence"][0]["id"] == evidence_a.pk
+
+    services.evaluation_transition(evaluation=evaluation_a, to="notified", by=seal_staff)
+    answered = clients["agent"].post(f"{url}responses/", {"text": "Segue"}, format="json")
+    stored = AgentResponse.objects.get()
+    assert answered.json() == plain({"id": stored.pk, "created_at": stored.created_at})
+    evaluation_a.refresh_from_db()
+    for who, user in (("agent", agent_user), ("staff", seal_staff)):
+        body = clients[who].get(url).json()
+        assert body == plain(api.evaluation_data(evaluation_a, user, detail=True)), who
+        # The stored breakdown as it is, with the implied mandatory measures marked.
+        assert body["breakdown"] == plain(evaluation_a.breakdown)
+        rows = {r["code"]: r for r in body["breakdown"]["items"]}
+        assert rows["fs-annual"]["implied_by"] == "fs-half-yearly"
+        assert rows["contracts-daily"]["implied_by"] == "contracts-real-time"
+        # Hand: half-yearly 10 + real time 20, both obligations met through them: 30, level 2.
+        assert (body["total"], body["level"], body["breakdown"]["penalties"]) == (30, 2, 0)
+        listing = clients[who].get("/api/v1/seal/evaluations/").json()
+        assert listing == [plain(api.evaluation_data(evaluation_a, user, detail=False))]
+        assert set(listing[0]) == {
+            "id",
+            "agent",
+            "cycle",
+            "catalogue_version",
+            "state",
+            "notified_at",
+            "response_ends_at",
+            "published_at",
+            "total",
+            "level",
+        }
+
+
+def test_an_upload_answers_the_stored_evidence(clients, evaluation_a):
+    response = upload(clients["agent"], evaluation_a.pk, "df.pdf", PDF)
+    stored = Evidence.objects.get()
+    assert response.json() == {
+        "id": stored.pk,
+        "file_type": "pdf",
+        "size_bytes": len(PDF),
+        "sha256": stored.sha256,
+    }

@@ -105,8 +105,36 @@ def test_agent_c_misses_both_mandatory_measures():
 
 
 def test_one_missed_mandatory_measure_costs_ten_once():
-    # Hand: half-yearly FS 10 (annual itself not achieved: −10), daily 10, API 7,
-    # advisory board 5, risk area 4, internal audit 4 = 40 − 10 = 30. Level 2 (exactly at 30).
+    # Hand: no financial statement at all (neither annual nor half-yearly: −10, once), daily 10,
+    # API 7, annual audit 5, advisory board 5, risk area 4, internal audit 4
+    # = 10 + 7 + 5 + 5 + 4 + 4 = 35; 35 − 10 = 25. Level 1 (below 30).
+    decisions = {
+        "contracts-daily": "achieved",
+        "channel-api": "achieved",
+        "audit-annual": "achieved",
+        "advisory-board": "achieved",
+        "risk-area": "achieved",
+        "internal-audit": "achieved",
+    }
+    result = score(items(decisions), cutoffs=CUTOFFS)
+    assert (result.points, result.penalties, result.total, result.level) == (35, -10, 25, 1)
+    assert result.missed_mandatory == ["fs-annual"]
+    by = {r["code"]: r for r in result.items}
+    assert (by["fs-annual"]["penalty"], by["fs-annual"]["note"]) == (-10, "missed_mandatory")
+    assert by["fs-half-yearly"]["penalty"] == 0  # not mandatory: nothing either way
+    # With one more board the same agent is exactly at level 2's cut-off: 40 − 10 = 30.
+    decisions["board-of-directors"] = "achieved"
+    result = score(items(decisions), cutoffs=CUTOFFS)
+    assert (result.points, result.penalties, result.total, result.level) == (40, -10, 30, 2)
+
+
+# --- tier groups: a higher measure of the group includes the lower one --------------------------
+
+
+def test_half_yearly_statements_meet_the_mandatory_annual_ones():
+    # Hand: half-yearly FS 10 (annual not marked achieved, but half-yearly statements include
+    # the annual ones: met, no −10), daily 10, API 7, advisory board 5, risk area 4, internal
+    # audit 4 = 40. No penalty. Level 2.
     decisions = {
         "fs-half-yearly": "achieved",
         "contracts-daily": "achieved",
@@ -116,7 +144,118 @@ def test_one_missed_mandatory_measure_costs_ten_once():
         "internal-audit": "achieved",
     }
     result = score(items(decisions), cutoffs=CUTOFFS)
-    assert (result.points, result.penalties, result.total, result.level) == (40, -10, 30, 2)
+    assert (result.points, result.penalties, result.total, result.level) == (40, 0, 40, 2)
+    assert result.missed_mandatory == []
+    by = {r["code"]: r for r in result.items}
+    assert by["fs-annual"] == {
+        "code": "fs-annual",
+        "decision": "not_achieved",
+        "points": 0,
+        "units": 0,
+        "awarded": 0,
+        "penalty": 0,
+        "note": "implied_by:fs-half-yearly",
+        "implied_by": "fs-half-yearly",
+    }
+    assert by["fs-half-yearly"]["awarded"] == 10
+    # The same total as when staff mark both achieved (annual then superseded).
+    both = score(items({**decisions, "fs-annual": "achieved"}), cutoffs=CUTOFFS)
+    assert both.total == result.total == 40
+
+
+def test_real_time_sending_meets_the_mandatory_daily_sending():
+    # Hand: real time 20 (daily not achieved, but real time includes it: met, no −10), annual
+    # FS 0, spreadsheet 0, risk policy 3 = 23. No penalty. Level 1.
+    decisions = {
+        "contracts-real-time": "achieved",
+        "fs-annual": "achieved",
+        "channel-spreadsheet": "achieved",
+        "risk-policy": "achieved",
+    }
+    result = score(items(decisions), cutoffs=CUTOFFS)
+    assert (result.points, result.penalties, result.total, result.level) == (23, 0, 23, 1)
+    by = {r["code"]: r for r in result.items}
+    assert by["contracts-daily"]["implied_by"] == "contracts-real-time"
+    assert by["contracts-daily"]["note"] == "implied_by:contracts-real-time"
+    assert (by["contracts-daily"]["awarded"], by["contracts-daily"]["penalty"]) == (0, 0)
+    assert by["contracts-real-time"]["awarded"] == 20
+    both = score(items({**decisions, "contracts-daily": "achieved"}), cutoffs=CUTOFFS)
+    assert both.total == result.total == 23
+    assert {r["code"]: r["note"] for r in both.items}["contracts-daily"] == (
+        "superseded_by:contracts-real-time"
+    )
+
+
+def test_both_mandatory_measures_met_through_their_higher_tiers():
+    # Hand: half-yearly FS 10 + real time 20 + half-yearly audit 10 + API 7 = 47; neither
+    # mandatory measure marked achieved, both implied: no penalty. Level 2.
+    decisions = {
+        "fs-half-yearly": "achieved",
+        "contracts-real-time": "achieved",
+        "audit-half-yearly": "achieved",
+        "channel-api": "achieved",
+    }
+    result = score(items(decisions), cutoffs=CUTOFFS)
+    assert (result.points, result.penalties, result.total, result.level) == (47, 0, 47, 2)
+    assert result.missed_mandatory == []
+    assert [r["code"] for r in result.items if r.get("implied_by")] == [
+        "fs-annual",
+        "contracts-daily",
+    ]
+
+
+def test_a_pending_higher_tier_does_not_meet_the_mandatory_measure():
+    # Hand: half-yearly FS still pending gives nothing and meets nothing: annual −10; daily 10.
+    # Total 0, incomplete.
+    result = score(
+        items({"fs-half-yearly": "pending", "contracts-daily": "achieved"}), cutoffs=CUTOFFS
+    )
+    assert (result.points, result.penalties, result.total) == (10, -10, 0)
+    assert not result.complete and result.missed_mandatory == ["fs-annual"]
+    assert "implied_by" not in {r["code"]: r for r in result.items}["fs-annual"]
+
+
+def test_the_audit_tiers_count_the_higher_one_only():
+    # The audit group has no mandatory measure. Hand: half-yearly audit 10 alone = 10; with the
+    # annual audit too, still 10 (annual superseded). Plus the obligations 0 + 10 = 20 both ways.
+    obligations = {"fs-annual": "achieved", "contracts-daily": "achieved"}
+    alone = score(items({**obligations, "audit-half-yearly": "achieved"}), cutoffs=CUTOFFS)
+    both = score(
+        items({**obligations, "audit-half-yearly": "achieved", "audit-annual": "achieved"}),
+        cutoffs=CUTOFFS,
+    )
+    assert (alone.total, alone.penalties, both.total) == (20, 0, 20)
+    by_alone = {r["code"]: r for r in alone.items}
+    assert (by_alone["audit-annual"]["awarded"], by_alone["audit-annual"]["note"]) == (0, "")
+    assert {r["code"]: r["note"] for r in both.items}["audit-annual"] == (
+        "superseded_by:audit-half-yearly"
+    )
+    # The annual audit alone gives its 5.
+    annual = score(items({**obligations, "audit-annual": "achieved"}), cutoffs=CUTOFFS)
+    assert annual.total == 15
+
+
+def test_the_channel_alternatives_count_the_higher_one_only():
+    # The channel group has no mandatory measure. Hand: API 7 alone = 7; with the spreadsheet
+    # too, still 7 (spreadsheet superseded); the spreadsheet alone 0. Plus the obligations 10.
+    obligations = {"fs-annual": "achieved", "contracts-daily": "achieved"}
+    api = score(items({**obligations, "channel-api": "achieved"}), cutoffs=CUTOFFS)
+    both = score(
+        items({**obligations, "channel-api": "achieved", "channel-spreadsheet": "achieved"}),
+        cutoffs=CUTOFFS,
+    )
+    sheet = score(items({**obligations, "channel-spreadsheet": "achieved"}), cutoffs=CUTOFFS)
+    assert (api.total, both.total, sheet.total) == (17, 17, 10)
+    assert {r["code"]: r["note"] for r in both.items}["channel-spreadsheet"] == (
+        "superseded_by:channel-api"
+    )
+    assert all("implied_by" not in r for r in api.items)
+
+
+def test_every_tier_group_of_the_seed_is_covered():
+    # The groups the tests above exercise are exactly the seed's (a new group needs a case).
+    groups = {row[7] for row in SEED.ROWS if row[7]}
+    assert groups == {"fs", "contracts", "audit", "channel"}
 
 
 def test_an_unevaluated_discrepancy_scores_nothing():
