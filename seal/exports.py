@@ -1,9 +1,11 @@
 """A cycle's results as XLSX (staff): per agent the state, total, points, penalties, level,
-adherence (verified status only) and each criterion's points. Text cells are never formulas."""
+adherence (verified status only) and each criterion's points. Several cycles: one sheet per
+cycle, in the order given. Text cells are never formulas."""
 
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable
 
 from django.utils.translation import gettext as _
 from openpyxl import Workbook
@@ -21,7 +23,27 @@ def _cell(ws, value):
     return cell
 
 
+def sheet_title(cycle: Cycle) -> str:
+    """The cycle's sheet name (a cycle code is a slug of at most 20 characters: always a valid,
+    unique sheet name of at most 31)."""
+    return str(_("Selo %(code)s") % {"code": cycle.code})[:31]
+
+
 def cycle_results_xlsx(*, cycle: Cycle) -> bytes:
+    return cycles_results_xlsx(cycles=[cycle])
+
+
+def cycles_results_xlsx(*, cycles: Iterable[Cycle]) -> bytes:
+    """One sheet per cycle."""
+    wb = Workbook(write_only=True)
+    for cycle in cycles:
+        _cycle_sheet(wb, cycle)
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
+
+
+def _cycle_sheet(wb: Workbook, cycle: Cycle) -> None:
     evaluations = list(
         Evaluation.objects.filter(cycle=cycle)
         .select_related("agent", "catalogue_version")
@@ -33,8 +55,7 @@ def cycle_results_xlsx(*, cycle: Cycle) -> bytes:
         for item in evaluation.items.all():
             if item.criterion.code not in codes:
                 codes.append(item.criterion.code)
-    wb = Workbook(write_only=True)
-    ws = wb.create_sheet(_("Selo %(code)s") % {"code": cycle.code})
+    ws = wb.create_sheet(sheet_title(cycle))
     ws.freeze_panes = "A2"
     headers = [
         _("Agente"),
@@ -74,6 +95,3 @@ def cycle_results_xlsx(*, cycle: Cycle) -> bytes:
                 *[by_code.get(code) for code in codes],
             ]
         )
-    out = io.BytesIO()
-    wb.save(out)
-    return out.getvalue()

@@ -6,7 +6,8 @@
 - ``CatalogueVersion``: the set of criteria in force, numbered; every addition or retirement
   makes a new version. An evaluation keeps the version it used, so a retired criterion leaves
   older evaluations as they were.
-- ``Cycle``: a seal cycle (the period evaluated and the response period's length).
+- ``Cycle``: a seal cycle (the period evaluated and the response period's length); its
+  creation is logged (``cycle_created``).
 - ``Evaluation``: an agent in a cycle, draft → under_review → notified → published. The
   response period ends ``response_ends_at``; publication before it is refused by the service
   and by a constraint.
@@ -273,6 +274,8 @@ class Evaluation(models.Model):
             ),
         ]
         indexes = [models.Index(fields=["state", "published_at"])]
+        # Publishing makes a level public: a permission of its own beyond change_evaluation.
+        permissions = [("publish_evaluation", _("Pode publicar avaliações do selo"))]
 
     def __str__(self) -> str:
         return f"{self.cycle_id}/{self.agent_id} ({self.state})"
@@ -488,6 +491,7 @@ class DecisionAction(models.TextChoices):
     ADHERENCE = "adherence", _("Aderência ao risco calculada")
     CRITERION_ADDED = "criterion_added", _("Critério incluído")
     CRITERION_RETIRED = "criterion_retired", _("Critério retirado")
+    CYCLE_CREATED = "cycle_created", _("Ciclo criado")
 
 
 class DecisionLog(AppendOnly):

@@ -166,18 +166,41 @@ def criterion_retire(*, criterion: Criterion, by: User | None) -> CatalogueVersi
 # --- cycles and evaluations ----------------------------------------------------------------------
 
 
+@transaction.atomic
 def cycle_create(
     *, code: str, starts_on, ends_on, response_days: int | None = None, by: User | None = None
 ) -> Cycle:
+    """A cycle; ``response_days`` None takes SEAL_RESPONSE_DAYS (a week). Logged with who."""
     if starts_on > ends_on:
         raise Invalid(_("O início do período deve ser anterior ao fim."), field="ends_on")
-    return Cycle.objects.create(
+    if response_days is None:
+        response_days = conf.response_days()
+    if response_days < 1:
+        raise Invalid(_("O prazo de resposta deve ser de pelo menos 1 dia."), field="response_days")
+    if Cycle.objects.filter(code=code).exists():
+        raise Invalid(_("Já existe um ciclo com este código."), field="code")
+    cycle = Cycle.objects.create(
         code=code,
         starts_on=starts_on,
         ends_on=ends_on,
-        response_days=response_days or conf.response_days(),
+        response_days=response_days,
         created_by=by,
     )
+    _log(
+        DecisionAction.CYCLE_CREATED,
+        by=by,
+        cycle=cycle.code,
+        starts_on=starts_on.isoformat(),
+        ends_on=ends_on.isoformat(),
+        response_days=response_days,
+    )
+    return cycle
+
+
+def cycle_response_days_locked(cycle: Cycle) -> bool:
+    """Once an evaluation of the cycle was notified its response period is running (or over):
+    the cycle's ``response_days`` no longer changes."""
+    return cycle.evaluations.filter(notified_at__isnull=False).exists()
 
 
 @transaction.atomic

@@ -5,8 +5,8 @@ and read the history, the derived permission tables and the enclave's key regist
 (enclave_bridge: EnclaveKey, SealedKeySet), which only the enclave services write, and the
 submissions' metadata (submissions: Submission, Verdict, Batch; never the envelope), work the
 alerts' case queue (alerts: view/change cases; their history and e-mails view only), run the
-trust seal's cycles (seal: criteria, cycles, evaluations; evidence, answers, adherence and the
-decision log view only) and the weekly closing (closing: view everything the services write,
+trust seal's cycles (seal: criteria, cycles, evaluations, plus publish_evaluation; evidence,
+answers, adherence and the decision log view only) and the weekly closing (closing: view everything the services write,
 plus run_closing and submit_trade_network). They get no delete permission (agents
 are deactivated, representations ended) and none of the agents' object permissions
 (submit_agent_data, send_leverage_result), which only representations grant. Idempotent: it
@@ -30,7 +30,12 @@ EDITABLE_APPS = ("prudencial", "django_celery_beat", "alerts", "seal")
 # verdicts, which are append-only): staff may look, never edit.
 VIEW_ONLY_APPS = ("enclave_bridge", "submissions", "closing")
 # The closing's own actions beyond viewing (its rows are written only by its services).
-EXTRA_PERMISSIONS = (("closing", "run_closing"), ("closing", "submit_trade_network"))
+# The seal's publication (it makes an agent's level public): beyond change_evaluation.
+EXTRA_PERMISSIONS = (
+    ("closing", "run_closing"),
+    ("closing", "submit_trade_network"),
+    ("seal", "publish_evaluation"),
+)
 # Written only by services (derived from representations): staff may look, never edit.
 READ_ONLY_MODELS = {
     "agentuserobjectpermission",
