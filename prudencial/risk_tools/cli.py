@@ -22,6 +22,7 @@ from prudencial.risk.pld import (
     PLD_LIMITS,
     ContractPriceModel,
     ScenarioModel,
+    Scenarios,
     bootstrap_pld,
     load_pld_csv,
     pld_history,
@@ -439,7 +440,7 @@ def _run_simulation(args: argparse.Namespace) -> int:
         json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8"
     )
     if not args.no_plots:
-        _pictures(market, result, prices, args)
+        _pictures(market, result, scenarios, args)
     print(f"wrote {args.out}/agents.csv, agents.xlsx, communities.csv, summary.json")
     print(
         f"{len(rows)} agents, {result.n_communities} communities "
@@ -452,7 +453,8 @@ def _run_simulation(args: argparse.Namespace) -> int:
 def _agent_losses(
     market, prices, args: argparse.Namespace, agent: int, communities=None
 ) -> np.ndarray:
-    """One agent's total loss per scenario, under the run's failure model, seed and cascade.
+    """One agent's total loss per scenario, under the run's scenarios (drawn contract prices
+    included), failure model, seed and cascade.
 
     The failure draws are scenario-major, hence identical to network_risk's, so the picture's
     VaR and CVaR are the table's. Large markets re-run the chunked engine keeping this agent's
@@ -460,7 +462,8 @@ def _agent_losses(
     """
     from prudencial.risk.network import exposure_matrices
 
-    if market.n_agents * prices.size > FULL_MATRIX_CELLS:
+    drawn = isinstance(prices, Scenarios) and prices.per_scenario_prices
+    if drawn or market.n_agents * np.size(getattr(prices, "pld", prices)) > FULL_MATRIX_CELLS:
         if communities is None:
             from prudencial.risk.communities import Communities
 
@@ -469,10 +472,11 @@ def _agent_losses(
             market, prices, confidence=args.confidence, cascade=args.cascade,
             failure_probability=args.failure_probability, seed=args.seed,
             keep_agents=[agent], communities=communities,
+            risk_convention=getattr(args, "risk_convention", None),
         )  # fmt: skip
         return rerun.kept_losses[agent]["total"]
     matrices = exposure_matrices(
-        market, prices, cascade=args.cascade, failure_probability=args.failure_probability,
+        market, getattr(prices, "pld", prices), cascade=args.cascade, failure_probability=args.failure_probability,
         seed=args.seed,
     )  # fmt: skip
     return matrices.total[agent]

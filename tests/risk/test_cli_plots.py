@@ -98,6 +98,16 @@ def test_loss_distribution_picture_uses_the_runs_failure_model(tmp_path):
             market, prices, failure_probability=0.3, seed=4, cascade=cascade, keep_agents=[a]
         ).kept_losses[a]["total"]
         np.testing.assert_allclose(_agent_losses(market, prices, args, a), kept, rtol=1e-12)
+    # With the paper's drawn contract prices too: the picture is the table's scenarios.
+    from prudencial.risk.pld import paper_scenarios
+
+    drawn = paper_scenarios(pld_history_2017(), 300, seed=4)
+    result = network_risk(
+        market, drawn, failure_probability=0.3, seed=4, cascade=True, keep_agents=[a]
+    )  # args: the --cascade run above
+    np.testing.assert_allclose(
+        _agent_losses(market, drawn, args, a), result.kept_losses[a]["total"], rtol=1e-12
+    )
 
 
 def test_numbers_follow_the_language():
