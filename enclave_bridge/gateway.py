@@ -803,7 +803,7 @@ class EnclaveGateway:
         *,
         parameters: Mapping[str, Any],
         parts: Iterable[str],
-        trade_network: str | None,
+        trade_network: str | list[str] | None,
         options: Mapping[str, Any] | None,
         previous: Mapping[str, int] | None,
         closing: str | None = None,
@@ -811,7 +811,8 @@ class EnclaveGateway:
     ) -> SignedResults:
         """The network model of a closing (op ``closing_network``) over every chunk's sealed
         network part, staged in frames under the limit (``closing_parts``), and the week's
-        trade network envelope (JWE of prudencial/contracts/v1) when there is one."""
+        trade network envelope (JWE of prudencial/contracts/v1) when there is one — or the
+        envelopes of one set of parts, in index order."""
         parts = list(parts)
         timeout = timeout or max(self.client.timeout, 900.0)
         sent: dict[str, Any] = {}
@@ -821,7 +822,9 @@ class EnclaveGateway:
             args: dict[str, Any] = {
                 "parameters": dict(parameters),
                 "parts": staged,
-                "trade_network": trade_network,
+                "trade_network": (
+                    list(trade_network) if isinstance(trade_network, list) else trade_network
+                ),
                 "options": dict(options or {}),
                 "previous": None if previous is None else dict(previous),
             }
@@ -835,11 +838,20 @@ class EnclaveGateway:
         return self._results(answer, dict(sent))
 
     def validate_trade_network(
-        self, *, jwe: str, week: str, timeout: float | None = None
+        self,
+        *,
+        jwe: str,
+        week: str,
+        part: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
     ) -> SignedVerdict:
         """The enclave's signed verdict on a staff trade network upload (prudencial/contracts/v1):
-        ``{status, errors [{field,row,rule}], contracts}``; the args are ``{envelope, week}``."""
-        args = {"envelope": jwe, "week": week}
+        ``{status, errors [{field,row,rule}], contracts}``; the args are ``{envelope, week}``,
+        plus ``part`` (``{set, index, count}``, the document must carry it) for a part of a
+        set."""
+        args: dict[str, Any] = {"envelope": jwe, "week": week}
+        if part is not None:
+            args["part"] = dict(part)
         answer = self._call(
             lambda client: client.call_signed(
                 "validate_trade_network", args, timeout=timeout or max(client.timeout, 120.0)
@@ -1030,7 +1042,7 @@ def compute_network(
     address: str | None = None,
     parameters: Mapping[str, Any],
     parts: Iterable[str],
-    trade_network: str | None,
+    trade_network: str | list[str] | None,
     options: Mapping[str, Any] | None,
     previous: Mapping[str, int] | None,
     closing: str | None = None,
@@ -1048,9 +1060,14 @@ def compute_network(
 
 
 def validate_trade_network(
-    *, jwe: str, week: str, address: str | None = None, timeout: float | None = None
+    *,
+    jwe: str,
+    week: str,
+    part: Mapping[str, Any] | None = None,
+    address: str | None = None,
+    timeout: float | None = None,
 ) -> SignedVerdict:
-    return gateway(address).validate_trade_network(jwe=jwe, week=week, timeout=timeout)
+    return gateway(address).validate_trade_network(jwe=jwe, week=week, part=part, timeout=timeout)
 
 
 # --- the seal's risk adherence (seal app) ---------------------------------------------------------

@@ -13,8 +13,11 @@
   market from every part — edges the week's registered contracts when ``trade_network`` is a
   valid prudencial/contracts/v1 envelope, else the counterparties declarations — and the
   network model (``prudencial.risk.network.network_risk``); published figures only.
-- ``validate_trade_network`` ``{envelope, week}``: the signed verdict ``{status, errors,
-  contracts}`` on a staff upload.
+  ``trade_network`` may also be a list of envelopes: one set of parts (``part`` 1..n of one
+  set, in index order), concatenated under ``formats.MAX_TRADE_NETWORK_CONTRACTS``; any fault
+  is an error naming ``trade_network[i]``.
+- ``validate_trade_network`` ``{envelope, week[, part]}``: the signed verdict ``{status,
+  errors, contracts}`` on a staff upload; the document's ``part`` must be the args' one.
 """
 
 from __future__ import annotations
@@ -65,6 +68,7 @@ MAX_PREVIOUS = 100_000
 TRADE_NETWORK_ERRORS_SHOWN = 20
 # JSON values of a trade network: 4 keys of ≤ 6 values per contract, plus the envelope's own.
 MAX_TRADE_NETWORK_VALUES = 8 * formats.MAX_TRADE_CONTRACTS + 64
+_ANY_PART: Any = object()  # _trade_network without a part to match (closing_network's own checks)
 
 
 @dataclass
@@ -309,7 +313,10 @@ class ClosingOps:
         result: dict[str, Any] = {"week": parameters.week, "closing": closing}
         contracts = None
         token = req.args.get("trade_network")
-        if token is not None:
+        if isinstance(token, list):
+            result.update(self._trade_network_set(token, parameters))
+            contracts = result.pop("_contracts")
+        elif token is not None:
             verdict, payload = self._trade_network(token, parameters.week, parameters)
             result["trade_network_receipt"] = hashlib.sha256(token.encode()).hexdigest()
             result["trade_network"] = {
@@ -338,11 +345,74 @@ class ClosingOps:
 
     # --- the trade network ----------------------------------------------------------------------
 
+    def _trade_network_set(self, tokens: list[Any], parameters: Any) -> dict[str, Any]:
+        """A trade network sent in parts (one set, in index order): every envelope opened and
+        accepted, their ``part`` forming exactly one set 1..n of the closing's week, the
+        contracts concatenated under MAX_TRADE_NETWORK_CONTRACTS. Any fault raises ProtocolError
+        naming ``trade_network[i]``; ``_contracts`` carries the edges (popped by the caller)."""
+        if not 0 < len(tokens) <= formats.MAX_TRADE_NETWORK_PARTS:
+            raise ProtocolError(
+                E_BAD_REQUEST,
+                "trade_network must be one envelope or a list of 1 to "
+                f"{formats.MAX_TRADE_NETWORK_PARTS} envelopes (one set, in index order)",
+            )
+        contracts: list[dict[str, Any]] = []
+        receipts: list[str] = []
+        set_id = None
+        for i, token in enumerate(tokens):
+            name = f"trade_network[{i}]"
+            if not isinstance(token, str):
+                raise ProtocolError(E_BAD_REQUEST, f"{name} must be a JWE compact string")
+            try:
+                verdict, payload = self._trade_network(token, parameters.week, parameters)
+            except ProtocolError as exc:
+                raise ProtocolError(exc.code, f"{name}: {exc.message}") from None
+            if payload is None:
+                fields = ", ".join(str(e.get("field")) for e in verdict["errors"][:5])
+                raise ProtocolError(E_BAD_REQUEST, f"{name} was rejected ({fields})")
+            part = payload.get("part")
+            if part is None:
+                raise ProtocolError(E_BAD_REQUEST, f"{name}.part is required in a set of parts")
+            if set_id is None:
+                set_id = part["set"]
+            if part["set"] != set_id:
+                raise ProtocolError(E_BAD_REQUEST, f"{name}.part.set must be the set of part 1")
+            if part["count"] != len(tokens):
+                raise ProtocolError(
+                    E_BAD_REQUEST, f"{name}.part.count must be the {len(tokens)} parts sent"
+                )
+            if part["index"] != i + 1:
+                raise ProtocolError(
+                    E_BAD_REQUEST, f"{name}.part.index must be {i + 1} (one set, in index order)"
+                )
+            if len(contracts) + len(payload["contracts"]) > formats.MAX_TRADE_NETWORK_CONTRACTS:
+                raise ProtocolError(
+                    E_BAD_REQUEST,
+                    f"{name}: a trade network has at most "
+                    f"{formats.MAX_TRADE_NETWORK_CONTRACTS} contracts in all its parts",
+                )
+            contracts.extend(payload["contracts"])
+            receipts.append(hashlib.sha256(token.encode()).hexdigest())
+            del payload
+        return {
+            "trade_network_receipt": receipts[0],
+            "trade_network": {
+                "status": "accepted",
+                "errors": [],
+                "contracts": len(contracts),
+                "set": set_id,
+                "parts": len(receipts),
+                "receipts": receipts,
+            },
+            "_contracts": contracts,
+        }
+
     def _trade_network(
-        self, token: Any, week: str, parameters: Any = None
+        self, token: Any, week: str, parameters: Any = None, *, part: Any = _ANY_PART
     ) -> tuple[dict[str, Any], dict[str, Any] | None]:
         """(verdict {status, errors, contracts}, payload if accepted) of a trade network JWE;
-        envelope-level faults raise ProtocolError (as validate does)."""
+        envelope-level faults raise ProtocolError (as validate does). ``part`` given (None: a
+        whole network), the document's own ``part`` must be it, else it is rejected."""
         plaintext = open_envelope(token, self.keys)
         try:
             payload = parse_json(plaintext, max_values=MAX_TRADE_NETWORK_VALUES)
@@ -356,12 +426,28 @@ class ClosingOps:
             raise ProtocolError(E_PAYLOAD, "payload must be a JSON object")
         labels = None if parameters is None else [b.label for b in parameters.buckets]
         errors = formats.contracts_errors(payload, week=week, bucket_labels=labels)
+        if not errors and part is not _ANY_PART and payload.get("part") != part:
+            rule = (
+                "must be absent: the envelope was uploaded as a whole network"
+                if part is None
+                else "must be the part the envelope was uploaded as (set, index, count)"
+            )
+            errors = [{"field": "part", "row": None, "rule": rule}]
         if errors:
             return {"status": "rejected", "errors": errors, "contracts": 0}, None
         verdict = {"status": "accepted", "errors": [], "contracts": len(payload["contracts"])}
         return verdict, payload
 
     def op_validate_trade_network(self, req: Request) -> dict[str, Any]:
+        """``{envelope, week[, part]}``: ``part`` (``{set, index, count}`` or absent/None for a
+        whole network) is what the host stored with the upload; the document must carry it."""
         week = check_week(req.args.get("week"))
-        verdict, _ = self._trade_network(req.args.get("envelope"), week)
+        part = req.args.get("part")
+        if part is not None:
+            errors = formats.contracts_part_errors(part)
+            if errors:
+                raise ProtocolError(
+                    E_BAD_REQUEST, f"{errors[0]['field']} {errors[0]['rule']} (in the args)"
+                )
+        verdict, _ = self._trade_network(req.args.get("envelope"), week, part=part)
         return verdict

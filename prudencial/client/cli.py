@@ -808,7 +808,44 @@ def _trade_network_parser(command: Any) -> None:
             "para a correção de uma semana já calculada", "for the correction of a computed week"
         ),
     )
+    send.add_argument(
+        "--part-size",
+        type=int,
+        default=DEFAULT_TRADE_NETWORK_PART_SIZE,
+        help=c(
+            "contratos por parte: um arquivo maior vai em partes de um conjunto (padrão %(default)s)",
+            "contracts per part: a larger file is sent as the parts of one set (default %(default)s)",
+        ),
+    )
     _send_options(send, check=False)
+
+
+#: Contracts in one part of a trade network sent in parts (well under one envelope's limit).
+DEFAULT_TRADE_NETWORK_PART_SIZE = 30_000
+
+
+def _trade_network_json(data: bytes) -> Any:
+    """A JSON trade network read as strictly as an agent's payload (``parse_json_bytes``), but
+    with room for a whole network's values (8 per contract, as the enclave counts them)."""
+    from enclave_bridge.wire.protocol import JsonRefused, strict_json_loads
+    from prudencial.domain import formats
+
+    from .envelope import _refuse_constant, parse_json_bytes
+
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PayloadError("not_utf8") from None
+    try:
+        return strict_json_loads(
+            text,
+            max_values=8 * formats.MAX_TRADE_NETWORK_CONTRACTS + 64,
+            parse_constant=_refuse_constant,
+        )
+    except JsonRefused as exc:
+        raise PayloadError("json_refused", rule=exc.rule) from None
+    except ValueError:
+        return parse_json_bytes(data)  # raises, naming the line and the column
 
 
 def trade_network_payload(path: str | Path, *, week: str) -> dict[str, Any]:
@@ -839,18 +876,61 @@ def trade_network_payload(path: str | Path, *, week: str) -> dict[str, Any]:
         rows = list(csv.DictReader(io.StringIO(text), delimiter=delimiter))
         payload, errors = formats.contracts_from_rows(rows, week=week)
     else:
-        from .envelope import parse_json_bytes
-
-        payload, errors = parse_json_bytes(data.removeprefix(b"\xef\xbb\xbf")), []
-    errors = errors or formats.contracts_errors(payload, week=week)
+        payload, errors = _trade_network_json(data.removeprefix(b"\xef\xbb\xbf")), []
+    if isinstance(payload, dict):
+        payload.pop("part", None)  # the parts are the client's to make (trade_network_parts)
+    errors = errors or formats.contracts_errors(
+        payload, week=week, max_contracts=formats.MAX_TRADE_NETWORK_CONTRACTS
+    )
     if errors:
         raise PayloadError("invalid", errors=errors, count=len(errors))
     return payload
 
 
+def trade_network_parts(
+    payload: dict[str, Any], *, part_size: int, set_id: str | None = None
+) -> list[dict[str, Any]]:
+    """The payload as it is sent: itself when it has at most ``part_size`` contracts, else
+    parts of at most ``part_size`` contracts in file order, each a ``prudencial/contracts/v1``
+    document with ``part`` ``{set, index, count}`` (one generated set id for all)."""
+    import uuid
+
+    from prudencial.domain import formats
+
+    contracts = payload["contracts"]
+    base = {k: v for k, v in payload.items() if k not in ("contracts", "part")}
+    if len(contracts) <= part_size:
+        return [{**base, "contracts": contracts}]
+    count = -(-len(contracts) // part_size)
+    if count > formats.MAX_TRADE_NETWORK_PARTS:
+        raise PayloadError(
+            "invalid",
+            errors=[
+                {
+                    "field": "contracts",
+                    "row": None,
+                    "rule": f"must fit in {formats.MAX_TRADE_NETWORK_PARTS} parts of at most "
+                    f"{part_size} contracts (use a larger --part-size)",
+                }
+            ],
+            count=1,
+        )
+    set_id = set_id or uuid.uuid4().hex
+    return [
+        {
+            **base,
+            "part": {"set": set_id, "index": i + 1, "count": count},
+            "contracts": contracts[i * part_size : (i + 1) * part_size],
+        }
+        for i in range(count)
+    ]
+
+
 def cmd_trade_network(args: argparse.Namespace, out: Out) -> int:
     import time
     import uuid
+
+    from prudencial.domain import formats
 
     from . import envelope
     from .api import _segment
@@ -863,58 +943,92 @@ def cmd_trade_network(args: argparse.Namespace, out: Out) -> int:
             )
         )
         return EXIT_CONFIG
-    payload = trade_network_payload(args.file, week=args.week)  # refused here: nothing sent
-    client = _client(args)
-    jwe = client.encrypt(payload)
-    key = args.idempotency_key or str(uuid.uuid4())
-    path = f"weeks/{_segment(args.week)}/trade-network/"
-    answer = client._post_with_retries(
-        lambda: client.api.request(
-            "POST",
-            path,
-            json_body={"jwe": jwe, "correction": bool(args.correction)},
-            headers={"Idempotency-Key": key},
-        ).json()
-    )
-    receipt = envelope.receipt(jwe)
-    out.line(
-        choose(
-            f"Enviada: rede {answer.get('id')}, {len(payload['contracts'])} contratos",
-            f"Sent: network {answer.get('id')}, {len(payload['contracts'])} contracts",
+    part_size = int(getattr(args, "part_size", DEFAULT_TRADE_NETWORK_PART_SIZE))
+    if not 0 < part_size <= formats.MAX_TRADE_CONTRACTS:
+        out.line(
+            choose(
+                f"--part-size deve estar entre 1 e {formats.MAX_TRADE_CONTRACTS}",
+                f"--part-size must be 1 to {formats.MAX_TRADE_CONTRACTS}",
+            )
         )
-    )
-    out.line(f"{choose('recibo', 'receipt')}: {receipt}")
-    if answer.get("receipt") != receipt:
-        out.line(tr("payload.receipt_mismatch", got=answer.get("receipt"), expected=receipt))
+        return EXIT_CONFIG
+    payload = trade_network_payload(args.file, week=args.week)  # refused here: nothing sent
+    documents = trade_network_parts(payload, part_size=part_size)
+    client = _client(args)
+    path = f"weeks/{_segment(args.week)}/trade-network/"
+    if len(documents) > 1:
+        part_set = documents[0]["part"]["set"]
+        out.line(
+            choose(
+                f"Rede em {len(documents)} partes, conjunto {part_set}",
+                f"Network in {len(documents)} parts, set {part_set}",
+            )
+        )
+    answers = []
+    for i, document in enumerate(documents):
+        jwe = client.encrypt(document)
+        key = (
+            (args.idempotency_key if len(documents) == 1 else f"{args.idempotency_key}-{i + 1}")
+            if args.idempotency_key
+            else str(uuid.uuid4())
+        )
+        body: dict[str, Any] = {"jwe": jwe, "correction": bool(args.correction)}
+        part = document.get("part")
+        if part is not None:
+            body.update(part_set=part["set"], part_index=part["index"], part_count=part["count"])
+        answer = client._post_with_retries(
+            lambda body=body, key=key: client.api.request(
+                "POST", path, json_body=body, headers={"Idempotency-Key": key}
+            ).json()
+        )
+        answers.append(answer)
+        receipt = envelope.receipt(jwe)
+        label = "" if part is None else f" ({part['index']}/{part['count']})"
+        out.line(
+            choose(
+                f"Enviada: rede {answer.get('id')}{label}, {len(document['contracts'])} contratos",
+                f"Sent: network {answer.get('id')}{label}, {len(document['contracts'])} contracts",
+            )
+        )
+        out.line(f"{choose('recibo', 'receipt')}: {receipt}")
+        if answer.get("receipt") != receipt:
+            out.line(tr("payload.receipt_mismatch", got=answer.get("receipt"), expected=receipt))
     if args.no_wait:
-        out.data(answer)
+        out.data(answers[0] if len(answers) == 1 else answers)
         return EXIT_OK
     deadline = time.monotonic() + args.timeout
+    ids = [a.get("id") for a in answers]
     while True:
         rows = client.api.get_json(path)
         rows = rows["results"] if isinstance(rows, dict) and "results" in rows else rows
-        row = next((r for r in rows if r.get("id") == answer.get("id")), None) or {}
-        if row.get("status") not in (None, "pending") or time.monotonic() > deadline:
+        found = {r.get("id"): r for r in rows if r.get("id") in ids}
+        done = all(found.get(i, {}).get("status") not in (None, "pending") for i in ids)
+        if done or time.monotonic() > deadline:
             break
         time.sleep(1.0)
-    out.data(row or answer)
-    out.line(
-        f"{_status_label(row.get('status', 'received'))}"
-        + (
-            f" ({(row.get('counts') or {}).get('contracts')} {choose('contratos', 'contracts')})"
-            if row.get("status") == "accepted"
-            else ""
+    status = EXIT_OK
+    for answer in answers:
+        row = found.get(answer.get("id")) or {}
+        out.data(row or answer)
+        out.line(
+            f"{_status_label(row.get('status', 'received'))}"
+            + (
+                f" ({(row.get('counts') or {}).get('contracts')} {choose('contratos', 'contracts')})"
+                if row.get("status") == "accepted"
+                else ""
+            )
         )
-    )
-    for line in format_errors(row.get("errors") or []):
-        out.line(line)
-    if row.get("status") == "accepted":
-        return EXIT_OK
-    return (
-        EXIT_REJECTED
-        if row.get("status") in ("rejected", "error", "unverified")
-        else EXIT_CONNECTION
-    )
+        for line in format_errors(row.get("errors") or []):
+            out.line(line)
+        if row.get("status") == "accepted":
+            continue
+        worse = (
+            EXIT_REJECTED
+            if row.get("status") in ("rejected", "error", "unverified")
+            else EXIT_CONNECTION
+        )
+        status = worse if status == EXIT_OK else status
+    return status
 
 
 # --- reply-key: the key the enclave seals the breakdown to ----------------------------------------

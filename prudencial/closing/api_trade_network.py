@@ -1,6 +1,7 @@
 """API of the week's trade network upload (thin: parse, call the service, shape the answer).
 
-POST weeks/{code}/trade-network/   {"jwe", "correction"?}  → 202   (closing.submit_trade_network)
+POST weeks/{code}/trade-network/   {"jwe", "correction"?, "part_set"?, "part_index"?,
+                                    "part_count"?}            → 202   (closing.submit_trade_network)
 GET  weeks/{code}/trade-network/                           → 200   (the same permission)
 
 The list carries each upload's status (its verdict verified now), receipt, size, counts and
@@ -20,6 +21,7 @@ from rest_framework.views import APIView
 from prudencial.api.parsers import StreamedJSONParser
 from prudencial.api.throttling import ScopedRateThrottle
 from prudencial.closing import trade_network
+from prudencial.domain import formats
 from prudencial.domain.calendar import is_week_code
 from prudencial.models import Week
 from prudencial.submissions.api import (
@@ -42,7 +44,11 @@ class CanSubmitTradeNetwork(BasePermission):
 
 class Refused(APIException):
     def __init__(self, refusal: trade_network.SubmissionRefused):
-        self.status_code = REFUSAL_STATUS.get(type(refusal), status.HTTP_400_BAD_REQUEST)
+        self.status_code = (
+            status.HTTP_409_CONFLICT
+            if isinstance(refusal, trade_network.PartTaken)
+            else REFUSAL_STATUS.get(type(refusal), status.HTTP_400_BAD_REQUEST)
+        )
         super().__init__(refusal.message, code=refusal.code)
 
 
@@ -65,6 +71,30 @@ class TradeNetworkInputSerializer(serializers.Serializer):
         default=False,
         help_text="para uma correção de semana já calculada (usada por um novo fechamento)",
     )
+    part_set = serializers.RegexField(
+        formats.TRADE_NETWORK_PART_SET_PATTERN,
+        required=False,
+        help_text="rede em partes: o id do conjunto (1 a 64 caracteres [A-Za-z0-9_-]), o mesmo "
+        "do campo part.set do documento",
+    )
+    part_index = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=formats.MAX_TRADE_NETWORK_PARTS,
+        help_text="rede em partes: o índice desta parte (1..part_count)",
+    )
+    part_count = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=formats.MAX_TRADE_NETWORK_PARTS,
+        help_text="rede em partes: o número de partes do conjunto",
+    )
+
+
+class TradeNetworkPartSerializer(serializers.Serializer):
+    set = serializers.CharField()
+    index = serializers.IntegerField()
+    count = serializers.IntegerField()
 
 
 class TradeNetworkReceivedSerializer(serializers.Serializer):
@@ -73,6 +103,7 @@ class TradeNetworkReceivedSerializer(serializers.Serializer):
     receipt = serializers.CharField(help_text="SHA-256 (hex) do texto do JWE")
     status = serializers.CharField()
     correction = serializers.BooleanField()
+    part = TradeNetworkPartSerializer(allow_null=True)
     url = serializers.CharField()
 
 
@@ -83,6 +114,7 @@ class TradeNetworkUploadSerializer(serializers.Serializer):
     submitted_by = serializers.CharField()
     submitted_at = serializers.DateTimeField()
     correction = serializers.BooleanField()
+    part = TradeNetworkPartSerializer(allow_null=True)
     status = serializers.CharField(
         help_text="pending, accepted, rejected, error ou unverified (assinatura não confere)"
     )
@@ -128,6 +160,9 @@ class TradeNetworkView(APIView):
                 jwe=data.validated_data["jwe"],
                 idempotency_key=key,
                 correction=data.validated_data["correction"],
+                part_set=data.validated_data.get("part_set"),
+                part_index=data.validated_data.get("part_index"),
+                part_count=data.validated_data.get("part_count"),
             )
         except trade_network.SubmissionRefused as refusal:
             raise _refused(refusal) from None
@@ -145,6 +180,7 @@ class TradeNetworkView(APIView):
                 "submitted_by": upload.submitted_by.get_username(),
                 "submitted_at": upload.submitted_at,
                 "correction": upload.correction,
+                "part": trade_network.part_of(upload),
                 "status": checked.status,
                 "verdict_verified": checked.verified,
                 "counts": {"contracts": checked.contracts},

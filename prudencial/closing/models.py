@@ -24,6 +24,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from prudencial.domain.formats import MAX_TRADE_NETWORK_PARTS, TRADE_NETWORK_PART_SET_PATTERN
 from prudencial.models import Agent, Week
 from prudencial.submissions.models import SHA256_HEX, AppendOnly, Submission
 
@@ -488,6 +489,11 @@ class TradeNetworkUpload(AppendOnly):
     correction = models.BooleanField(_("para correção"), default=False)
     idempotency_key = models.CharField(_("Idempotency-Key"), max_length=200, blank=True)
     request_sha256 = models.CharField(_("SHA-256 da requisição"), max_length=64, blank=True)
+    # A part of a trade network sent in parts (empty set: a whole network); the enclave's
+    # verdict holds the document's own ``part`` to these (docs/closing.md, "Trade network").
+    part_set = models.CharField(_("conjunto de partes"), max_length=64, blank=True, default="")
+    part_index = models.PositiveSmallIntegerField(_("parte"), null=True, blank=True)
+    part_count = models.PositiveSmallIntegerField(_("partes do conjunto"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("rede de contratos")
@@ -507,6 +513,21 @@ class TradeNetworkUpload(AppendOnly):
                 fields=["submitted_by", "idempotency_key"],
                 condition=~models.Q(idempotency_key=""),
                 name="trade_network_idempotency_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["week", "part_set", "part_index"],
+                condition=~models.Q(part_set=""),
+                name="trade_network_part_unique",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(part_set="", part_index__isnull=True, part_count__isnull=True)
+                | models.Q(
+                    part_set__regex=TRADE_NETWORK_PART_SET_PATTERN,
+                    part_index__gte=1,
+                    part_count__lte=MAX_TRADE_NETWORK_PARTS,
+                    part_index__lte=models.F("part_count"),
+                ),
+                name="trade_network_part_valid",
             ),
         ]
         indexes = [models.Index(fields=["week", "submitted_at"])]

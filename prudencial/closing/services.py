@@ -25,6 +25,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -686,20 +687,64 @@ def mark_delayed_if_due(*, closing_id: int, now: datetime | None = None) -> bool
 # --- the network step ----------------------------------------------------------------------------
 
 
-def latest_trade_network(week: Week) -> TradeNetworkUpload | None:
-    """The week's latest upload whose signed verdict verifies now as accepted."""
+@dataclass
+class ChosenTradeNetwork:
+    """What the closing's network step sends: ``uploads`` a single whole upload or one complete
+    set in index order (empty: none), and the ids of the newer sets skipped as incomplete."""
+
+    uploads: list[TradeNetworkUpload]
+    incomplete_sets: list[str]
+
+    @property
+    def envelope(self) -> str | list[str] | None:
+        if not self.uploads:
+            return None
+        if len(self.uploads) == 1 and not self.uploads[0].part_set:
+            return self.uploads[0].envelope
+        return [u.envelope for u in self.uploads]
+
+
+def latest_trade_network(week: Week) -> ChosenTradeNetwork:
+    """The week's latest complete accepted trade network, its verdicts verified now: a whole
+    upload, or a set whose every index 1..n (the count all its parts name) has an accepted
+    part; newest first (a set is as new as its newest part). A newer set that is not complete
+    is skipped and named in ``incomplete_sets``: never a partial network."""
     from prudencial.closing import trade_network
 
-    uploads = (
-        TradeNetworkUpload.objects.filter(week=week, verdict__status="accepted")
+    keys: dict[str, Any] = {}
+    accepted = [
+        upload
+        for upload in TradeNetworkUpload.objects.filter(week=week, verdict__status="accepted")
         .select_related("week", "verdict")
         .order_by("-submitted_at", "-id")
+        if trade_network.checked_verdict(upload, keys=keys).status == "accepted"
+    ]
+    by_set: dict[str, dict[int, TradeNetworkUpload]] = {}
+    for upload in accepted:
+        if upload.part_set:
+            by_set.setdefault(upload.part_set, {}).setdefault(upload.part_index, upload)
+    newest_of_set = dict(
+        TradeNetworkUpload.objects.filter(week=week)
+        .exclude(part_set="")
+        .values("part_set")
+        .annotate(newest=Max("submitted_at"))
+        .values_list("part_set", "newest")
     )
-    keys: dict[str, Any] = {}
-    for upload in uploads:
-        if trade_network.checked_verdict(upload, keys=keys).status == "accepted":
-            return upload
-    return None
+    candidates: list[tuple[Any, int, str | TradeNetworkUpload]] = [
+        (u.submitted_at, u.pk, u) for u in accepted if not u.part_set
+    ]
+    candidates += [(newest, 0, name) for name, newest in newest_of_set.items()]
+    candidates.sort(key=lambda c: (c[0], c[1]), reverse=True)
+    skipped: list[str] = []
+    for _at, _pk, candidate in candidates:
+        if isinstance(candidate, TradeNetworkUpload):
+            return ChosenTradeNetwork([candidate], skipped)
+        parts = by_set.get(candidate, {})
+        counts = {u.part_count for u in parts.values()}
+        if len(counts) == 1 and set(parts) == set(range(1, counts.pop() + 1)):
+            return ChosenTradeNetwork([parts[i] for i in sorted(parts)], skipped)
+        skipped.append(candidate)
+    return ChosenTradeNetwork([], skipped)
 
 
 def previous_communities(week: Week) -> dict[str, int] | None:
@@ -747,7 +792,7 @@ def closing_network_step(*, closing_id: int, address: str | None = None) -> str:
         _to_storing(closing.pk)
         _dispatch_finish(closing.pk)
         return "done"
-    upload = latest_trade_network(closing.week)
+    chosen = latest_trade_network(closing.week)
     started = time.monotonic()
     try:
         signed = _enclave_call(
@@ -755,7 +800,7 @@ def closing_network_step(*, closing_id: int, address: str | None = None) -> str:
                 address=address,
                 parameters=closing.parameters,
                 parts=parts,
-                trade_network=upload.envelope if upload else None,
+                trade_network=chosen.envelope,
                 options=closing.network_options,
                 previous=previous_communities(closing.week),
                 closing=closing.reference,
@@ -771,6 +816,9 @@ def closing_network_step(*, closing_id: int, address: str | None = None) -> str:
         closing.reference,
     ):
         raise AnswerMismatch("network answer names another week or closing")
+    # The host's own note beside the signed answer (not signed): newer sets left out as
+    # incomplete, so a closing never uses a partial network silently.
+    network["trade_network_incomplete_sets"] = list(chosen.incomplete_sets)
     source = network.get("source") if not network.get("skipped") else NetworkSource.NONE
     if source not in NetworkSource.values:
         source = NetworkSource.NONE

@@ -14,7 +14,11 @@ The rules of an upload, checked in this order before anything is stored:
 4. the week exists (404) and is open or closed but not yet computed; once computed (or
    published) only an upload marked ``correction`` is taken, for a correction closing
    (``closing_correct``) to use (409 otherwise, naming the week's state);
-5. insert, and on commit the validation task (``tasks_trade_network``), whose only argument is
+5. a part of a set (``part_set``, ``part_index``, ``part_count``: all three or none; the set
+   1–64 characters of ``[A-Za-z0-9_-]``, 1 ≤ index ≤ count ≤ ``MAX_TRADE_NETWORK_PARTS``),
+   each index of a set taken once per week (409 ``part_taken``); the enclave's verdict holds
+   the document's own ``part`` to these, so the host's grouping is the signed truth;
+6. insert, and on commit the validation task (``tasks_trade_network``), whose only argument is
    the upload's id.
 
 The host reads nothing of the ciphertext but its header, so no message, log line or task
@@ -43,7 +47,7 @@ from enclave_bridge.wire.protocol import (
     b64url_decode,
     verify_answer,
 )
-from prudencial.domain import calendar
+from prudencial.domain import calendar, formats
 from prudencial.models import Week, WeekStatus
 from prudencial.submissions import services as submission_services
 from prudencial.submissions.services import (
@@ -81,6 +85,7 @@ __all__ = [
     "NotPermitted",
     "PERMISSION",
     "Forbidden",
+    "PartTaken",
     "SubmissionRefused",
     "TooLarge",
     "WeekNotOpen",
@@ -96,6 +101,59 @@ class Forbidden(SubmissionRefused):
     """The user does not hold closing.submit_trade_network (the API says 403)."""
 
     code = "permission_denied"
+
+
+class PartTaken(SubmissionRefused):
+    """This index of this set was already uploaded for the week (the API says 409)."""
+
+    code = "part_taken"
+
+
+@dataclass(frozen=True)
+class Part:
+    """A part of a trade network sent in parts (``set``, ``index`` of ``count``)."""
+
+    set: str
+    index: int
+    count: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"set": self.set, "index": self.index, "count": self.count}
+
+
+def part_of(upload) -> dict[str, Any] | None:
+    """The upload's ``part`` as the enclave's args carry it (None: a whole network)."""
+    if not upload.part_set:
+        return None
+    return Part(upload.part_set, upload.part_index, upload.part_count).as_dict()
+
+
+def _check_part(part_set: str | None, index: Any, count: Any) -> Part | None:
+    given = {
+        "part_set": bool(part_set),
+        "part_index": index is not None,
+        "part_count": count is not None,
+    }
+    if not any(given.values()):
+        return None
+    for field, present in given.items():
+        if not present:
+            raise InvalidEnvelope(
+                _("Uma parte da rede de contratos leva part_set, part_index e part_count juntos."),
+                field=field,
+            )
+    errors = formats.contracts_part_errors({"set": part_set, "index": index, "count": count})
+    if errors:
+        field = {"part.set": "part_set", "part.index": "part_index", "part.count": "part_count"}
+        raise InvalidEnvelope(
+            _(
+                "Parte inválida: part_set com 1 a 64 caracteres [A-Za-z0-9_-] e "
+                "1 ≤ part_index ≤ part_count ≤ %(max)s."
+            )
+            % {"max": formats.MAX_TRADE_NETWORK_PARTS},
+            field=field.get(errors[0]["field"], "part_set"),
+        )
+    return Part(str(part_set), int(index), int(count))
 
 
 @dataclass(frozen=True)
@@ -177,6 +235,7 @@ def _response(upload) -> dict[str, Any]:
         "receipt": upload.receipt,
         "status": "received",
         "correction": bool(getattr(upload, "correction", False)),
+        "part": part_of(upload),
     }
 
 
@@ -208,14 +267,22 @@ def trade_network_submit(
     jwe: str,
     idempotency_key: str | None = None,
     correction: bool = False,
+    part_set: str | None = None,
+    part_index: int | None = None,
+    part_count: int | None = None,
 ) -> Uploaded:
-    """Receive the week's encrypted trade network from a CCEE staff client: the checks of the
-    module docstring in order, then one upload row; the enclave validates it after commit."""
+    """Receive the week's encrypted trade network (or one part of it) from a CCEE staff client:
+    the checks of the module docstring in order, then one upload row; the enclave validates it
+    after commit."""
     _check_permission(user)
     size = _check_size(jwe)
     check_envelope_header(jwe)
+    part = _check_part(part_set, part_index, part_count)
     receipt = receipt_of(jwe)
-    digest = request_sha256(op="trade_network", week=week, jwe=receipt, correction=correction)
+    fields: dict[str, Any] = {"correction": correction}
+    if part is not None:
+        fields["part"] = part.as_dict()
+    digest = request_sha256(op="trade_network", week=week, jwe=receipt, **fields)
     if idempotency_key:
         replayed = _replay(user=user, key=idempotency_key, digest=digest)
         if replayed is not None:
@@ -233,6 +300,9 @@ def trade_network_submit(
                 idempotency_key=idempotency_key or "",
                 request_sha256=digest,
                 correction=correction,
+                part_set=part.set if part else "",
+                part_index=part.index if part else None,
+                part_count=part.count if part else None,
             )
             transaction.on_commit(lambda: _dispatch(upload.pk))
     except IntegrityError:
@@ -241,13 +311,27 @@ def trade_network_submit(
             replayed = _replay(user=user, key=idempotency_key, digest=digest)
             if replayed is not None:
                 return replayed
+        if (
+            part is not None
+            and model.objects.filter(
+                week=the_week, part_set=part.set, part_index=part.index
+            ).exists()
+        ):
+            raise PartTaken(
+                _(
+                    "A parte %(index)s do conjunto %(set)s já foi enviada para a semana "
+                    "%(code)s: envie a rede de novo com um conjunto novo."
+                )
+                % {"index": part.index, "set": part.set, "code": the_week.code}
+            ) from None
         raise
     logger.info(
-        "trade network %s received: week=%s size=%s correction=%s by user=%s",
+        "trade network %s received: week=%s size=%s correction=%s part=%s by user=%s",
         upload.pk,
         the_week.code,
         size,
         correction,
+        f"{part.set}:{part.index}/{part.count}" if part else "-",
         user.pk,
     )
     return Uploaded(response=_response(upload), replayed=False, upload=upload)
@@ -301,7 +385,9 @@ def trade_network_validate(*, upload_id: int):
         return existing
     try:
         signed = submission_services._enclave_call(
-            lambda: gateway.validate_trade_network(jwe=upload.envelope, week=upload.week.code)
+            lambda: gateway.validate_trade_network(
+                jwe=upload.envelope, week=upload.week.code, part=part_of(upload)
+            )
         )
     except EnclaveFailed:
         failures = _count_failure(upload)
@@ -394,6 +480,8 @@ def checked_verdict(upload, *, keys: dict[str, jwk.JWK | None] | None = None):
         args = dict(verdict.args)
         if _args_week(args) != upload.week.code:
             raise AnswerVerificationError("the signed args name another week")
+        if args.get("part") != part_of(upload):
+            raise AnswerVerificationError("the signed args name another part")
         digest = args_sha256({**args, _envelope_arg(args): upload.envelope})
         if digest != verdict.args_sha256:
             raise AnswerVerificationError("args do not match the envelope")

@@ -815,13 +815,46 @@ def iter_row_lists(kind: str) -> Sequence[str]:
 # --- trade network (prudencial/contracts/v1) ----------------------------------------------------
 
 CONTRACTS_SCHEMA_ID = "prudencial/contracts/v1"
-MAX_TRADE_CONTRACTS = 200_000  # a week's registered bilateral contracts (issue 11's target)
+MAX_TRADE_CONTRACTS = 200_000  # contracts in one prudencial/contracts/v1 document
+#: A trade network sent in parts: at most this many documents (``part.count``) in one set.
+MAX_TRADE_NETWORK_PARTS = 32
+#: The contracts of a whole trade network (every part of a set together), as the enclave opens it.
+MAX_TRADE_NETWORK_CONTRACTS = 1_000_000
+TRADE_NETWORK_PART_SET_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 MONTH_LABEL_PATTERN = r"^[A-Z]{3}/[0-9]{4}$"  # "MAR/2023", the XLSX template's month labels
 MAX_PRICE_BRL_MWH = 100_000.0
 CONTRACT_COLUMNS = ("seller_cnpj", "buyer_cnpj", "bucket", "month", "volume_mwm", "price_brl_mwh")
 
 
-def _contracts_schema() -> dict[str, Any]:
+def _part_schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["set", "index", "count"],
+        "additionalProperties": False,
+        "description": "one part of a trade network sent in parts: the set's id, this part's "
+        "index (1..count) and the set's number of parts; absent, the document is a whole network",
+        "properties": {
+            "set": {"type": "string", "pattern": TRADE_NETWORK_PART_SET_PATTERN},
+            "index": {"type": "integer", "minimum": 1, "maximum": MAX_TRADE_NETWORK_PARTS},
+            "count": {"type": "integer", "minimum": 1, "maximum": MAX_TRADE_NETWORK_PARTS},
+        },
+    }
+
+
+def contracts_part_errors(part: Any) -> list[dict[str, Any]]:
+    """The refusals of a ``part`` (``{set, index, count}``) alone, naming ``part.*``; empty when
+    it is valid (1 ≤ index ≤ count ≤ MAX_TRADE_NETWORK_PARTS)."""
+    errors = Errors(None)
+    found: list[tuple[tuple[Any, ...], str]] = []
+    _walk(_part_schema(), part, ("part",), {"$defs": _defs()}, found)
+    for path, rule in sorted(found, key=lambda f: [str(p) for p in f[0]]):
+        errors.add(path, rule)
+    if not errors.items and part["index"] > part["count"]:
+        errors.add(("part", "index"), "must be ≤ part.count")
+    return errors.items
+
+
+def _contracts_schema(max_contracts: int = MAX_TRADE_CONTRACTS) -> dict[str, Any]:
     defs = _defs()
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -835,9 +868,10 @@ def _contracts_schema() -> dict[str, Any]:
         "properties": {
             "schema": {"const": CONTRACTS_SCHEMA_ID},
             "week": {"$ref": "#/$defs/week"},
+            "part": _part_schema(),
             "contracts": {
                 "type": "array",
-                "maxItems": MAX_TRADE_CONTRACTS,
+                "maxItems": max_contracts,
                 "items": {
                     "type": "object",
                     "required": ["seller_cnpj", "buyer_cnpj", "volume_mwm", "price_brl_mwh"],
@@ -887,25 +921,33 @@ def example_contracts(week: str = "202303001") -> dict[str, Any]:
 
 
 def contracts_errors(
-    payload: Any, *, week: str, bucket_labels: Sequence[str] | None = None
+    payload: Any,
+    *,
+    week: str,
+    bucket_labels: Sequence[str] | None = None,
+    max_contracts: int = MAX_TRADE_CONTRACTS,
 ) -> list[dict[str, Any]]:
     """Every refusal of a trade network as ``{"field", "row", "rule"}`` (empty: accepted):
     schema, the week binding, CNPJ check digits, seller ≠ buyer, volume > 0, exactly one of
     ``bucket`` / ``month`` and — when the week's ``bucket_labels`` are given — a known month.
-    Never quotes a value."""
+    Never quotes a value. ``max_contracts``: one document's limit (the staff client checks a
+    whole file, before it is sent in parts, against MAX_TRADE_NETWORK_CONTRACTS)."""
     errors = Errors(None)
     rows = payload.get("contracts") if isinstance(payload, dict) else None
-    if isinstance(rows, list) and len(rows) > MAX_TRADE_CONTRACTS:  # before walking each row
-        errors.add(("contracts",), f"must have at most {MAX_TRADE_CONTRACTS} item(s)")
+    if isinstance(rows, list) and len(rows) > max_contracts:  # before walking each row
+        errors.add(("contracts",), f"must have at most {max_contracts} item(s)")
         return errors.items
     found: list[tuple[tuple[Any, ...], str]] = []
-    _walk(_contracts_schema(), payload, (), {"$defs": _defs()}, found)
+    _walk(_contracts_schema(max_contracts), payload, (), {"$defs": _defs()}, found)
     for path, rule in sorted(found, key=lambda f: [str(p) for p in f[0]]):
         errors.add(path, rule)
     if errors.items:
         return errors.items[:MAX_ERRORS]
     if payload["week"] != week:
         errors.add(("week",), "must be the week this envelope was submitted for")
+    part = payload.get("part")
+    if part is not None and part["index"] > part["count"]:
+        errors.add(("part", "index"), "must be ≤ part.count")
     labels = None if bucket_labels is None else set(bucket_labels)
     valid: dict[str, bool] = {}
     for i, row in enumerate(payload["contracts"]):

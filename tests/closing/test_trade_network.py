@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 from django.contrib.auth.models import Permission
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 
 from prudencial.closing import trade_network
 from prudencial.closing.models import TradeNetworkUpload
@@ -456,3 +456,178 @@ def test_the_hosts_limit_is_within_what_the_enclave_opens():
 
     assert settings.CLOSING_TRADE_NETWORK_MAX_BYTES <= MAX_ENVELOPE_CHARS
     assert settings.CLOSING_TRADE_NETWORK_MAX_BODY_BYTES > settings.CLOSING_TRADE_NETWORK_MAX_BYTES
+
+
+# --- a trade network sent in parts (issue 11: 200,000 contracts) ----------------------------------
+
+
+def _part_body(jwe: str, set_id: str, index: int, count: int, **extra):
+    return _body(jwe, part_set=set_id, part_index=index, part_count=count, **extra)
+
+
+@pytest.mark.django_db
+def test_parts_are_stored_with_their_set_index_and_count(api, week, enc_key):
+    response = api.post(URL, _part_body(fake_jwe(), "set-1", 2, 3), format="json")
+    assert response.status_code == 202, response.content
+    assert response.json()["part"] == {"set": "set-1", "index": 2, "count": 3}
+    upload = TradeNetworkUpload.objects.get(pk=response.json()["id"])
+    assert (upload.part_set, upload.part_index, upload.part_count) == ("set-1", 2, 3)
+    [row] = api.get(URL).json()
+    assert row["part"] == {"set": "set-1", "index": 2, "count": 3}
+    whole = api.post(URL, _body(fake_jwe()), format="json")
+    assert whole.status_code == 202 and whole.json()["part"] is None
+
+
+@pytest.mark.parametrize(
+    "fields, named",
+    [
+        ({"part_set": "s", "part_index": 1}, "part_count"),
+        ({"part_index": 1, "part_count": 2}, "part_set"),
+        ({"part_set": "s", "part_index": 3, "part_count": 2}, "part_index"),
+        ({"part_set": "s", "part_index": 1, "part_count": 33}, "part_count"),
+        ({"part_set": "a b", "part_index": 1, "part_count": 2}, "part_set"),
+        ({"part_set": "s" * 65, "part_index": 1, "part_count": 2}, "part_set"),
+    ],
+)
+@pytest.mark.django_db
+def test_a_bad_part_is_400_naming_the_field(api, week, enc_key, fields, named):
+    response = api.post(URL, _body(fake_jwe(), **fields), format="json")
+    assert response.status_code == 400, response.content
+    assert named in response.json()["error"]["fields"], response.json()
+    assert not TradeNetworkUpload.objects.exists()
+
+
+@pytest.mark.django_db
+def test_each_index_of_a_set_is_taken_once_per_week(api, week, enc_key, uploader):
+    first = api.post(URL, _part_body(fake_jwe(), "set-1", 1, 2), format="json")
+    assert first.status_code == 202
+    again = api.post(URL, _part_body(fake_jwe(), "set-1", 1, 2), format="json")
+    assert again.status_code == 409, again.content
+    assert "set-1" in json.dumps(again.json(), ensure_ascii=False)
+    assert api.post(URL, _part_body(fake_jwe(), "set-1", 2, 2), format="json").status_code == 202
+    assert api.post(URL, _part_body(fake_jwe(), "set-2", 1, 2), format="json").status_code == 202
+    assert TradeNetworkUpload.objects.count() == 3
+    # The database holds the rule too.
+    stored = TradeNetworkUpload.objects.get(pk=first.json()["id"])
+    with pytest.raises(IntegrityError), transaction.atomic():
+        TradeNetworkUpload.objects.create(
+            week=week,
+            submitted_by=uploader,
+            envelope="x",
+            receipt="0" * 64,
+            size_bytes=1,
+            part_set="set-1",
+            part_index=1,
+            part_count=2,
+        )
+    with pytest.raises(IntegrityError), transaction.atomic():
+        TradeNetworkUpload.objects.create(
+            week=week, submitted_by=uploader, envelope="x", receipt="0" * 64, size_bytes=1,
+            part_set="set-9", part_index=3, part_count=2,
+        )  # fmt: skip
+    assert stored.part_index == 1
+
+
+def _closing_in_network_state(week):
+    """A closing at its network step, its one chunk's network part sealed by the real enclave
+    for six agents (tests/enclave's batch), and those agents' CNPJs for contracts."""
+    from django.utils import timezone
+
+    from enclave_bridge import gateway
+    from enclave_bridge.models import EnclaveKey
+    from prudencial.closing.models import ChunkState, Closing, ClosingChunk, ClosingState
+    from tests.enclave.payloads import network_options, parameters
+    from tests.enclave.test_enclave_process import _batch
+
+    closing = Closing.objects.create(
+        week=week,
+        sequence=1,
+        state=ClosingState.NETWORK,
+        parameters=parameters(),
+        network_options=network_options(scenarios=50, seed=1),
+    )
+    key = EnclaveKey.objects.get(use="enc", status="current").public_jwk
+    items, _docs = _batch(6, key)
+    client = gateway.gateway().client
+    staged = client.stage_batch(parameters(), items)
+    signed = client.closing_chunk_signed(staged, closing=closing.reference, chunk=0)
+    ClosingChunk.objects.create(
+        closing=closing,
+        index=0,
+        state=ChunkState.DONE,
+        token=signed.token,
+        args_sha256=signed.args_sha256,
+        done_at=timezone.now(),
+        network_part=signed.result["network_part"],
+    )
+    return closing, [item["agent"]["cnpj"] for item in items]
+
+
+def _contracts(cnpjs, n, *, part=None, start=0):
+    doc = {
+        "schema": "prudencial/contracts/v1",
+        "week": WEEK,
+        "contracts": [
+            {
+                "seller_cnpj": cnpjs[(start + i) % len(cnpjs)],
+                "buyer_cnpj": cnpjs[(start + i + 1) % len(cnpjs)],
+                "bucket": 0,
+                "volume_mwm": 1.0 + i,
+                "price_brl_mwh": 150.0,
+            }
+            for i in range(n)
+        ],
+    }
+    if part is not None:
+        doc["part"] = part
+    return doc
+
+
+def _send_part(api, cnpjs, n, set_id, index, count, *, doc_part=None):
+    part = {"set": set_id, "index": index, "count": count}
+    payload = _contracts(cnpjs, n, part=doc_part or part, start=index)
+    return _upload_and_validate(api, payload, part_set=set_id, part_index=index, part_count=count)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_closing_uses_the_complete_set_and_reports_a_newer_incomplete_one(
+    api, week, enclave, market, monkeypatch
+):
+    from prudencial.closing import services
+    from prudencial.closing.models import Closing
+
+    monkeypatch.setattr(services, "_dispatch_finish", lambda closing_id: None)
+    closing, cnpjs = _closing_in_network_state(week)
+    sizes = {1: 2, 2: 3, 3: 1}
+    for index in (3, 1, 2):  # any order of arrival
+        _posted, verdict = _send_part(api, cnpjs, sizes[index], "set-A", index, 3)
+        assert verdict.status == "accepted", verdict.errors
+    # A newer set: its part 1 accepted, part 2 never sent; a part whose document says
+    # otherwise than its fields is rejected by the enclave, naming part.
+    _posted, verdict = _send_part(api, cnpjs, 2, "set-B", 1, 2)
+    assert verdict.status == "accepted"
+    _posted, lying = _send_part(
+        api, cnpjs, 2, "set-C", 1, 1, doc_part={"set": "set-C", "index": 1, "count": 2}
+    )
+    assert lying.status == "rejected" and [e["field"] for e in lying.errors] == ["part"]
+    chosen = services.latest_trade_network(week)
+    assert [(u.part_set, u.part_index) for u in chosen.uploads] == [
+        ("set-A", 1),
+        ("set-A", 2),
+        ("set-A", 3),
+    ]
+    assert chosen.incomplete_sets == ["set-C", "set-B"]
+    assert services.closing_network_step(closing_id=closing.pk) == "done"
+    closing = Closing.objects.get(pk=closing.pk)
+    assert closing.network_source == "trade_network"
+    assert closing.network["source"] == "trade_network"
+    assert closing.network["trade_network"]["contracts"] == sum(sizes.values()) == 6
+    assert closing.network["trade_network"]["parts"] == 3
+    assert closing.network["trade_network"]["receipts"] == [u.receipt for u in chosen.uploads]
+    assert closing.network["trade_network_incomplete_sets"] == ["set-C", "set-B"]
+    # A whole upload sent later is newer than every set: it is the network.
+    _posted, whole = _upload_and_validate(api, _contracts(cnpjs, 4))
+    assert whole.status == "accepted"
+    newest = services.latest_trade_network(week)
+    assert [u.pk for u in newest.uploads] == [whole.upload_id] and newest.incomplete_sets == []
+    assert isinstance(newest.envelope, str)

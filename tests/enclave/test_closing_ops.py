@@ -140,3 +140,129 @@ def test_the_network_draws_contract_prices_as_the_paper_unless_told_otherwise(cl
         run(seed=3, risk_convention="median")
     assert "network.risk_convention" in exc.value.message
     assert client.health()["status"] == "ok"
+
+
+# --- a trade network sent in parts (issue 11: 200,000 contracts) ------------------------------
+
+
+def _contracts_doc(items, n, *, week=WEEK, part=None, start=0):
+    doc = {
+        "schema": formats.CONTRACTS_SCHEMA_ID,
+        "week": week,
+        "contracts": [
+            {
+                "seller_cnpj": items[(start + i) % len(items)]["agent"]["cnpj"],
+                "buyer_cnpj": items[(start + i + 1) % len(items)]["agent"]["cnpj"],
+                "bucket": 0,
+                "volume_mwm": 1.0 + start + i,
+                "price_brl_mwh": 150.0,
+            }
+            for i in range(n)
+        ],
+    }
+    if part is not None:
+        doc["part"] = part
+    return doc
+
+
+def _validate(client, envelope, part=None, week=WEEK):
+    args = {"envelope": envelope, "week": week}
+    if part is not None:
+        args["part"] = part
+    return client.call_signed("validate_trade_network", args).result
+
+
+def test_a_trade_network_in_parts_opens_as_the_concatenation(client, current_key):
+    import hashlib
+
+    items, _ = _batch(6, current_key)
+    batch = client.stage_batch(parameters(), items)
+    part = client.closing_chunk_signed(batch, closing="c6", chunk=0).result["network_part"]
+    sizes = (2, 3, 1)
+    tokens, start = [], 0
+    for index, size in enumerate(sizes, start=1):
+        doc_part = {"set": "set-A", "index": index, "count": 3}
+        doc = _contracts_doc(items, size, part=doc_part, start=start)
+        token = encrypt(doc, current_key)
+        assert _validate(client, token, doc_part) == {
+            "status": "accepted",
+            "errors": [],
+            "contracts": size,
+        }
+        tokens.append(token)
+        start += size
+    net = client.closing_network_signed(
+        parameters=parameters(),
+        parts=[part],
+        trade_network=tokens,
+        options=network_options(scenarios=50, seed=1),
+    ).result
+    assert net["source"] == "trade_network"
+    assert net["trade_network"]["contracts"] == sum(sizes) == net["market"]["contracts"]
+    assert net["trade_network"]["parts"] == 3 and net["trade_network"]["set"] == "set-A"
+    receipts = [hashlib.sha256(t.encode()).hexdigest() for t in tokens]
+    assert net["trade_network"]["receipts"] == receipts
+    # The same contracts as one whole document give the same market.
+    whole = encrypt(_contracts_doc(items, sum(sizes)), current_key)
+    single = client.closing_network_signed(
+        parameters=parameters(),
+        parts=[part],
+        trade_network=whole,
+        options=network_options(scenarios=50, seed=1),
+    ).result
+    assert single["market"] == net["market"]
+    assert client.health()["status"] == "ok"
+
+
+def test_a_set_of_parts_out_of_order_or_incomplete_is_refused_naming_the_part(client, current_key):
+    items, _ = _batch(6, current_key)
+    batch = client.stage_batch(parameters(), items)
+    part = client.closing_chunk_signed(batch, closing="c7", chunk=0).result["network_part"]
+
+    def token(index, count=3, set_id="set-B", week=WEEK):
+        doc = _contracts_doc(
+            items, 2, week=week, part={"set": set_id, "index": index, "count": count}
+        )
+        return encrypt(doc, current_key)
+
+    whole = encrypt(_contracts_doc(items, 2), current_key)
+    cases = [
+        ([token(1), token(2)], "trade_network[0].part.count"),  # part 3 missing
+        ([token(1), token(1), token(3)], "trade_network[1].part.index"),  # index 1 twice
+        ([token(1), token(2, set_id="other"), token(3)], "trade_network[1].part.set"),
+        ([token(1), token(2), token(3, week="202303002")], "trade_network[2]"),  # another week
+        ([token(1), whole, token(3)], "trade_network[1].part"),
+        ([token(1), "garbage", token(3)], "trade_network[1]"),
+        ([], "trade_network"),
+    ]
+    for tokens, named in cases:
+        with pytest.raises(EnclaveError) as exc:
+            client.closing_network_signed(
+                parameters=parameters(),
+                parts=[part],
+                trade_network=tokens,
+                options=network_options(scenarios=50, seed=1),
+            )
+        assert named in exc.value.message, (named, exc.value.message)
+    assert client.health()["status"] == "ok"
+
+
+def test_a_part_differing_from_the_args_is_rejected_naming_part(client, current_key):
+    items, _ = _batch(2, current_key)
+    as_part = {"set": "set-C", "index": 2, "count": 2}
+    token = encrypt(_contracts_doc(items, 1, part=as_part), current_key)
+    whole = encrypt(_contracts_doc(items, 1), current_key)
+    assert _validate(client, token, as_part)["status"] == "accepted"
+    for envelope, args_part in (
+        (token, None),  # uploaded as a whole network
+        (token, {"set": "set-C", "index": 1, "count": 2}),
+        (token, {"set": "set-D", "index": 2, "count": 2}),
+        (whole, as_part),  # a whole document uploaded as a part
+    ):
+        verdict = _validate(client, envelope, args_part)
+        assert verdict["status"] == "rejected", (args_part, verdict)
+        assert [e["field"] for e in verdict["errors"]] == ["part"]
+    with pytest.raises(EnclaveError) as exc:
+        _validate(client, token, {"set": "set-C", "index": 3, "count": 2})
+    assert "part.index" in exc.value.message
+    assert client.health()["status"] == "ok"
