@@ -822,8 +822,12 @@ class EnclaveGateway:
             args: dict[str, Any] = {
                 "parameters": dict(parameters),
                 "parts": staged,
+                # A set of parts goes staged like the chunk parts when it does not fit one frame
+                # (five 30,000-contract envelopes are ~30 MiB): the frame carries {staged: id}.
                 "trade_network": (
-                    list(trade_network) if isinstance(trade_network, list) else trade_network
+                    client.stage_parts(trade_network, timeout=timeout)
+                    if isinstance(trade_network, list)
+                    else trade_network
                 ),
                 "options": dict(options or {}),
                 "previous": None if previous is None else dict(previous),

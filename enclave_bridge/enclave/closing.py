@@ -13,8 +13,9 @@
   market from every part — edges the week's registered contracts when ``trade_network`` is a
   valid prudencial/contracts/v1 envelope, else the counterparties declarations — and the
   network model (``prudencial.risk.network.network_risk``); published figures only.
-  ``trade_network`` may also be a list of envelopes: one set of parts (``part`` 1..n of one
-  set, in index order), concatenated under ``formats.MAX_TRADE_NETWORK_CONTRACTS``; any fault
+  ``trade_network`` may also be a list of envelopes, or ``{"staged": id}`` of such a list staged
+  with ``parts_open``/``parts_add``: one set of parts (``part`` 1..n of one set, in index
+  order), concatenated under ``formats.MAX_TRADE_NETWORK_CONTRACTS``; any fault
   is an error naming ``trade_network[i]``.
 - ``validate_trade_network`` ``{envelope, week[, part]}``: the signed verdict ``{status,
   errors, contracts}`` on a staff upload; the document's ``part`` must be the args' one.
@@ -313,6 +314,11 @@ class ClosingOps:
         result: dict[str, Any] = {"week": parameters.week, "closing": closing}
         contracts = None
         token = req.args.get("trade_network")
+        if isinstance(token, dict):  # a set of parts staged with parts_open / parts_add
+            try:
+                token = self._parts_of(token)
+            except ProtocolError as exc:
+                raise ProtocolError(exc.code, f"trade_network: {exc.message}") from None
         if isinstance(token, list):
             result.update(self._trade_network_set(token, parameters))
             contracts = result.pop("_contracts")

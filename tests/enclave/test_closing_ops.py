@@ -202,6 +202,20 @@ def test_a_trade_network_in_parts_opens_as_the_concatenation(client, current_key
     assert net["trade_network"]["parts"] == 3 and net["trade_network"]["set"] == "set-A"
     receipts = [hashlib.sha256(t.encode()).hexdigest() for t in tokens]
     assert net["trade_network"]["receipts"] == receipts
+    # Staged in frames (parts_open / parts_add, one envelope a frame), as the gateway sends a
+    # set that does not fit one frame: the same answer.
+    staged = client.stage_parts(tokens, chunk_bytes=1)
+    assert set(staged) == {"staged"}
+    again = client.closing_network_signed(
+        parameters=parameters(),
+        parts=[part],
+        trade_network=staged,
+        options=network_options(scenarios=50, seed=1),
+    ).result
+    assert again["market"] == net["market"] and again["trade_network"] == net["trade_network"]
+    with pytest.raises(EnclaveError) as exc:  # a staged set is used once
+        client.closing_network_signed(parameters=parameters(), parts=[part], trade_network=staged)
+    assert "trade_network" in exc.value.message
     # The same contracts as one whole document give the same market.
     whole = encrypt(_contracts_doc(items, sum(sizes)), current_key)
     single = client.closing_network_signed(
