@@ -840,12 +840,15 @@ class TradeNetworkUploadAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "size_bytes",
         "receipt_short",
         "correction",
+        "part_set",
+        "part_index",
+        "part_count",
         "status",
         "contracts",
     )
     list_filter = ("week", "correction")
     list_select_related = ("week", "submitted_by")
-    search_fields = ("=receipt",)
+    search_fields = ("=receipt", "=part_set")
     ordering = ("-submitted_at",)
     fields = (
         "week",
@@ -854,6 +857,9 @@ class TradeNetworkUploadAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "size_bytes",
         "receipt",
         "correction",
+        "part_set",
+        "part_index",
+        "part_count",
         "status",
         "verified",
         "contracts",
