@@ -169,6 +169,11 @@ def _leverage(result: LeverageResult, user, checker: SignatureChecker) -> dict[s
     }
 
 
+def _answer(result: LeverageResult, user) -> Response:
+    """The result as its reader may see it (after a decision: as it is now)."""
+    return Response(LeverageSerializer(_leverage(result, user, SignatureChecker())).data)
+
+
 def _decide(run):
     try:
         return run()
@@ -195,9 +200,7 @@ class LeverageView(APIView):
         result = selectors.current_result(
             week_code=_week_code(code), agent_id=agent_id, user=request.user
         )
-        return Response(
-            LeverageSerializer(_leverage(result, request.user, SignatureChecker())).data
-        )
+        return _answer(result, request.user)
 
 
 class LeverageSendView(APIView):
@@ -211,9 +214,7 @@ class LeverageSendView(APIView):
             week_code=_week_code(code), agent_id=agent_id, user=request.user
         )
         _decide(lambda: decisions.leverage_send(result, request.user))
-        return Response(
-            LeverageSerializer(_leverage(result, request.user, SignatureChecker())).data
-        )
+        return _answer(result, request.user)
 
 
 class LeverageCancelView(APIView):
@@ -230,9 +231,7 @@ class LeverageCancelView(APIView):
         data.is_valid(raise_exception=True)
         reason = data.validated_data["reason"]
         _decide(lambda: decisions.leverage_cancel(result, request.user, reason))
-        return Response(
-            LeverageSerializer(_leverage(result, request.user, SignatureChecker())).data
-        )
+        return _answer(result, request.user)
 
 
 class NetworkRiskView(APIView):

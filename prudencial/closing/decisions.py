@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 
 from prudencial.closing.exports import DECISION_SENT, decision_of
 from prudencial.closing.models import DecisionAction, LeverageDecision, LeverageResult, ResultStatus
+from prudencial.closing.signatures import check as signature_of
 from prudencial.selectors import agent_ids_permitted
 
 SEND_PERMISSION = "send_leverage_result"
@@ -58,9 +59,7 @@ def check_sendable(result: LeverageResult, signature=None) -> None:
     if result.status != ResultStatus.COMPUTED:
         return
     if signature is None:
-        from prudencial.closing.signatures import check
-
-        signature = check(result)
+        signature = signature_of(result)
     if not signature.verified:
         raise DecisionConflict(
             _(

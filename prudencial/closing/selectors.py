@@ -54,7 +54,14 @@ def history(*, agent_id: int, user) -> QuerySet[LeverageResult]:
         raise Http404
     return (
         exports.annotate_decisions(LeverageResult.objects.filter(agent_id=agent_id))
-        .select_related("closing__week", "agent", "chunk")
+        .select_related(
+            "closing__week",
+            "agent",
+            "chunk",
+            "closing__correction_notice__supersedes__week",
+            "closing__correction_notice__by",
+        )
+        .prefetch_related("decisions")  # decision_summary of every row, in one query
         .order_by("-closing__week__code", "-closing__sequence")
     )
 
@@ -84,7 +91,8 @@ def closing_reference(closing) -> dict[str, Any]:
 
 def decision_summary(result: LeverageResult) -> dict[str, Any]:
     """The result's current decision: state (pending, sent, cancelled), when, and why."""
-    latest = result.decisions.order_by("-at", "-pk").first()
+    # LeverageDecision's Meta ordering is newest first; .all() reads a prefetch when there is one.
+    latest = next(iter(result.decisions.all()), None)
     if latest is None:
         return {"state": exports.DECISION_PENDING, "at": None, "reason": ""}
     return {"state": latest.action, "at": latest.at, "reason": latest.reason}

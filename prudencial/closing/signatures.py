@@ -24,6 +24,7 @@ from enclave_bridge.wire.protocol import (
     verify_answer,
 )
 from prudencial.closing.models import Closing, ClosingChunk, LeverageResult, ResultStatus
+from prudencial.closing.services import network_agents, result_row
 from prudencial.submissions.selectors import NO_SKEW_LIMIT
 
 logger = logging.getLogger(__name__)
@@ -116,8 +117,6 @@ def _chunk_entries(chunk: ClosingChunk, closing: Closing, keys: _Keys) -> list[d
 
 
 def _network_agents(closing: Closing, keys: _Keys) -> dict[str, dict[str, Any]]:
-    from prudencial.closing.services import network_agents
-
     result = _signed_body(
         closing.network_token,
         closing.network_signing_kid,
@@ -183,8 +182,6 @@ class SignatureChecker:
 
     @staticmethod
     def _compare(result: LeverageResult, chunk: ClosingChunk, entries: list) -> None:
-        from prudencial.closing.services import result_row
-
         position = next(
             (i for i, pin in enumerate(chunk.items) if pin.get("agent") == result.agent_id), None
         )

@@ -29,8 +29,8 @@ def signed(monkeypatch):
 
     state = type("State", (), {"verified": True})()
     monkeypatch.setattr(
-        signatures,
-        "check",
+        decisions,
+        "signature_of",
         lambda result: signatures.Signature(
             signatures.VERIFIED if state.verified else signatures.UNVERIFIED
         ),
