@@ -31,9 +31,13 @@ class _Constant(Scenarios):
         )
         object.__setattr__(self, "_market_prices", np.asarray(market.price, dtype=float))
 
-    def contract_price_block(self, n_contracts, start, stop):
+    def contract_price_block(self, n_contracts, start, stop, out=None):
         stop = min(stop, self.n_scenarios)
-        return np.repeat(self._market_prices[:, None], stop - start, axis=1)
+        prices = np.repeat(self._market_prices[:, None], stop - start, axis=1)
+        if out is not None:
+            out[:] = prices
+            return out
+        return prices
 
 
 def _all_prices(scenarios: Scenarios, n_contracts: int) -> np.ndarray:
