@@ -23,8 +23,8 @@ from prudencial.risk.pld import (
     ContractPriceModel,
     ScenarioModel,
     Scenarios,
-    bootstrap_pld,
     load_pld_csv,
+    paper_scenarios,
     pld_history,
 )
 from prudencial.risk_tools.synthetic import PAPER_CALIBRATION, paper_market, synthetic_market
@@ -43,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
         "--agents",
         type=int,
         default=None,
-        help="market size, split 60/35/5 % into CS/GE/CM as the paper's Table 1 (default 1,000)",
+        help="market size, split 60/35/5 %% into CS/GE/CM as the paper's Table 1 (default 1,000)",
     )
     sim.add_argument(
         "--cs", type=int, default=None, help="consumers (CS); overrides --agents split"
@@ -51,16 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--ge", type=int, default=None, help="generators (GE)")
     sim.add_argument("--cm", type=int, default=None, help="traders (CM)")
     sim.add_argument("--contracts", type=int, default=None, help="contracts (default 4 per agent)")
-    calibration = sim.add_mutually_exclusive_group()
-    calibration.add_argument(
-        "--calibrated", dest="calibrated", action="store_true", default=True,
-        help="the paper's case (600 CS, 350 GE, 50 CM, no --contracts) uses the calibrated "
-        "market, paper_market (default; docs/risk.md, 'Calibrated market')",
-    )  # fmt: skip
-    calibration.add_argument(
-        "--uncalibrated", dest="calibrated", action="store_false",
-        help="the paper's case with synthetic_market's defaults (the earlier market)",
-    )  # fmt: skip
+    _calibration_arguments(sim, "the paper's case (600 CS, 350 GE, 50 CM, no --contracts)")
     sim.add_argument("--scenarios", type=int, default=5000, help="PLD bootstrap scenarios")
     sim.add_argument("--seed", type=int, default=1)
     sim.add_argument("--pld-csv", type=Path, default=None, help="weekly PLD history (CSV)")
@@ -79,12 +70,7 @@ def _parser() -> argparse.ArgumentParser:
         help="PLD cap (R$/MWh), as --pld-floor; default the year's cap or the highest price of "
         "--pld-csv",
     )  # fmt: skip
-    sim.add_argument(
-        "--contract-prices", choices=("paper", "fixed"), default="paper",
-        help="paper (default): contract prices drawn per scenario within the scenario's PLD "
-        "bounds, as the paper does (prudencial.risk.pld.ContractPriceModel); fixed: the traded "
-        "prices in every scenario",
-    )  # fmt: skip
+    _contract_prices_argument(sim)
     sim.add_argument(
         "--risk-convention", choices=("default", "paper_r"), default="default",
         help="how VaR/CVaR are read off the losses: default (L(⌈αN⌉), Acerbi–Tasche) or paper_r "
@@ -113,13 +99,18 @@ def _parser() -> argparse.ArgumentParser:
         "systemic",
         help="demo: published network, systemic measures and tracking over synthetic weeks",
     )
-    syst.add_argument("--agents", type=int, default=1000, help="agents (60/35/5 % CS/GE/CM)")
+    syst.add_argument("--agents", type=int, default=1000,
+                      help="agents (60/35/5 %% CS/GE/CM; default 1,000, the paper's case)")  # fmt: skip
+    _calibration_arguments(syst, "the paper's case (1,000 agents: 600 CS, 350 GE, 50 CM)",
+                           weekly=True)  # fmt: skip
     syst.add_argument("--weeks", type=int, default=4, help="consecutive weeks (≥ 1)")
     syst.add_argument(
         "--churn", type=float, default=0.15,
         help="share of contracts replaced from one week to the next (default 0.15)",
     )  # fmt: skip
-    syst.add_argument("--scenarios", type=int, default=5000)
+    syst.add_argument("--scenarios", type=int, default=5000,
+                      help="PLD scenarios per week (paper_scenarios, the paper's model)")  # fmt: skip
+    _contract_prices_argument(syst)
     syst.add_argument("--seed", type=int, default=1)
     syst.add_argument("--capital-fraction", type=float, default=0.10,
                       help="capital buffer as a share of each agent's expected cost")  # fmt: skip
@@ -142,6 +133,12 @@ def _parser() -> argparse.ArgumentParser:
                      "worst propagated CVaR)")  # fmt: skip
     pic.add_argument("--scenario", default=None, help="systemic scenario of the DebtRank bars")
     pic.add_argument("--lang", choices=("pt", "en", "both"), default="both")
+    pic.add_argument("--max-colours", type=int, default=None,
+                     help="store the PNGs with a palette of this many colours (≤ 256)")  # fmt: skip
+    pic.add_argument("--docs", action="store_true",
+                     help="docs/img's stable names (risk-<picture>-<lang>, e.g. "
+                     "risk-debtrank-en.png), 256-colour PNGs and SVG only where it stays small "
+                     "(DebtRank)")  # fmt: skip
     pic.add_argument("--out", type=Path, required=True, help="output directory")
 
     lev = sub.add_parser("leverage", help="leverage factor of a portfolio")
@@ -150,6 +147,30 @@ def _parser() -> argparse.ArgumentParser:
     lev.add_argument("--json", action="store_true", help="print JSON instead of a table")
     lev.add_argument("--stress", action="store_true", help="also floor/cap/shifted curves")
     return parser
+
+
+def _calibration_arguments(parser: argparse.ArgumentParser, case: str, weekly: bool = False):
+    """--calibrated (default) / --uncalibrated, as `simulate` and the `systemic` demo take them."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--calibrated", dest="calibrated", action="store_true", default=True,
+        help=f"{case} uses the calibrated market, paper_market"
+        + (" (every week's replacement contracts too)" if weekly else "")
+        + " (default; docs/risk.md, 'Calibrated market')",
+    )  # fmt: skip
+    group.add_argument(
+        "--uncalibrated", dest="calibrated", action="store_false",
+        help="the paper's case with synthetic_market's defaults (the earlier market)",
+    )  # fmt: skip
+
+
+def _contract_prices_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--contract-prices", choices=("paper", "fixed"), default="paper",
+        help="paper (default): contract prices drawn per scenario within the scenario's PLD "
+        "bounds, as the paper does (prudencial.risk.pld.ContractPriceModel); fixed: the traded "
+        "prices in every scenario",
+    )  # fmt: skip
 
 
 def _probability(text: str, where: str) -> float:
@@ -354,14 +375,22 @@ def _is_paper_case(args: argparse.Namespace) -> bool:
     return (args.cs, args.ge, args.cm) == sizes and args.contracts is None
 
 
-def _simulated_market(args: argparse.Namespace, history: np.ndarray):
-    """paper_market for the paper's case unless --uncalibrated, synthetic_market otherwise."""
+def _simulated_market(args: argparse.Namespace, history: np.ndarray, seed: int | None = None):
+    """paper_market for the paper's case unless --uncalibrated, synthetic_market otherwise
+    (sizes args.cs/ge/cm, args.contracts); `seed` defaults to args.seed. Sets args.calibrated
+    to what was drawn."""
     args.calibrated = bool(getattr(args, "calibrated", True)) and _is_paper_case(args)
+    seed = args.seed if seed is None else seed
     if args.calibrated:
-        return paper_market(args.seed, pld_history=history)
+        return paper_market(seed, pld_history=history)
     return synthetic_market(
-        args.cs, args.ge, args.cm, seed=args.seed, n_contracts=args.contracts, pld_history=history
+        args.cs, args.ge, args.cm, seed=seed, n_contracts=args.contracts, pld_history=history
     )
+
+
+def _contract_price_model(args: argparse.Namespace) -> ContractPriceModel | None:
+    """--contract-prices paper: the paper's per-scenario draw; fixed: the traded prices."""
+    return ContractPriceModel() if args.contract_prices == "paper" else None
 
 
 def _run_simulation(args: argparse.Namespace) -> int:
@@ -377,9 +406,7 @@ def _run_simulation(args: argparse.Namespace) -> int:
             raise SystemExit(f"--failure-probability: unknown agents {sorted(unknown)[:5]}")
         args.failure_probability = np.array([given.get(a, 1.0) for a in market.agent_ids])
     scenarios = ScenarioModel(
-        floor=floor,
-        cap=cap,
-        contract_prices=ContractPriceModel() if args.contract_prices == "paper" else None,
+        floor=floor, cap=cap, contract_prices=_contract_price_model(args)
     ).draw(args.scenarios, args.seed, history)
     prices = scenarios.pld
     args.out.mkdir(parents=True, exist_ok=True)
@@ -526,26 +553,106 @@ def _guarded(run, args: argparse.Namespace) -> int:
         return 2
 
 
-def _week_market(base, other, churn: float, rng: np.random.Generator):
+def _covers(market) -> np.ndarray:
+    """Each agent's resource / requirement (0 for an agent without requirement)."""
+    cover = np.zeros(market.n_agents)
+    requirement = market.requirement
+    np.divide(market.resource, requirement, out=cover, where=requirement > 0)
+    return cover
+
+
+def _week_market(
+    base, other, churn: float, rng: np.random.Generator, cover: np.ndarray | None = None
+):
     """`base` with a share `churn` of its contracts replaced by contracts of `other` (same
-    agents): consecutive weeks that resemble each other, so communities can be followed."""
+    agents): consecutive weeks that resemble each other, so communities can be followed.
+
+    The calibration holds week after week. An agent that trades in `base` keeps one of its
+    contracts when the replacement would leave it trading none (agents do not leave the market,
+    and the calibrated market has every agent trade: every generator sells, every consumer
+    buys). Every agent keeps the share of its needs it covers, `cover` (default `base`'s
+    resource / requirement: the calibration's cs_cover, ge_cover and cm_cover; the demo passes
+    the first week's, so no agent drifts), set from the week's contracts as synthetic_market
+    does: a trader's purchases are scaled to cover · sales (in trader order, so its sales are
+    final when it is reached), a generator's purchases to at most cover · sales, then
+    consumption = purchases / cover and generation = cover · sales − purchases. (Keeping
+    `base`'s energy under another market's contracts would leave some consumers buying thirty
+    times what they consume, and traders long.)
+    """
     from prudencial.risk.market import Market
 
     keep = rng.random(base.n_contracts) >= churn
     take = rng.random(other.n_contracts) < churn
+    n = base.n_agents
+    # Trading as Table 1 has it: a generator sells, a consumer or trader buys or sells.
+    sells_or_buys = base.classes != "GE"
+
+    def trading(seller: np.ndarray, buyer: np.ndarray) -> np.ndarray:
+        out = np.zeros(n, bool)
+        out[seller] = True
+        out[buyer[sells_or_buys[buyer]]] = True
+        return out
+
+    left = trading(base.seller, base.buyer) & ~trading(
+        np.concatenate([base.seller[keep], other.seller[take]]),
+        np.concatenate([base.buyer[keep], other.buyer[take]]),
+    )
+    for c in rng.permutation(np.flatnonzero(~keep)):
+        s, b = base.seller[c], base.buyer[c]
+        if left[s] or (left[b] and sells_or_buys[b]):
+            keep[c] = True
+            left[s] = False
+            left[b] = left[b] and not sells_or_buys[b]
+    seller = np.concatenate([base.seller[keep], other.seller[take]])
+    buyer = np.concatenate([base.buyer[keep], other.buyer[take]])
+    volume = np.concatenate([base.volume[keep], other.volume[take]])
+    cover = _covers(base) if cover is None else np.asarray(cover, dtype=float)
+    # A trader buys from traders after it in the order only, so its sales are final here.
+    for a in np.flatnonzero(base.classes == "CM"):
+        bought = buyer == a
+        sold = volume[seller == a].sum()
+        if cover[a] > 0 and sold > 0 and bought.any():
+            volume[bought] *= cover[a] * sold / volume[bought].sum()
+    # A generator buying more than its cover of its sales is scaled down to it (generation 0),
+    # as synthetic_market caps a generator's purchases, so it does not turn long; repeated
+    # while a cut trims another generator's sales (volumes only shrink, a few rounds do).
+    generator = (base.classes == "GE") & (cover > 0)
+    for _ in range(50):
+        purchases = np.bincount(buyer, weights=volume, minlength=n)
+        sales = np.bincount(seller, weights=volume, minlength=n)
+        over = generator & (sales > 0) & (purchases > cover * sales * (1 + 1e-12))
+        if not over.any():
+            break
+        ge_buys = over[buyer]
+        volume[ge_buys] *= (cover * sales)[buyer[ge_buys]] / purchases[buyer[ge_buys]]
+    purchases = np.bincount(buyer, weights=volume, minlength=n)
+    sales = np.bincount(seller, weights=volume, minlength=n)
+    consumption, generation = base.consumption.copy(), base.generation.copy()
+    cs = (base.classes == "CS") & (purchases > 0) & (cover > 0)
+    consumption[cs] = purchases[cs] / cover[cs]
+    ge = (base.classes == "GE") & (sales > 0) & (cover > 0)
+    generation[ge] = np.maximum(0.0, cover[ge] * sales[ge] - purchases[ge])
     return Market(
-        agent_ids=list(base.agent_ids), classes=base.classes, generation=base.generation,
-        consumption=base.consumption,
-        seller=np.concatenate([base.seller[keep], other.seller[take]]),
-        buyer=np.concatenate([base.buyer[keep], other.buyer[take]]),
-        volume=np.concatenate([base.volume[keep], other.volume[take]]),
+        agent_ids=list(base.agent_ids), classes=base.classes, generation=generation,
+        consumption=consumption, seller=seller, buyer=buyer, volume=volume,
         price=np.concatenate([base.price[keep], other.price[take]]),
     )  # fmt: skip
 
 
 def _systemic_demo(args: argparse.Namespace) -> int:
     """Synthetic weeks → what the enclave would publish: network.<week>.json (published
-    network), systemic.json (published systemic measures of the last week), tracking.json."""
+    network), systemic.json (published systemic measures of the last week), tracking.json, and
+    summary.json (how the demo drew its market and scenarios; not a published answer).
+
+    The paper's case (1,000 agents) is the calibrated market, paper_market(seed), unless
+    --uncalibrated; each later week w (from 0) replaces a share --churn of the contracts by
+    those of another calibrated market, paper_market(seed + 1000 + w), of the same agents
+    (_week_market keeps every agent trading and at the first week's cover). Every week's
+    scenarios are the paper's, paper_scenarios(2017, --scenarios, seed + w): contract
+    prices drawn per scenario unless --contract-prices fixed. The systemic measures take the
+    last week's PLD scenarios (their high and low quantiles) with the contracts at their traded
+    prices: systemic_measures prices a stress PLD, not a Scenarios object.
+    """
     from enclave_bridge.enclave.disclosure import published_network, published_systemic
     from prudencial.risk.systemic import systemic_measures
     from prudencial.risk.tracking import track_communities
@@ -554,28 +661,38 @@ def _systemic_demo(args: argparse.Namespace) -> int:
         raise ValueError("--weeks must be ≥ 1 and --agents ≥ 3")
     if not 0.0 <= args.churn <= 1.0:
         raise ValueError(f"--churn must be in [0, 1] (got {args.churn:g})")
-    total = args.agents
-    cs, ge = round(total * 0.60), round(total * 0.35)
-    cm = max(0, total - cs - ge)
-    history = pld_history(2017, *PLD_LIMITS[2017])
+    args.cs, args.ge = round(args.agents * 0.60), round(args.agents * 0.35)
+    args.cm, args.contracts = max(0, args.agents - args.cs - args.ge), None
+    floor, cap = PLD_LIMITS[2017]
+    history = pld_history(2017, floor, cap)
     rng = np.random.default_rng(args.seed)
-    market = synthetic_market(cs, ge, cm, seed=args.seed, pld_history=history)
+    market = _simulated_market(args, history)
+    cover = _covers(market)  # every week keeps the first week's covers (the calibration's)
     args.out.mkdir(parents=True, exist_ok=True)
-    weeks = []
+    weeks, rows = [], []
     for w in range(args.weeks):
+        other_seed = None
         if w:
-            other = synthetic_market(cs, ge, cm, seed=args.seed + 1000 + w, pld_history=history)
-            market = _week_market(market, other, args.churn, rng)
+            other_seed = args.seed + 1000 + w
+            other = _simulated_market(args, history, seed=other_seed)
+            market = _week_market(market, other, args.churn, rng, cover)
         code = f"2017{1 + w // 4:02d}{1 + w % 4:03d}"
-        prices = bootstrap_pld(history, args.scenarios, seed=args.seed + w)
-        result = network_risk(market, prices, community_method=args.community, seed=args.seed)
+        scenarios = paper_scenarios(history, args.scenarios, seed=args.seed + w, floor=floor,
+                                    cap=cap, contract_prices=_contract_price_model(args))  # fmt: skip
+        result = network_risk(market, scenarios, community_method=args.community, seed=args.seed)
         network = {"week": code, **published_network(result)}
         (args.out / f"network.{code}.json").write_text(
             json.dumps(network, ensure_ascii=False), encoding="utf-8"
         )
         weeks.append((code, {row["agent"]: row["community"] for row in network["agents"]}))
+        rows.append({
+            "week": code, "market_seed": args.seed, "replacements_seed": other_seed,
+            "scenario_seed": args.seed + w, "n_contracts": market.n_contracts,
+            **{k: network[k] for k in ("n_communities", "modularity", "n_isolated",
+                                       "n_propagators")},
+        })  # fmt: skip
     systemic = systemic_measures(
-        market, prices, options={"capital_fraction": args.capital_fraction}
+        market, scenarios.pld, options={"capital_fraction": args.capital_fraction}
     )
     (args.out / "systemic.json").write_text(
         json.dumps({"week": weeks[-1][0], **published_systemic(systemic)}, ensure_ascii=False),
@@ -584,8 +701,31 @@ def _systemic_demo(args: argparse.Namespace) -> int:
     tracking = track_communities(weeks, threshold=args.threshold).to_dict()
     (args.out / "tracking.json").write_text(json.dumps(tracking, ensure_ascii=False),
                                             encoding="utf-8")  # fmt: skip
+    summary = {
+        "market": {
+            "n_cs": args.cs, "n_ge": args.ge, "n_cm": args.cm, "seed": args.seed,
+            "calibrated": args.calibrated,
+            "generator": "paper_market" if args.calibrated else "synthetic_market",
+            "churn": args.churn,
+        },
+        "scenario_model": scenarios.model,
+        "contract_prices": args.contract_prices,
+        "community_method": args.community,
+        "threshold": args.threshold,
+        "systemic": {"week": weeks[-1][0], "capital_fraction": args.capital_fraction,
+                     "pld": "the week's scenarios (high and low quantile), contracts at their "
+                     "traded prices"},
+        "weeks": rows,
+    }  # fmt: skip
+    (args.out / "summary.json").write_text(
+        json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8"
+    )
+    market_name = "calibrated paper_market" if args.calibrated else "synthetic_market"
+    prices = "drawn per scenario" if args.contract_prices == "paper" else "fixed (traded)"
     print(f"wrote {args.out}: network.<week>.json for {len(weeks)} weeks, systemic.json, "
-          f"tracking.json (systemic in {systemic.timings['total']:.2f}s)")  # fmt: skip
+          f"tracking.json, summary.json ({market_name}, contract prices {prices}; "
+          f"communities {', '.join(str(r['n_communities']) for r in rows)}; "
+          f"systemic in {systemic.timings['total']:.2f}s)")  # fmt: skip
     return 0
 
 
@@ -605,6 +745,19 @@ def _default_panel(network: dict[str, Any]) -> list[str]:
     return list(dict.fromkeys(r["agent"] for r in [*worst, *spread]))
 
 
+# `pictures --docs`: the stable names of docs/img and the pictures also written as SVG (the
+# others hold a marker per agent, a band per flow or a table of glyphs: their SVG is 3–7 times
+# the 256-colour PNG, for no gain on the page).
+DOCS_PICTURES = {
+    "fig5_exposure": "risk-published-exposure",
+    "fig6_communities": "risk-published-communities",
+    "fig7_panel": "risk-published-panel",
+    "community_evolution": "risk-community-evolution",
+    "debtrank": "risk-debtrank",
+}
+DOCS_SVG = ("debtrank",)
+
+
 def _published_pictures(args: argparse.Namespace) -> int:
     """Figs. 5–7, the community evolution and DebtRank from published JSON files."""
     from prudencial.risk.tracking import track_communities
@@ -612,6 +765,8 @@ def _published_pictures(args: argparse.Namespace) -> int:
 
     if not any((args.network, args.systemic, args.tracking, args.weeks)):
         raise ValueError("give at least one of --network, --systemic, --tracking, --weeks")
+    if args.max_colours is not None and not 2 <= args.max_colours <= 256:
+        raise ValueError(f"--max-colours must be in 2..256 (got {args.max_colours})")
     network = _load_published(args.network) if args.network else None
     systemic = _load_published(args.systemic, "systemic") if args.systemic else None
     tracking = _load_published(args.tracking) if args.tracking else None
@@ -647,6 +802,12 @@ def _published_pictures(args: argparse.Namespace) -> int:
             figures.append(("debtrank", plots.plot_debtrank(systemic, scenario=args.scenario,
                                                              lang=lang)))  # fmt: skip
         for name, fig in figures:
-            written += plots.save_figure(fig, args.out / f"{name}_{lang}")
+            if args.docs:
+                formats = ("png", "svg") if name in DOCS_SVG else ("png",)
+                written += plots.save_figure(fig, args.out / f"{DOCS_PICTURES[name]}-{lang}",
+                                             formats, max_colours=args.max_colours or 256)  # fmt: skip
+            else:
+                written += plots.save_figure(fig, args.out / f"{name}_{lang}",
+                                             max_colours=args.max_colours)  # fmt: skip
     print("wrote " + ", ".join(str(p) for p in written))
     return 0

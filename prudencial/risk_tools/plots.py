@@ -173,23 +173,28 @@ def save_figure(
 ) -> list[Path]:
     """Write the figure as PNG and SVG next to each other (path without suffix).
 
-    `max_colours` (≤ 256) stores the PNG with a palette of that many colours (octree, no
-    dithering): a network picture drops to a third of its size with no visible change, which
-    keeps the pictures committed to the docs small.
+    `max_colours` (≤ 256) stores the PNG with a palette of that many colours (median cut, no
+    dithering): a picture drops to a third to a half of its size with no visible change, which
+    keeps the pictures committed to the docs small. (Pillow's fast octree, used before, moves
+    light greys and white by up to 8 levels: white backgrounds came out grey.)
     """
     base = Path(path)
     base.parent.mkdir(parents=True, exist_ok=True)
     written = []
     for fmt in formats:
         target = base.with_suffix(f".{fmt}")
-        fig.savefig(target, dpi=110, bbox_inches="tight")
+        # No date and fixed element ids in the SVG, so a regenerated picture differs only
+        # where the picture does.
+        metadata = {"Date": None} if fmt == "svg" else None
+        with matplotlib.rc_context({"svg.hashsalt": "prudencial"}):
+            fig.savefig(target, dpi=110, bbox_inches="tight", metadata=metadata)
         if fmt == "png" and max_colours is not None:
             from PIL import Image
 
             with Image.open(target) as image:
                 rgb = image.convert("RGB")
             rgb.quantize(
-                colors=max(2, min(int(max_colours), 256)), method=Image.Quantize.FASTOCTREE,
+                colors=max(2, min(int(max_colours), 256)), method=Image.Quantize.MEDIANCUT,
                 dither=Image.Dither.NONE,
             ).save(target, optimize=True)  # fmt: skip
         written.append(target)
@@ -498,6 +503,12 @@ def plot_agent_panel(result: NetworkRiskResult, agents: list[int], *, lang: str 
 _PUBLISHED_LABELS: dict[str, dict[str, str]] = {
     "pt": {
         "fig5_note": "{hit} de {n} agentes receberam exposição propagada (cinza: nenhuma)",
+        "panel_note_published": (
+            "Exposições em % do custo esperado de cada agente, negativas = perda (como no "
+            "artigo); VaR e CVaR sobre os {worst} piores cenários de {n}. CVaR médio da rede: "
+            "CVaR propagado médio da comunidade; posição 1 = maior exposição. Os volumes (MWh) "
+            "não são divulgados, por isso não há coluna de risco sistêmico."
+        ),
         "fig5_clipped": "; {k} agentes além dos eixos (percentil {q}), na borda",
         "class_CS": "consumidor (CS)",
         "class_GE": "gerador (GE)",
@@ -515,12 +526,14 @@ _PUBLISHED_LABELS: dict[str, dict[str, str]] = {
         ),
         "evolution_counts": "{w}: {c} continuações, {s} divisões, {m} fusões, {b} nascimentos, {d} mortes",
         "week": "semana",
-        "agents_axis": "agentes",
+        "scale_agents": "{n} agentes",
         "debtrank_title": "DebtRank: impacto sistêmico da falha de cada agente ({scenario})",
         "debtrank_axis": "capital do sistema perdido se o agente falhar (%)",
         "debtrank_cover2": "cobertura-2: {a} + {b} → {loss} do capital",
-        "debtrank_cover2_bound": " (limite ≤ {bound})",
+        "debtrank_cover2_bound": " (não certificado: perda de um par ≤ {bound})",
+        "debtrank_cover2_uncertified": " (não certificado)",
         "debtrank_system": "Perda de capital no cenário",
+        "debtrank_system_axis": "capital do sistema perdido (%)",
         "debtrank_initial": "choque inicial (perda intrínseca)",
         "debtrank_propagated": "propagada (DebtRank)",
         "en_defaults": "Eisenberg–Noe: {d} inadimplentes ({f} fundamentais, {c} por contágio); {u} das obrigações não pagas",
@@ -531,6 +544,12 @@ _PUBLISHED_LABELS: dict[str, dict[str, str]] = {
     },
     "en": {
         "fig5_note": "{hit} of {n} agents received propagated exposure (grey: none)",
+        "panel_note_published": (
+            "Exposures in % of each agent's expected cost, negative = loss (as in the paper); "
+            "VaR and CVaR over the worst {worst} of {n} scenarios. Network mean CVaR: the "
+            "community's mean propagated CVaR; position 1 = most exposed. Volumes (MWh) are not "
+            "disclosed, hence no systemic-risk column."
+        ),
         "fig5_clipped": "; {k} agents beyond the axes (percentile {q}), on the edge",
         "class_CS": "consumer (CS)",
         "class_GE": "generator (GE)",
@@ -547,12 +566,14 @@ _PUBLISHED_LABELS: dict[str, dict[str, str]] = {
         ),
         "evolution_counts": "{w}: {c} continuations, {s} splits, {m} merges, {b} births, {d} deaths",
         "week": "week",
-        "agents_axis": "agents",
+        "scale_agents": "{n} agents",
         "debtrank_title": "DebtRank: systemic impact of each agent's failure ({scenario})",
         "debtrank_axis": "system capital lost if the agent fails (%)",
         "debtrank_cover2": "cover-2: {a} + {b} → {loss} of capital",
-        "debtrank_cover2_bound": " (bound ≤ {bound})",
+        "debtrank_cover2_bound": " (not certified: a pair's loss ≤ {bound})",
+        "debtrank_cover2_uncertified": " (not certified)",
         "debtrank_system": "Capital lost in the scenario",
+        "debtrank_system_axis": "system capital lost (%)",
         "debtrank_initial": "initial shock (intrinsic loss)",
         "debtrank_propagated": "propagated (DebtRank)",
         "en_defaults": "Eisenberg–Noe: {d} defaults ({f} fundamental, {c} contagious); {u} of obligations unpaid",
@@ -627,7 +648,8 @@ def plot_published_exposure(network: dict, *, lang: str = "pt", clip: float = 0.
     if clipped:
         note += text["fig5_clipped"].format(k=_number(clipped, 0, lang),
                                             q=_number(100 * clip, 0, lang))  # fmt: skip
-    ax.text(0.0, -0.12, note, transform=ax.transAxes, fontsize=8)
+    ax.text(0.0, -0.115, "\n".join(textwrap.wrap(note, 100)), transform=ax.transAxes,
+            fontsize=8, va="top")  # fmt: skip
     return fig
 
 
@@ -764,13 +786,17 @@ def plot_published_panel(network: dict, agents: list[str], *, lang: str = "pt") 
     n = int(network.get("n_scenarios", 0) or 0)
     confidence = float(network.get("confidence", 0.95) or 0.95)
     worst = n - int(np.ceil(confidence * n - 1e-9)) if n else 0
-    note = text["panel_note"].format(worst=_number(worst, 0, lang), n=_number(n, 0, lang))
+    note = text["panel_note" if with_mwh else "panel_note_published"].format(
+        worst=_number(worst, 0, lang), n=_number(n, 0, lang)
+    )
     ax.text(0.0, -0.04, "\n".join(textwrap.wrap(note, int(fig_width * 18.5))),
             transform=ax.transAxes, ha="left", va="top", fontsize=7.5, color="#444444")  # fmt: skip
     return fig
 
 
-def _band(ax, x0, x1, y0, y1, height0, height1, colour) -> None:
+def _band(
+    ax, x0, x1, y0, y1, height0, height1, colour, alpha: float = 0.35, zorder: float = 1
+) -> None:
     """A flow band from (x0, y0..y0+h0) to (x1, y1..y1+h1) with cubic Bézier edges."""
     from matplotlib.path import Path as MplPath
 
@@ -780,7 +806,15 @@ def _band(ax, x0, x1, y0, y1, height0, height1, colour) -> None:
     codes = [MplPath.MOVETO, MplPath.CURVE4, MplPath.CURVE4, MplPath.CURVE4, MplPath.LINETO,
              MplPath.CURVE4, MplPath.CURVE4, MplPath.CURVE4, MplPath.CLOSEPOLY]  # fmt: skip
     ax.add_patch(matplotlib.patches.PathPatch(MplPath(verts, codes), facecolor=colour,
-                                              edgecolor="none", alpha=0.35))  # fmt: skip
+                                              edgecolor="none", alpha=alpha,
+                                              zorder=zorder))  # fmt: skip
+
+
+def _round_step(value: float) -> float:
+    """The largest of 1, 2, 5 × 10^k not above `value` (at least 1): a scale bar's length."""
+    value = max(float(value), 1.0)
+    power = 10.0 ** np.floor(np.log10(value))
+    return max(m * power for m in (1, 2, 5) if m * power <= value)
 
 
 def plot_community_evolution(
@@ -838,16 +872,28 @@ def plot_community_evolution(
             b_in = [g for g in flows if g["to"] == f["to"]]
             b_in.sort(key=lambda g: left[g["from"]][0])
             y1 = b[0] + sum(float(g["agents"]) for g in b_in[: b_in.index(f)])
-            _band(ax, i + bar / 2, i + 1 - bar / 2, y0, y1, n, n, colour_of.get(a[3], grey))
-    ax.set_xlim(-0.5, len(weeks) - 0.5)
+            # Bands of uncoloured lineages opaque, light and underneath (translucent greys
+            # stacked by the hundred would not survive the PNG palette), coloured ones above.
+            if a[3] in colour_of:
+                _band(ax, i + bar / 2, i + 1 - bar / 2, y0, y1, n, n, colour_of[a[3]],
+                      alpha=0.4, zorder=2)  # fmt: skip
+            else:
+                _band(ax, i + bar / 2, i + 1 - bar / 2, y0, y1, n, n, "#e3e3e3", alpha=1.0)
     top_y = max((v[0] + v[4] for placed in slots for v in placed.values()), default=1.0)
     ax.set_ylim(0, top_y * 1.04 + gap)
     ax.set_xticks(range(len(weeks)), weeks)
     ax.set_xlabel(text["week"])
-    ax.set_ylabel(text["agents_axis"])
-    ax.yaxis.set_major_formatter(_axis_formatter(lang, 0))
-    for side in ("top", "right"):
+    # Bars are stacked with gaps, so a y axis in agents would overstate the total: a scale
+    # bar of a round number of agents instead.
+    ax.set_yticks([])
+    for side in ("top", "right", "left"):
         ax.spines[side].set_visible(False)
+    largest = max((v[4] for placed in slots for v in placed.values()), default=1.0)
+    step = _round_step(largest)
+    ax.set_xlim(-0.8, len(weeks) - 0.5)
+    ax.plot([-0.72, -0.72], [0, step], color="#333333", linewidth=2, solid_capstyle="butt")
+    ax.text(-0.69, step / 2, text["scale_agents"].format(n=_number(step, 0, lang)), va="center",
+            ha="left", fontsize=8)  # fmt: skip
     ax.set_title(text["evolution_title"])
     lines = [text["evolution_note"].format(t=_number(float(tracking.get("threshold", 0.3)), 2,
                                                      lang))]  # fmt: skip
@@ -907,8 +953,14 @@ def plot_debtrank(
             a=cover["agents"][0], b=cover["agents"][1], loss=_percent(cover["loss"], 1, lang)
         )
         if not cover.get("certified", True):
-            caption += text["debtrank_cover2_bound"].format(bound=_percent(cover["bound"], 1,
-                                                                           lang))  # fmt: skip
+            # The search's bound adds two agents' impacts, so it can pass 100 %, where it says
+            # nothing (no loss does).
+            bound = float(cover["bound"])
+            caption += (
+                text["debtrank_cover2_bound"].format(bound=_percent(bound, 1, lang))
+                if bound < 1.0
+                else text["debtrank_cover2_uncertified"]
+            )
         left.text(0.0, -0.16, caption, transform=left.transAxes, fontsize=8, color="#c44e52")
     names = list(scenarios)
     initial = [100 * float(scenarios[s]["debtrank"]["system_initial"]) for s in names]
@@ -917,9 +969,13 @@ def plot_debtrank(
     right.bar(ticks, initial, color="#dd8452", label=text["debtrank_initial"])
     right.bar(ticks, propagated, bottom=initial, color="#8172b3", label=text["debtrank_propagated"])
     right.yaxis.set_major_formatter(_axis_formatter(lang))
-    right.set_ylabel("%")
+    right.set_ylabel(text["debtrank_system_axis"])
     right.set_title(text["debtrank_system"], fontsize=10)
-    right.legend(fontsize=8, loc="upper left")
+    # Headroom above the tallest bar for the legend, so it never covers a bar.
+    tallest = max((a + b for a, b in zip(initial, propagated, strict=True)), default=0.0)
+    right.set_ylim(0, max(tallest, 1.0) * 1.3)
+    right.set_yticks([t for t in right.get_yticks() if 0 <= t <= max(tallest, 1.0) * 1.05])
+    right.legend(fontsize=8, loc="upper left", ncol=1, frameon=False)
     right.tick_params(axis="x", labelsize=8)
     lines = []
     for s in names:
@@ -930,7 +986,7 @@ def plot_debtrank(
                                       f=_number(en["fundamental"], 0, lang),
                                       c=_number(en["contagious"], 0, lang),
                                       u=_percent(en["unpaid_share"], 1, lang)))  # fmt: skip
-    right.text(0.0, -0.16, "\n".join("\n".join(textwrap.wrap(line, 70)) for line in lines),
+    right.text(0.0, -0.16, "\n".join("\n".join(textwrap.wrap(line, 85)) for line in lines),
                transform=right.transAxes, fontsize=7.5, va="top")  # fmt: skip
     fig.tight_layout()
     return fig

@@ -10,6 +10,15 @@ from prudencial.risk_tools.synthetic import synthetic_market
 from tests.risk.conftest import EXAMPLES
 
 
+@pytest.mark.parametrize("command", ["simulate", "systemic", "pictures", "leverage"])
+def test_every_command_prints_its_help(command, capsys):
+    """argparse formats help with %: a bare "%" in a help text broke --help."""
+    with pytest.raises(SystemExit) as done:
+        main([command, "--help"])
+    assert done.value.code == 0
+    assert "usage:" in capsys.readouterr().out
+
+
 def test_leverage_command_json(capsys):
     code = main(
         [
