@@ -808,6 +808,7 @@ class EnclaveGateway:
         previous: Mapping[str, int] | None,
         closing: str | None = None,
         timeout: float | None = None,
+        previous_week: str | None = None,
     ) -> SignedResults:
         """The network model of a closing (op ``closing_network``) over every chunk's sealed
         network part, staged in frames under the limit (``closing_parts``), and the week's
@@ -832,6 +833,8 @@ class EnclaveGateway:
                 "options": dict(options or {}),
                 "previous": None if previous is None else dict(previous),
             }
+            if previous_week is not None:
+                args["previous_week"] = previous_week
             if closing is not None:
                 args["closing"] = closing
             sent.clear()
@@ -1051,6 +1054,7 @@ def compute_network(
     previous: Mapping[str, int] | None,
     closing: str | None = None,
     timeout: float | None = None,
+    previous_week: str | None = None,
 ) -> SignedResults:
     return gateway(address).compute_network(
         parameters=parameters,
@@ -1060,6 +1064,7 @@ def compute_network(
         previous=previous,
         closing=closing,
         timeout=timeout,
+        previous_week=previous_week,
     )
 
 

@@ -399,6 +399,7 @@ class EnclaveClient:
         previous: Mapping[str, int] | None = None,
         closing: str | None = None,
         timeout: float | None = None,
+        previous_week: str | None = None,
     ) -> SignedAnswer:
         """The closing's network model over its sealed parts (staged when large)."""
         args: dict[str, Any] = {
@@ -408,6 +409,8 @@ class EnclaveClient:
             "options": dict(options or {}),
             "previous": None if previous is None else dict(previous),
         }
+        if previous_week is not None:
+            args["previous_week"] = previous_week
         if closing is not None:
             args["closing"] = closing
         return self.call_signed(

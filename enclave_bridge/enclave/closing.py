@@ -9,10 +9,12 @@
   ``unknown_registry``, as for ``validate``).
 - ``parts_open`` / ``parts_add`` ``{parts, seq, items}``: network parts staged in frames under
   the limit (idempotent per seq), named ``{"staged": id}`` by ``closing_network``.
-- ``closing_network`` ``{parameters, parts, trade_network, options, previous[, closing]}``: the
-  market from every part — edges the week's registered contracts when ``trade_network`` is a
-  valid prudencial/contracts/v1 envelope, else the counterparties declarations — and the
-  network model (``prudencial.risk.network.network_risk``); published figures only.
+- ``closing_network`` ``{parameters, parts, trade_network, options, previous[, previous_week,
+  closing]}``: the market from every part — edges the week's registered contracts when
+  ``trade_network`` is a valid prudencial/contracts/v1 envelope, else the counterparties
+  declarations — and the network model (``prudencial.risk.network.network_risk``), then the
+  systemic measures on the same market (``options.systemic``, default enabled) and the
+  communities' transition from ``previous`` (network_measures.py); published figures only.
   ``trade_network`` may also be a list of envelopes, or ``{"staged": id}`` of such a list staged
   with ``parts_open``/``parts_add``: one set of parts (``part`` 1..n of one set, in index
   order), concatenated under ``formats.MAX_TRADE_NETWORK_CONTRACTS``; any fault
@@ -40,6 +42,7 @@ from enclave_bridge.wire.protocol import (
     describe_failure,
 )
 from prudencial.domain import formats
+from prudencial.domain.calendar import is_week_code
 from prudencial.risk.concentration import counterparty_concentration
 from prudencial.risk.leverage import leverage_factor
 
@@ -53,6 +56,7 @@ from .network_input import (
     open_part,
     seal_part,
 )
+from .network_measures import systemic_answer, tracking_answer
 from .reply import breakdown_document, seal_breakdown
 from .split import check_week
 from .validation import parse_json
@@ -292,8 +296,13 @@ class ClosingOps:
         keys = self.keys
         assert keys is not None
         parameters = self._pinned_parameters(req.args.get("parameters"))  # type: ignore[attr-defined]
-        options = parse_network(req.args.get("options"))
-        _check_previous(req.args.get("previous"))  # for tracking, once the engine has it
+        options = parse_network(req.args.get("options"), systemic=True)
+        previous = _check_previous(req.args.get("previous"))
+        previous_week = req.args.get("previous_week")
+        if previous_week is not None and not is_week_code(previous_week):
+            raise ProtocolError(
+                E_BAD_REQUEST, "previous_week must be a week code (YYYYMM + 3 digits)"
+            )
         closing = req.args.get("closing")
         if closing is not None:
             closing = _check_closing(closing)
@@ -340,13 +349,23 @@ class ClosingOps:
         )
         counts["duplicate_agents"] = duplicates
         inputs.clear()
-        summary, engine = run_market(market, counts, parameters, options, raw=True)
+        summary, engine, scenarios = run_market(market, counts, parameters, options, raw=True)
         result.update(summary)
+        networked = time.perf_counter()
+        result["systemic"] = systemic_answer(
+            market, engine, scenarios, options["systemic"], request_id=req.id
+        )
+        del engine, scenarios, market
+        measured = time.perf_counter()
+        result["tracking"] = tracking_answer(
+            previous, result.get("agents"), week=parameters.week, previous_week=previous_week
+        )
         result["timing_s"] = {
             "open": round(opened - started, 3),
-            "network": round(time.perf_counter() - opened, 3),
+            "network": round(networked - opened, 3),
+            "systemic": round(measured - networked, 3),
+            "tracking": round(time.perf_counter() - measured, 3),
         }
-        del engine
         return result
 
     # --- the trade network ----------------------------------------------------------------------

@@ -26,6 +26,7 @@ Market built from a batch (documented in docs/enclave.md):
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 import time
@@ -64,7 +65,32 @@ NETWORK_KEYS = {
     "circular",
     "contract_prices",
     "risk_convention",
+    "systemic",
 }
+# network.systemic (closing_network only): SystemicOptions' public fields plus ``enabled``.
+# ``capital`` is not among them: it is per agent, in R$, and only the enclave could know it.
+SYSTEMIC_KEYS = {
+    "enabled",
+    "confidence",
+    "sides",
+    "pld",
+    "capital_fraction",
+    "netting",
+    "intrinsic",
+    "debtrank",
+    "cover2_candidates",
+    "top",
+    "reference_pld",
+    "max_rounds",
+    "tolerance",
+    "batch_cells",
+}
+MAX_SYSTEMIC_PRICE = 100_000.0  # R$/MWh: a stress PLD above this is no price of the SIN
+MAX_SYSTEMIC_SCENARIOS = 8  # named stress prices in network.systemic.pld
+MAX_COVER2_CANDIDATES = 100  # cover-2 costs K(K − 1)/2 DebtRank runs
+MAX_SYSTEMIC_TOP = 100
+MAX_SYSTEMIC_ROUNDS = 100_000
+MAX_BATCH_CELLS = 20_000_000  # agents × shocks per DebtRank batch (8 bytes a cell)
 
 
 class CheckPool:
@@ -275,7 +301,10 @@ def build_market(
     return market_from_inputs(inputs, parameters, horizon)
 
 
-def parse_network(args: Any) -> dict[str, Any]:
+def parse_network(args: Any, *, systemic: bool = False) -> dict[str, Any]:
+    """The network options, every one checked (unknown keys refused by name). ``systemic``:
+    the op computes the systemic measures (closing_network), so ``network.systemic`` is taken
+    (``_systemic_options``; absent = enabled with the defaults); elsewhere it is refused."""
     if args is None:
         args = {}
     if not isinstance(args, dict):
@@ -283,6 +312,8 @@ def parse_network(args: Any) -> dict[str, Any]:
     unknown = sorted(set(args) - NETWORK_KEYS)
     if unknown:
         raise ProtocolError(E_BAD_REQUEST, f"network has unknown option(s): {', '.join(unknown)}")
+    if not systemic and "systemic" in args:
+        raise ProtocolError(E_BAD_REQUEST, "network.systemic is an option of closing_network only")
     scenarios = args.get("scenarios", 1000)
     if (
         isinstance(scenarios, bool)
@@ -295,13 +326,138 @@ def parse_network(args: Any) -> dict[str, Any]:
     horizon = args.get("horizon_buckets", 3)
     if isinstance(horizon, bool) or not isinstance(horizon, int) or not 1 <= horizon <= 7:
         raise ProtocolError(E_BAD_REQUEST, "network.horizon_buckets must be an integer in 1..7")
-    return dict(
+    out = dict(
         args,
         scenarios=scenarios,
         horizon_buckets=horizon,
         contract_prices=_contract_prices(args.get("contract_prices", "paper")),
         risk_convention=_risk_convention(args.get("risk_convention", "default")),
     )
+    if systemic:
+        out["systemic"] = _systemic_options(args.get("systemic"), args.get("confidence"))
+    return out
+
+
+def _number(value: Any, name: str, low: float, high: float, *, open_low: bool = False) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not (low < value if open_low else low <= value)
+        or not value <= high
+    ):
+        bounds = f"({low:g}, {high:g}]" if open_low else f"{low:g}..{high:g}"
+        raise ProtocolError(E_BAD_REQUEST, f"network.systemic.{name} must be a number in {bounds}")
+    return float(value)
+
+
+def _integer(value: Any, name: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ProtocolError(
+            E_BAD_REQUEST, f"network.systemic.{name} must be an integer in {low}..{high}"
+        )
+    return value
+
+
+def _systemic_options(value: Any, network_confidence: Any = None) -> dict[str, Any]:
+    """network.systemic: ``{"enabled": bool (default true), ...SystemicOptions' public
+    fields}``, each checked here with the rest of the options (unknown keys refused by name,
+    numbers range-checked), so the engine never sees a value the closing could not use.
+    ``confidence`` defaults to the network's own (else SystemicOptions' 0.95); ``pld`` absent:
+    the stress prices are the week's scenarios' ``confidence`` quantiles (high and low).
+    Returns ``{"enabled": bool, "options": {...}}`` (options: SystemicOptions keywords)."""
+    from prudencial.risk.systemic import DEBTRANK_METHODS, QUANTILE_SIDES
+
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        raise ProtocolError(E_BAD_REQUEST, "network.systemic must be a map")
+    if "capital" in value:
+        raise ProtocolError(
+            E_BAD_REQUEST,
+            "network.systemic.capital is not an option: capital is capital_fraction × each "
+            "agent's expected cost, computed inside the enclave",
+        )
+    unknown = sorted(set(value) - SYSTEMIC_KEYS)
+    if unknown:
+        raise ProtocolError(
+            E_BAD_REQUEST, f"network.systemic has unknown option(s): {', '.join(unknown)}"
+        )
+    enabled = value.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise ProtocolError(E_BAD_REQUEST, "network.systemic.enabled must be true or false")
+    options: dict[str, Any] = {}
+    if "confidence" in value:
+        options["confidence"] = _number(
+            value["confidence"], "confidence", 0.0, 0.9999, open_low=True
+        )
+    elif (
+        isinstance(network_confidence, int | float)
+        and not isinstance(network_confidence, bool)
+        and 0 < network_confidence < 1
+    ):
+        options["confidence"] = float(network_confidence)  # the network model's own
+    if "sides" in value:
+        sides = value["sides"]
+        if (
+            not isinstance(sides, list)
+            or not sides
+            or len(set(map(str, sides))) != len(sides)
+            or not all(isinstance(s, str) and s in QUANTILE_SIDES for s in sides)
+        ):
+            raise ProtocolError(
+                E_BAD_REQUEST,
+                f"network.systemic.sides must be a non-empty list of distinct {QUANTILE_SIDES}",
+            )
+        options["sides"] = tuple(sides)
+    if value.get("pld") is not None:
+        options["pld"] = _stress_prices(value["pld"])
+    if "capital_fraction" in value:
+        options["capital_fraction"] = _number(
+            value["capital_fraction"], "capital_fraction", 0.0, 10.0, open_low=True
+        )
+    for name in ("netting", "intrinsic"):
+        if name in value:
+            if not isinstance(value[name], bool):
+                raise ProtocolError(E_BAD_REQUEST, f"network.systemic.{name} must be true or false")
+            options[name] = value[name]
+    if "debtrank" in value:
+        if value["debtrank"] not in DEBTRANK_METHODS:
+            raise ProtocolError(
+                E_BAD_REQUEST,
+                f"network.systemic.debtrank must be one of {', '.join(DEBTRANK_METHODS)}",
+            )
+        options["debtrank"] = value["debtrank"]
+    for name, low, high in (
+        ("cover2_candidates", 2, MAX_COVER2_CANDIDATES),
+        ("top", 1, MAX_SYSTEMIC_TOP),
+        ("max_rounds", 1, MAX_SYSTEMIC_ROUNDS),
+        ("batch_cells", 1, MAX_BATCH_CELLS),
+    ):
+        if name in value:
+            options[name] = _integer(value[name], name, low, high)
+    if value.get("reference_pld") is not None:
+        options["reference_pld"] = _number(
+            value["reference_pld"], "reference_pld", 0.0, MAX_SYSTEMIC_PRICE
+        )
+    if "tolerance" in value:
+        options["tolerance"] = _number(value["tolerance"], "tolerance", 0.0, 1e-3, open_low=True)
+    return {"enabled": enabled, "options": options}
+
+
+def _stress_prices(value: Any) -> float | dict[str, float]:
+    """network.systemic.pld: one stress PLD (R$/MWh) or {name: PLD} of 1 to 8 named ones."""
+    if isinstance(value, dict):
+        if not 0 < len(value) <= MAX_SYSTEMIC_SCENARIOS or not all(
+            isinstance(k, str) and 0 < len(k) <= 32 and k.isidentifier() for k in value
+        ):
+            raise ProtocolError(
+                E_BAD_REQUEST,
+                f"network.systemic.pld must name 1 to {MAX_SYSTEMIC_SCENARIOS} scenarios "
+                "(identifiers of up to 32 characters)",
+            )
+        return {k: _number(v, f"pld.{k}", 0.0, MAX_SYSTEMIC_PRICE) for k, v in value.items()}
+    return _number(value, "pld", 0.0, MAX_SYSTEMIC_PRICE)
 
 
 def _risk_convention(value: Any) -> str:
@@ -360,15 +516,16 @@ def run_market(
     raw: bool = False,
 ) -> Any:
     """network_risk over a built market: the published summary (with ``market`` counts), or
-    a ``skipped`` reason; ``raw`` also returns the engine's result (for the closing's systemic
-    measures), as ``(summary, result or None)``."""
+    a ``skipped`` reason; ``raw`` also returns the engine's result and the PLD scenarios it
+    ran on (for the closing's systemic measures: the same reference prices, the scenarios'
+    quantiles as stress prices), as ``(summary, result or None, scenarios or None)``."""
     from prudencial.risk.network import network_risk
     from prudencial.risk.pld import ScenarioModel
 
     started = time.perf_counter() if started is None else started
     if counts["agents"] < 2:
         skipped = {"market": counts, "skipped": "fewer than two accepted portfolios in the batch"}
-        return (skipped, None) if raw else skipped
+        return (skipped, None, None) if raw else skipped
     history = parameters.pld_history
     if history is None:
         # The week's price history is a week parameter; a packaged series in its place would
@@ -377,7 +534,7 @@ def run_market(
             "market": counts,
             "skipped": "the week's parameters have no pld_history: network model not computed",
         }
-        return (skipped, None) if raw else skipped
+        return (skipped, None, None) if raw else skipped
     seed = options.get("seed")
     try:
         model = ScenarioModel(
@@ -416,4 +573,4 @@ def run_market(
         options["scenarios"],
         time.perf_counter() - started,
     )
-    return (summary, result) if raw else summary
+    return (summary, result, scenarios) if raw else summary
