@@ -1,7 +1,9 @@
 """Staff console of the weekly closing: what was computed, what is missing, what to do next.
 
-- Fechamentos (``Closing``): state, progress "x of N", stage times, chunks, correction notices;
-  per closing the network-risk panel (community ranking, network mean, pictures drawn on the
+- Fechamentos (``Closing``): state, progress "x of N", stage times, chunks, correction notices,
+  the systemic measures and the communities' transition (checked against the signed answer);
+  the community evolution over the last N weeks (picture, counts, each agent's history); per
+  closing the network-risk panel (community ranking, network mean, pictures drawn on the
   host from what the enclave disclosed), the missing and late agents, the exports (CSV, XLSX);
   the actions "re-run (correction)" (asks the reason, calls ``services.closing_correct``) and
   "choose degraded rule" for a delayed closing (``services.closing_choose_degraded``).
@@ -163,6 +165,8 @@ class ClosingAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "error_message",
         "delayed_at",
         "degraded_rule",
+        "systemic_table",
+        "tracking_table",
         "created_at",
         "finished_at",
         "pages",
@@ -170,7 +174,11 @@ class ClosingAdmin(ReadOnlyMixin, admin.ModelAdmin):
     readonly_fields = fields
 
     def get_queryset(self, request):
-        return super().get_queryset(request).defer("network", "parameters", "network_token")
+        return (
+            super()
+            .get_queryset(request)
+            .defer("network", "parameters", "network_token", "systemic", "tracking")
+        )
 
     def has_correct_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("closing.run_closing")
@@ -227,6 +235,14 @@ class ClosingAdmin(ReadOnlyMixin, admin.ModelAdmin):
     def notices(self, obj: Closing) -> str:
         return notices_html(obj)
 
+    @admin.display(description=_("medidas sistêmicas"))
+    def systemic_table(self, obj: Closing) -> str:
+        return systemic_html(obj)
+
+    @admin.display(description=_("evolução das comunidades (semana anterior → esta)"))
+    def tracking_table(self, obj: Closing) -> str:
+        return transition_html(obj)
+
     @admin.display(description=_("páginas"))
     def pages(self, obj: Closing) -> str:
         links = [
@@ -236,6 +252,10 @@ class ClosingAdmin(ReadOnlyMixin, admin.ModelAdmin):
                 gettext("resultados"),
             ),
             (reverse("admin:closing_closing_network", args=[obj.pk]), gettext("painel da rede")),
+            (
+                reverse("admin:closing_closing_communities") + f"?until={obj.week.code}",
+                gettext("evolução das comunidades"),
+            ),
             (
                 reverse("admin:closing_closing_missing", args=[obj.pk]),
                 gettext("faltantes e atrasados"),
@@ -288,6 +308,12 @@ class ClosingAdmin(ReadOnlyMixin, admin.ModelAdmin):
                 name="closing_closing_picture",
             ),
             path("<int:pk>/missing/", view(self.missing_view), name="closing_closing_missing"),
+            path("communities/", view(self.communities_view), name="closing_closing_communities"),
+            path(
+                "communities/evolution.png",
+                view(self.communities_picture_view),
+                name="closing_closing_communities_picture",
+            ),
             path(
                 "<int:pk>/export/<str:file_format>/",
                 view(self.export_view),
@@ -417,6 +443,10 @@ class ClosingAdmin(ReadOnlyMixin, admin.ModelAdmin):
                 for kind in exports.PICTURES
             ],
             "notices": notices_html(closing),
+            "systemic": systemic_html(closing),
+            "transition": transition_html(closing),
+            "communities_url": reverse("admin:closing_closing_communities")
+            + f"?until={closing.week.code}",
         }
         return TemplateResponse(request, "admin/closing/network.html", context)
 
@@ -435,6 +465,74 @@ class ClosingAdmin(ReadOnlyMixin, admin.ModelAdmin):
                 cache.set(key, data, PICTURE_CACHE_SECONDS)
         response = HttpResponse(data, content_type=exports.CONTENT_TYPES["png"])
         response["Cache-Control"] = "private, max-age=3600"
+        return response
+
+    def _tracking_query(self, request: HttpRequest) -> dict[str, Any]:
+        """weeks (1..MAX_TRACKING_WEEKS, default 8), until (a week code) and agent from the
+        query string; anything else is ignored, a bad value falls back to the default."""
+        from prudencial.closing import selectors
+        from prudencial.domain.calendar import is_week_code
+
+        try:
+            weeks = int(request.GET.get("weeks", selectors.DEFAULT_TRACKING_WEEKS))
+        except ValueError:
+            weeks = selectors.DEFAULT_TRACKING_WEEKS
+        weeks = max(1, min(weeks, selectors.MAX_TRACKING_WEEKS))
+        until = request.GET.get("until") or None
+        agent = (request.GET.get("agent") or "").strip().upper()[:40] or None
+        return {
+            "weeks": weeks,
+            "until": until if until and is_week_code(until) else None,
+            "agent": agent,
+        }
+
+    def communities_view(self, request: HttpRequest) -> HttpResponse:
+        """The communities of the last N weeks' current closings: the evolution picture, the
+        transitions' counts and each agent's history (a week's community shown only when the
+        agent sent that week's result)."""
+        from urllib.parse import urlencode
+
+        from prudencial.closing import selectors
+
+        self._require_view(request)
+        query = self._tracking_query(request)
+        found = selectors.community_tracking(**query)
+        histories = sorted(found["agents"].items())
+        picture = {k: v for k, v in query.items() if k != "agent" and v is not None}
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": gettext("Evolução das comunidades"),
+            "query": query,
+            "max_weeks": selectors.MAX_TRACKING_WEEKS,
+            "tracking": found["tracking"],
+            "counts": [
+                (c["from"], c["to"], [c.get(k, 0) for k in EVENT_KINDS])
+                for c in found["tracking"].get("counts", [])
+            ],
+            "event_labels": [EVENT_LABELS[k] for k in EVENT_KINDS],
+            "closings": found["closings"],
+            "unverified": found["unverified"],
+            "weeks": found["tracking"].get("weeks", []),
+            "histories": histories[:ROWS_SHOWN],
+            "histories_total": len(histories),
+            "picture": reverse("admin:closing_closing_communities_picture")
+            + ("?" + urlencode(picture) if picture else ""),
+        }
+        return TemplateResponse(request, "admin/closing/communities.html", context)
+
+    def communities_picture_view(self, request: HttpRequest) -> HttpResponse:
+        """The community-evolution picture (PNG, pt-BR or English by the request's language),
+        drawn from the same tracking as the page."""
+        from prudencial.closing import selectors
+
+        self._require_view(request)
+        query = dict(self._tracking_query(request), agent=None)
+        lang = "en" if (translation.get_language() or "").startswith("en") else "pt"
+        tracking = selectors.community_tracking(**query)["tracking"]
+        data = exports.evolution_png(tracking, lang=lang)
+        response = HttpResponse(data, content_type=exports.CONTENT_TYPES["png"])
+        response["Cache-Control"] = "private, max-age=300"
         return response
 
     def missing_view(self, request: HttpRequest, pk: int) -> HttpResponse:
@@ -482,6 +580,136 @@ class ClosingAdmin(ReadOnlyMixin, admin.ModelAdmin):
         name = exports.filename(closing=closing, file_format=file_format)
         response["Content-Disposition"] = f'attachment; filename="{name}"'
         return response
+
+
+EVENT_KINDS = ("continuation", "split", "merge", "birth", "death")
+EVENT_LABELS = {
+    "continuation": _("continuações"),
+    "split": _("divisões"),
+    "merge": _("fusões"),
+    "birth": _("nascimentos"),
+    "death": _("extinções"),
+}
+
+
+def _fraction(value: Any, digits: int = 4) -> str:
+    try:
+        return decimal_br(float(value), digits)
+    except (TypeError, ValueError):
+        return "—"
+
+
+def _signature_line(signature) -> str:
+    if signature.verified:
+        return format_html("<p>{}</p>", gettext("Assinatura do enclave: confere."))
+    if signature.status == "unsigned":
+        return format_html("<p>{}</p>", gettext("Sem resposta assinada da rede."))
+    return format_html(
+        '<p class="errornote">{} {}</p>',
+        gettext("Assinatura do enclave: NÃO confere — não use estes números."),
+        signature.reason,
+    )
+
+
+def systemic_html(closing: Closing) -> str:
+    """The closing's systemic measures per stress scenario, checked against the signed
+    answer; an agent whose result was not sent is not named (staff rule)."""
+    from prudencial.closing import selectors
+    from prudencial.closing.signatures import SignatureChecker
+
+    if not closing.systemic:
+        return "—"
+    if "skipped" in closing.systemic:
+        return format_html(
+            "{}: {}", gettext("Não calculadas"), closing.systemic.get("skipped") or ""
+        )
+    signature = SignatureChecker().check_closing(closing)
+    summary = selectors.systemic_summary(closing, names=selectors.sent_acronyms(closing))
+    withheld = gettext("(não enviado)")
+
+    def name(acronym: Any) -> str:
+        return withheld if acronym is None else str(acronym)
+
+    rows = []
+    for key, s in (summary.get("scenarios") or {}).items():
+        dr, en, c2 = s.get("debtrank") or {}, s.get("eisenberg_noe") or {}, s.get("cover2") or {}
+        quantile = s.get("quantile")
+        rows.append(
+            (
+                key if quantile is None else f"{key} (q = {_fraction(quantile, 2)})",
+                _fraction(dr.get("system_initial")),
+                _fraction(dr.get("system_final")),
+                _fraction(dr.get("system_propagated")),
+                f"{dr.get('distressed', '—')} / {dr.get('defaulted', '—')}",
+                f"{en.get('defaults', '—')} ({en.get('fundamental', '—')} + "
+                f"{en.get('contagious', '—')})",
+                _fraction(en.get("unpaid_share")),
+                " + ".join(name(a) for a in c2.get("agents") or []) or "—",
+                _fraction(c2.get("loss"))
+                + ("" if c2.get("certified") else " ≤ " + _fraction(c2.get("bound"))),
+                ", ".join(
+                    f"{name(t.get('agent'))} {_fraction(t.get('impact'))}"
+                    for t in (dr.get("top") or [])[:5]
+                )
+                or "—",
+            )
+        )
+    table = _table(
+        [
+            gettext("cenário"),
+            gettext("DebtRank: choque inicial"),
+            gettext("DebtRank: final"),
+            gettext("DebtRank: propagado"),
+            gettext("agentes em estresse / em default"),
+            gettext("defaults Eisenberg–Noe (fundamentais + por contágio)"),
+            gettext("parcela não paga"),
+            gettext("par cover-2"),
+            gettext("perda cover-2"),
+            gettext("maior impacto DebtRank"),
+        ],
+        rows,
+    )
+    note = format_html(
+        '<p class="help">{}</p>',
+        gettext(
+            "Frações do capital do sistema (capital = %(fraction)s × custo esperado de cada "
+            "agente). Agentes cujo resultado não foi enviado não são nomeados."
+        )
+        % {"fraction": _fraction(summary.get("capital_fraction"), 2)},
+    )
+    return format_html("{}{}{}", _signature_line(signature), table, note)
+
+
+def transition_html(closing: Closing) -> str:
+    """The enclave's signed transition from the previous week's communities to this week's."""
+    from prudencial.closing.signatures import SignatureChecker
+
+    tracking = closing.tracking or {}
+    if not tracking:
+        return "—"
+    if "skipped" in tracking:
+        return format_html("{}: {}", gettext("Não calculada"), tracking.get("skipped") or "")
+    counts = tracking.get("counts") or {}
+    communities = tracking.get("communities") or {}
+    agents = tracking.get("agents") or {}
+    table = _table(
+        [
+            gettext("de → para"),
+            gettext("comunidades (antes / agora)"),
+            gettext("agentes em comunidades (antes / agora / em ambas)"),
+            *[EVENT_LABELS[k] for k in EVENT_KINDS],
+        ],
+        [
+            (
+                f"{tracking.get('from')} → {tracking.get('to')}",
+                f"{communities.get('previous', '—')} / {communities.get('current', '—')}",
+                f"{agents.get('previous', '—')} / {agents.get('current', '—')} / "
+                f"{agents.get('stayed', '—')}",
+                *[counts.get(k, 0) for k in EVENT_KINDS],
+            )
+        ],
+    )
+    return format_html("{}{}", _signature_line(SignatureChecker().check_closing(closing)), table)
 
 
 def notices_html(closing: Closing) -> str:
@@ -792,6 +1020,14 @@ class LeverageResultAdmin(ReadOnlyMixin, admin.ModelAdmin):
                     % {"k": network["community_rank"], "n": network.get("n_communities", "?")},
                 )
             )
+        for scenario, values in sorted((figures.get("systemic") or {}).items()):
+            rows += [
+                (
+                    f"{exports.figure_label(n)} ({scenario})",
+                    "—" if values.get(n) is None else decimal_br(float(values[n]), 4),
+                )
+                for n in exports.SYSTEMIC_AGENT_FIGURES
+            ]
         return _table([gettext("número"), gettext("valor")], rows)
 
     @admin.display(description=_("erro"))

@@ -5,6 +5,8 @@ POST weeks/{code}/agents/{agent_id}/leverage/send/     send it to CCEE (final, i
 POST weeks/{code}/agents/{agent_id}/leverage/cancel/   cancel it, with a reason
 GET  weeks/{code}/agents/{agent_id}/network-risk/      local and global network indicators
 GET  agents/{agent_id}/leverage/history/               FA week by week, with parameters' version
+GET  weeks/{code}/systemic/                            staff: the week's systemic measures
+GET  communities/tracking/?weeks=&until=&agent=        staff: the communities across weeks
 
 The agent's own users see every figure and the breakdown (a JWE only their reply key opens);
 CCEE staff with ``closing.view_leverageresult`` see that a result exists, and its figures only
@@ -20,7 +22,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, NotFound, PermissionDenied, ValidationError
-from rest_framework.permissions import IsAuthenticated
+from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -75,6 +77,10 @@ class FiguresSerializer(serializers.Serializer):
         child=serializers.FloatField(allow_null=True), allow_null=True
     )
     network = serializers.DictField()
+    systemic = serializers.DictField(
+        help_text="medidas sistêmicas do agente por cenário de estresse (impacto e estresse "
+        "DebtRank, recuperação e onda de default de Eisenberg–Noe, perda de crédito / capital)"
+    )
 
 
 class LeverageSerializer(serializers.Serializer):
@@ -127,6 +133,59 @@ class NetworkRiskSerializer(serializers.Serializer):
     network_mean = serializers.FloatField(allow_null=True)
     summary = serializers.DictField()
     communities = CommunitySerializer(many=True)
+    systemic = serializers.DictField(
+        help_text="{signature, local, system}: local as figures.systemic (null para a CCEE "
+        "enquanto o agente não enviou); system: os números do sistema por cenário, sem nomear "
+        "agente algum"
+    )
+
+
+class ClosingSystemicSerializer(serializers.Serializer):
+    week = serializers.CharField()
+    closing = ClosingRefSerializer()
+    signature = SignatureSerializer()
+    systemic = serializers.DictField(
+        help_text="por cenário de estresse: DebtRank do sistema, Eisenberg–Noe, par cover-2; "
+        "um agente cujo resultado não foi enviado aparece como null"
+    )
+    agents = serializers.DictField(
+        help_text="sigla → números por cenário, só dos resultados enviados à CCEE"
+    )
+    tracking = serializers.DictField(
+        help_text="a transição assinada das comunidades da semana anterior para esta"
+    )
+
+
+class TrackingQuerySerializer(serializers.Serializer):
+    weeks = serializers.IntegerField(
+        min_value=1,
+        max_value=selectors.MAX_TRACKING_WEEKS,
+        default=selectors.DEFAULT_TRACKING_WEEKS,
+    )
+    until = serializers.CharField(required=False, help_text="a última semana (código)")
+    agent = serializers.CharField(required=False, max_length=40, help_text="a sigla de um agente")
+
+    def validate_until(self, value: str) -> str:
+        if not is_week_code(value):
+            raise serializers.ValidationError("não é um código de semana (AAAAMM + 3 dígitos)")
+        return value
+
+
+class CommunityTrackingSerializer(serializers.Serializer):
+    tracking = serializers.DictField(
+        help_text="prudencial/tracking/v1 sem os agentes: semanas, comunidades (tamanho, "
+        "linhagem), transições e contagens"
+    )
+    agents = serializers.DictField(
+        help_text="sigla → [{week, sent, community, lineage}] (comunidade e linhagem só de "
+        "semanas cujo resultado o agente enviou)"
+    )
+    closings = serializers.ListField(child=serializers.DictField())
+    unverified = serializers.ListField(
+        child=serializers.DictField(),
+        help_text="semanas deixadas de fora: as comunidades guardadas não conferem com a "
+        "resposta assinada",
+    )
 
 
 class HistoryEntrySerializer(serializers.Serializer):
@@ -248,11 +307,17 @@ class NetworkRiskView(APIView):
         closing = result.closing
         network = dict(closing.network or {})
         summary = {k: network.get(k) for k in exports.NETWORK_SUMMARY if k in network}
+        checker = SignatureChecker()
         body = {
             "week": closing.week.code,
             "agent": result.agent_id,
             "source": closing.network_source or "none",
-            "signature": SignatureChecker().check(result).as_dict(),
+            "signature": checker.check(result).as_dict(),
+            "systemic": {
+                "signature": checker.check_closing(closing).as_dict(),
+                "local": None if figures is None else figures["systemic"],
+                "system": selectors.systemic_summary(closing, names=False),
+            },
             "local": None if figures is None else figures["network"],
             "network_mean": exports.network_mean(closing),
             "summary": summary,
@@ -294,3 +359,54 @@ class LeverageHistoryView(APIView):
             for result in selectors.history(agent_id=agent_id, user=request.user)
         ]
         return Response(HistoryEntrySerializer(rows, many=True).data)
+
+
+# --- staff: the week's systemic measures and the communities across weeks ------------------------
+
+
+class CanViewClosing(BasePermission):
+    """CCEE staff with the closing's view permission (a global model permission)."""
+
+    message = "closing.view_closing"
+
+    def has_permission(self, request, view) -> bool:
+        user = request.user
+        return bool(user and user.is_authenticated and user.has_perm("closing.view_closing"))
+
+
+class ClosingSystemicView(APIView):
+    """The week's current closing's systemic measures and communities' transition (staff)."""
+
+    permission_classes = [IsAuthenticated, CanViewClosing]
+
+    @extend_schema(responses=ClosingSystemicSerializer)
+    def get(self, request, code: str):
+        closing = selectors.current_closing(week_code=_week_code(code))
+        sent = selectors.sent_acronyms(closing)
+        agents = dict(
+            LeverageResult.objects.filter(closing=closing, agent__acronym__in=sent)
+            .exclude(systemic={})
+            .values_list("agent__acronym", "systemic")
+        )
+        body = {
+            "week": closing.week.code,
+            "closing": selectors.closing_reference(closing),
+            "signature": SignatureChecker().check_closing(closing).as_dict(),
+            "systemic": selectors.systemic_summary(closing, names=sent),
+            "agents": agents,
+            "tracking": dict(closing.tracking or {}),
+        }
+        return Response(ClosingSystemicSerializer(body).data)
+
+
+class CommunityTrackingView(APIView):
+    """The communities of the last N weeks' current closings matched week to week (staff)."""
+
+    permission_classes = [IsAuthenticated, CanViewClosing]
+
+    @extend_schema(parameters=[TrackingQuerySerializer], responses=CommunityTrackingSerializer)
+    def get(self, request):
+        query = TrackingQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        body = selectors.community_tracking(**query.validated_data)
+        return Response(CommunityTrackingSerializer(body).data)

@@ -57,6 +57,15 @@ NETWORK_FIGURES = (
     "n_communities",
 )
 
+#: The agent's systemic figures per stress scenario (LeverageResult.systemic), shown once sent.
+SYSTEMIC_AGENT_FIGURES = (
+    "debtrank_impact",
+    "debtrank_distress",
+    "en_recovery",
+    "en_default_wave",
+    "en_credit_loss_over_capital",
+)
+
 #: The week's network summary shown to staff and agents (keys of Closing.network).
 NETWORK_SUMMARY = ("n_agents", "n_communities", "n_propagators", "modularity", "n_scenarios")
 
@@ -81,9 +90,11 @@ def visible(result, user) -> dict[str, Any] | None:
 
 
 def figures_of(result) -> dict[str, Any]:
-    """Every published figure of a result (the ratios and its network indicators)."""
+    """Every published figure of a result (the ratios, its network indicators and its
+    systemic figures per stress scenario)."""
     figures = {name: getattr(result, name) for name in RESULT_FIGURES}
     figures["network"] = dict(result.network or {})
+    figures["systemic"] = dict(result.systemic or {})
     return figures
 
 
@@ -133,6 +144,11 @@ def figure_label(name: str) -> str:
         "cvar_intrinsic": _("CVaR intrínseco"),
         "cvar_propagated": _("CVaR propagado"),
         "cvar_total": _("CVaR total"),
+        "debtrank_impact": _("impacto DebtRank"),
+        "debtrank_distress": _("estresse DebtRank"),
+        "en_recovery": _("recuperação Eisenberg–Noe"),
+        "en_default_wave": _("onda de default Eisenberg–Noe"),
+        "en_credit_loss_over_capital": _("perda de crédito / capital"),
     }.get(name, name)
 
 
@@ -440,6 +456,19 @@ def network_png(closing, *, kind: str, lang: str = "pt") -> bytes:
 
     rows = community_rows(closing)
     fig = (_ranking_figure if kind == "ranking" else _sizes_figure)(plots, rows, closing, lang)
+    out = io.BytesIO()
+    fig.savefig(out, format="png", dpi=100, bbox_inches="tight")
+    plots.plt.close(fig)
+    return out.getvalue()
+
+
+def evolution_png(tracking: Mapping[str, Any], *, lang: str = "pt") -> bytes:
+    """The community-evolution picture (prudencial.risk_tools.plots.plot_community_evolution)
+    of a ``selectors.community_tracking`` answer's aggregates, PNG: per community and lineage,
+    never an agent."""
+    from prudencial.risk_tools import plots  # matplotlib: imported only when drawing
+
+    fig = plots.plot_community_evolution(dict(tracking), lang="en" if lang == "en" else "pt")
     out = io.BytesIO()
     fig.savefig(out, format="png", dpi=100, bbox_inches="tight")
     plots.plt.close(fig)

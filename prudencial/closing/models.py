@@ -127,6 +127,12 @@ class Closing(models.Model):
     )
     network_request_id = models.CharField(_("id da requisição da rede"), max_length=64, blank=True)
     network_nonce = models.CharField(_("nonce da rede (base64url)"), max_length=128, blank=True)
+    # From the same signed network answer (re-verified on read): the systemic measures' closing
+    # figures (per stress scenario DebtRank, Eisenberg–Noe, cover-2; the per-agent rows are on
+    # LeverageResult.systemic), and last week's communities → this week's (links, flows,
+    # events), or {"skipped": reason}. Empty: no network answer (or one from before them).
+    systemic = models.JSONField(_("medidas sistêmicas"), default=dict, blank=True)
+    tracking = models.JSONField(_("evolução das comunidades"), default=dict, blank=True)
     created_at = models.DateTimeField(_("criado em"), default=timezone.now)
     # updated_at: last touched (beat's resume bumps it, so a stalled step is sent once per
     # CLOSING_STALL_SECONDS); progress_at: last real progress (a state move, a chunk answered),
@@ -309,6 +315,9 @@ class LeverageResult(models.Model):
     concentration_top_five = models.FloatField(_("cinco maiores"), null=True, blank=True)
     breakdown_jwe = models.TextField(_("detalhamento (JWE à chave do agente)"), blank=True)
     network = models.JSONField(_("indicadores de rede"), default=dict, blank=True)
+    # The agent's systemic figures per stress scenario ({scenario: {debtrank_impact, …}}), from
+    # the closing's signed network answer; shown under the same rule as ``network``.
+    systemic = models.JSONField(_("medidas sistêmicas do agente"), default=dict, blank=True)
     error = models.JSONField(_("erro"), default=dict, blank=True)
     created_at = models.DateTimeField(_("criado em"), default=timezone.now)
 

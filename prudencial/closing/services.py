@@ -747,17 +747,43 @@ def latest_trade_network(week: Week) -> ChosenTradeNetwork:
     return ChosenTradeNetwork([], skipped)
 
 
-def previous_communities(week: Week) -> dict[str, int] | None:
-    """{acronym: community} of the previous week's current closing (for tracking), if any."""
-    previous = (
+def previous_closing(week: Week) -> Closing | None:
+    """The current closing of the latest week before ``week`` (tracking's previous week)."""
+    return (
         Closing.objects.filter(is_current=True, week__code__lt=week.code)
+        .select_related("week")
         .order_by("-week__code")
         .first()
     )
-    if previous is None:
-        return None
-    rows = previous.results.exclude(network={}).values_list("agent__acronym", "network")
-    out = {a: n.get("community") for a, n in rows if isinstance(n.get("community"), int)}
+
+
+def community_membership(closing: Closing) -> dict[str, int | None]:
+    """{acronym: community} of a closing's stored network figures; an isolated agent (no
+    traded volume: no rank) is in no community (None), as the enclave's tracking counts it."""
+    rows = closing.results.exclude(network={}).values_list("agent__acronym", "network")
+    return membership_from(dict(rows))
+
+
+def membership_from(network: Mapping[str, Mapping[str, Any]]) -> dict[str, int | None]:
+    """{acronym: community or None (isolated)} of {acronym: LeverageResult.network}."""
+    return {
+        a: n.get("community")
+        if isinstance(n.get("community"), int) and n.get("community_rank") is not None
+        else None
+        for a, n in network.items()
+        if n
+    }
+
+
+def previous_communities(week: Week) -> dict[str, int] | None:
+    """{acronym: community} of the previous week's current closing (for tracking), if any:
+    the agents that were in a community (isolated ones are in none)."""
+    previous = previous_closing(week)
+    return None if previous is None else _trading_membership(previous)
+
+
+def _trading_membership(closing: Closing) -> dict[str, int] | None:
+    out = {a: c for a, c in community_membership(closing).items() if c is not None}
     return out or None
 
 
@@ -766,6 +792,27 @@ def network_agents(network: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     if isinstance(agents, dict):
         return {k: dict(v) for k, v in agents.items()}
     return {row["agent"]: dict(row) for row in agents if isinstance(row, dict) and "agent" in row}
+
+
+def split_measures(network: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Take the systemic measures and the communities' transition out of a network answer
+    (they are stored on their own fields; the rest stays ``Closing.network``). Answers of an
+    enclave without them give two empty maps."""
+    systemic = network.pop("systemic", None)
+    tracking = network.pop("tracking", None)
+    return (
+        dict(systemic) if isinstance(systemic, Mapping) else {},
+        dict(tracking) if isinstance(tracking, Mapping) else {},
+    )
+
+
+def systemic_agents(systemic: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """{acronym: {scenario: figures}} of the systemic answer's per-agent rows."""
+    return {
+        row["agent"]: dict(row.get("scenarios") or {})
+        for row in systemic.get("agents") or []
+        if isinstance(row, Mapping) and isinstance(row.get("agent"), str)
+    }
 
 
 def closing_network_step(*, closing_id: int, address: str | None = None) -> str:
@@ -793,6 +840,8 @@ def closing_network_step(*, closing_id: int, address: str | None = None) -> str:
         _dispatch_finish(closing.pk)
         return "done"
     chosen = latest_trade_network(closing.week)
+    before = previous_closing(closing.week)
+    previous = _trading_membership(before) if before is not None else None
     started = time.monotonic()
     try:
         signed = _enclave_call(
@@ -802,7 +851,8 @@ def closing_network_step(*, closing_id: int, address: str | None = None) -> str:
                 parts=parts,
                 trade_network=chosen.envelope,
                 options=closing.network_options,
-                previous=previous_communities(closing.week),
+                previous=previous,
+                previous_week=before.week.code if previous is not None else None,
                 closing=closing.reference,
             )
         )
@@ -822,6 +872,9 @@ def closing_network_step(*, closing_id: int, address: str | None = None) -> str:
     source = network.get("source") if not network.get("skipped") else NetworkSource.NONE
     if source not in NetworkSource.values:
         source = NetworkSource.NONE
+    systemic, tracking = split_measures(network)
+    systemic_by_acronym = systemic_agents(systemic)
+    systemic.pop("agents", None)
     by_acronym = network_agents(network)
     with transaction.atomic():
         locked = Closing.objects.select_for_update().get(pk=closing.pk)
@@ -837,6 +890,8 @@ def closing_network_step(*, closing_id: int, address: str | None = None) -> str:
             network_request_id=str(signed.request_id),
             network_nonce=b64url(signed.nonce),
             network_source=source,
+            systemic=systemic,
+            tracking=tracking,
         )
         ids = dict(Agent.objects.filter(acronym__in=list(by_acronym)).values_list("acronym", "pk"))
         CommunityResult.objects.bulk_create(
@@ -864,13 +919,14 @@ def closing_network_step(*, closing_id: int, address: str | None = None) -> str:
         )
         results = list(
             LeverageResult.objects.filter(closing_id=closing.pk, agent_id__in=ids.values()).only(
-                "id", "agent_id", "network"
+                "id", "agent_id", "network", "systemic"
             )
         )
         by_id = {v: k for k, v in ids.items()}
         for result in results:
             result.network = by_acronym[by_id[result.agent_id]]
-        LeverageResult.objects.bulk_update(results, ["network"], batch_size=1000)
+            result.systemic = systemic_by_acronym.get(by_id[result.agent_id], {})
+        LeverageResult.objects.bulk_update(results, ["network", "systemic"], batch_size=1000)
         moved = _to_storing(closing.pk)
     stored = time.monotonic()
     enclave = _enclave_seconds(network)

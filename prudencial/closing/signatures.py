@@ -6,7 +6,10 @@ the enclave's figure. So each read checks, for the result's chunk, the JWS under
 registered key whose attestation still verifies (``gateway.trusted_signing_key``), the request
 id, nonce and operation, the digest of the stored args, that the signed answer names this
 week, closing and chunk, and that the row equals what the signed entry gives; for the network
-figures, the closing's network answer the same way. The outcome is ``verified``,
+figures (and the agent's systemic figures), the closing's network answer the same way, and for
+what a closing shows of its own (its systemic measures, the communities' transition, the
+memberships tracking reads) ``SignatureChecker.check_closing`` / ``check_membership``. The
+outcome is ``verified``,
 ``unverified`` (with the reason) or ``unsigned`` (a missing agent: nothing went to the enclave).
 """
 
@@ -24,7 +27,12 @@ from enclave_bridge.wire.protocol import (
     verify_answer,
 )
 from prudencial.closing.models import Closing, ClosingChunk, LeverageResult, ResultStatus
-from prudencial.closing.services import network_agents, result_row
+from prudencial.closing.services import (
+    network_agents,
+    result_row,
+    split_measures,
+    systemic_agents,
+)
 from prudencial.submissions.selectors import NO_SKEW_LIMIT
 
 logger = logging.getLogger(__name__)
@@ -116,7 +124,21 @@ def _chunk_entries(chunk: ClosingChunk, closing: Closing, keys: _Keys) -> list[d
     return entries
 
 
-def _network_agents(closing: Closing, keys: _Keys) -> dict[str, dict[str, Any]]:
+@dataclass(frozen=True)
+class SignedNetwork:
+    """What a closing's signed network answer gives, as the host stores it (services)."""
+
+    agents: dict[str, dict[str, Any]]
+    systemic_agents: dict[str, dict[str, Any]]
+    systemic: dict[str, Any]
+    tracking: dict[str, Any]
+
+
+def _signed_network(closing: Closing, keys: _Keys) -> SignedNetwork:
+    if not closing.network_token:
+        raise AnswerVerificationError("the closing has no signed network answer")
+    if args_sha256(dict(closing.network_args)) != closing.network_args_sha256:
+        raise AnswerVerificationError("the stored network args do not match their signed digest")
     result = _signed_body(
         closing.network_token,
         closing.network_signing_kid,
@@ -131,7 +153,11 @@ def _network_agents(closing: Closing, keys: _Keys) -> dict[str, dict[str, Any]]:
         closing.reference,
     ):
         raise AnswerVerificationError("the signed network answer names another closing")
-    return network_agents(result)
+    result = dict(result)
+    systemic, tracking = split_measures(result)
+    systemic_by_agent = systemic_agents(systemic)
+    systemic.pop("agents", None)
+    return SignedNetwork(network_agents(result), systemic_by_agent, systemic, tracking)
 
 
 class SignatureChecker:
@@ -141,7 +167,7 @@ class SignatureChecker:
     def __init__(self) -> None:
         self._keys = _Keys()
         self._chunks: dict[int, list[dict[str, Any]] | Exception] = {}
-        self._networks: dict[int, dict[str, dict[str, Any]] | Exception] = {}
+        self._networks: dict[int, SignedNetwork | Exception] = {}
 
     def check(self, result: LeverageResult) -> Signature:
         if result.chunk_id is None:
@@ -152,18 +178,54 @@ class SignatureChecker:
         try:
             entries = self._cached(self._chunks, chunk.pk, lambda: self._entries(chunk, result))
             self._compare(result, chunk, entries)
-            if result.network:
-                closing = result.closing
-                agents = self._cached(
-                    self._networks, closing.pk, lambda: _network_agents(closing, self._keys)
-                )
-                if agents.get(result.agent.acronym) != result.network:
+            if result.network or result.systemic:
+                signed = self.network(result.closing)
+                if signed.agents.get(result.agent.acronym) != result.network:
                     raise AnswerVerificationError("the network figures differ from the signed")
+                if signed.systemic_agents.get(result.agent.acronym, {}) != result.systemic:
+                    raise AnswerVerificationError("the systemic figures differ from the signed")
         except (AnswerVerificationError, KeyError, TypeError, ValueError, AttributeError) as exc:
             reason = str(exc) if isinstance(exc, AnswerVerificationError) else type(exc).__name__
             logger.warning("leverage result %s does not verify: %s", result.pk, reason)
             return Signature(UNVERIFIED, chunk.signing_kid, reason)
         return Signature(VERIFIED, chunk.signing_kid)
+
+    def network(self, closing: Closing) -> SignedNetwork:
+        """The closing's signed network answer, verified once per checker (raises
+        AnswerVerificationError when it does not verify)."""
+        return self._cached(
+            self._networks, closing.pk, lambda: _signed_network(closing, self._keys)
+        )
+
+    def check_closing(self, closing: Closing) -> Signature:
+        """The closing's own network figures as shown (``Closing.systemic``, ``tracking``)
+        against its signed network answer."""
+        if not closing.network_token:
+            return Signature(UNSIGNED)  # no network answer (none computed, degraded rule)
+        try:
+            signed = self.network(closing)
+            if signed.systemic != (closing.systemic or {}):
+                raise AnswerVerificationError("the systemic measures differ from the signed")
+            if signed.tracking != (closing.tracking or {}):
+                raise AnswerVerificationError("the communities' transition differs from the signed")
+        except (AnswerVerificationError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            reason = str(exc) if isinstance(exc, AnswerVerificationError) else type(exc).__name__
+            logger.warning("closing %s network answer does not verify: %s", closing.pk, reason)
+            return Signature(UNVERIFIED, closing.network_signing_kid, reason)
+        return Signature(VERIFIED, closing.network_signing_kid)
+
+    def check_membership(self, closing: Closing, stored: dict[str, dict[str, Any]]) -> Signature:
+        """Every stored agent's network figures (``{acronym: LeverageResult.network}``, the
+        memberships tracking reads) against the closing's signed answer."""
+        try:
+            signed = self.network(closing)
+            if {a: n for a, n in stored.items() if n} != signed.agents:
+                raise AnswerVerificationError("the stored communities differ from the signed")
+        except (AnswerVerificationError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            reason = str(exc) if isinstance(exc, AnswerVerificationError) else type(exc).__name__
+            logger.warning("closing %s communities do not verify: %s", closing.pk, reason)
+            return Signature(UNVERIFIED, closing.network_signing_kid, reason)
+        return Signature(VERIFIED, closing.network_signing_kid)
 
     def _entries(self, chunk: ClosingChunk, result: LeverageResult):
         return _chunk_entries(chunk, result.closing, self._keys)

@@ -62,4 +62,14 @@ urlpatterns += [
         leverage.LeverageHistoryView.as_view(),
         name="closing-leverage-history",
     ),
+    path(
+        "weeks/<str:code>/systemic/",
+        leverage.ClosingSystemicView.as_view(),
+        name="closing-systemic",
+    ),
+    path(
+        "communities/tracking/",
+        leverage.CommunityTrackingView.as_view(),
+        name="closing-community-tracking",
+    ),
 ]
