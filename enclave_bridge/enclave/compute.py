@@ -68,7 +68,8 @@ NETWORK_KEYS = {
     "systemic",
 }
 # network.systemic (closing_network only): SystemicOptions' public fields plus ``enabled``.
-# ``capital`` is not among them: it is per agent, in R$, and only the enclave could know it.
+# ``capital`` is not among them: it is per agent, in R$, and only the enclave could know it;
+# nor ``reference_pld``: the measures take the network model's own reference prices.
 SYSTEMIC_KEYS = {
     "enabled",
     "confidence",
@@ -80,7 +81,6 @@ SYSTEMIC_KEYS = {
     "debtrank",
     "cover2_candidates",
     "top",
-    "reference_pld",
     "max_rounds",
     "tolerance",
     "batch_cells",
@@ -378,6 +378,12 @@ def _systemic_options(value: Any, network_confidence: Any = None) -> dict[str, A
             "network.systemic.capital is not an option: capital is capital_fraction × each "
             "agent's expected cost, computed inside the enclave",
         )
+    if "reference_pld" in value:
+        raise ProtocolError(
+            E_BAD_REQUEST,
+            "network.systemic.reference_pld is not an option: the systemic measures use the "
+            "network model's own reference prices",
+        )
     unknown = sorted(set(value) - SYSTEMIC_KEYS)
     if unknown:
         raise ProtocolError(
@@ -436,10 +442,6 @@ def _systemic_options(value: Any, network_confidence: Any = None) -> dict[str, A
     ):
         if name in value:
             options[name] = _integer(value[name], name, low, high)
-    if value.get("reference_pld") is not None:
-        options["reference_pld"] = _number(
-            value["reference_pld"], "reference_pld", 0.0, MAX_SYSTEMIC_PRICE
-        )
     if "tolerance" in value:
         options["tolerance"] = _number(value["tolerance"], "tolerance", 0.0, 1e-3, open_low=True)
     return {"enabled": enabled, "options": options}

@@ -160,7 +160,7 @@ def test_the_transition_from_last_weeks_communities_is_published(client, current
         ({"max_rounds": 0}, "network.systemic.max_rounds"),
         ({"batch_cells": 10**9}, "network.systemic.batch_cells"),
         ({"tolerance": 0.5}, "network.systemic.tolerance"),
-        ({"reference_pld": -5}, "network.systemic.reference_pld"),
+        ({"reference_pld": 200.0}, "network.systemic.reference_pld is not an option"),
         ("on", "network.systemic must be a map"),
     ],
 )
