@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
+from scipy.sparse.csgraph import breadth_first_order, connected_components
 
 from prudencial.risk.market import Market
 from prudencial.risk.measures import tail_index
@@ -318,6 +319,387 @@ def _seed_impacts(
     return np.maximum(out, 0.0), least, rounds
 
 
+# --- many seeds at once ---------------------------------------------------------------------
+#
+# An agent's impact needs one DebtRank run per agent: n runs over a network of nnz obligations.
+# The dense runs above cost rounds × nnz × n; what follows gives the same figures (to rounding
+# in the sums) at a fraction of it (docs/systemic.md § 6):
+#
+# - Battiston: an agent passes distress once, in the round after it is first hit, so a run is
+#   a breadth-first search whose layers carry values. Only agents that both owe and are owed
+#   ("relays") can pass distress on after round 1, so the rounds run over relays only; who
+#   owes nobody is read once at the end, from every relay's passed value. Rounds whose
+#   frontier is small go sparse, the others dense over the relays.
+# - Fixed point: h = min(1, h0 + Wᵀh) has exactly one solution on the agents a seed reaches
+#   (see _FixedPoint), so a run may start anywhere below it; the greatest fixed point T of the
+#   unshocked map on what the largest strongly connected component reaches lies below every
+#   run from an agent that reaches that component, and *is* the run of any member the
+#   component saturates (T = 1 there). Cover-2 needs the fixed-point impact of its K + 1
+#   largest only: cheap bounds for every agent (below: T; above: T plus the linear response of
+#   the unsaturated agents) pick the few that need a run.
+
+_SPARSE_FLOPS = 0.05  # a round goes dense when its sparse work passes this share of the dense
+
+
+class _Battiston:
+    """Battiston DebtRank of many seed sets (each member fails: h0 = 1), batched."""
+
+    def __init__(self, impact: sp.csr_matrix, weights: np.ndarray, batch_cells: int):
+        w = sp.csr_matrix(impact, dtype=float)
+        w.sum_duplicates()
+        w.sort_indices()
+        n = w.shape[0]
+        self.w = w
+        self.n = n
+        self.v = weights
+        out = np.diff(w.indptr)
+        indeg = np.bincount(w.indices, minlength=n)
+        relay = np.flatnonzero((out > 0) & (indeg > 0))
+        self.relay = relay
+        self.pos = np.full(n, -1, dtype=np.int64)
+        self.pos[relay] = np.arange(relay.size)
+        wr = w[relay]  # relays' rows: what each relay passes to whom
+        self.rr = wr[:, relay].T.tocsr()  # rr[k, j] = W[relay j, relay k]
+        self.rr.sort_indices()
+        self.rr_out = np.diff(wr[:, relay].tocsr().indptr)  # per relay: edges into relays
+        # h_k = min(1, Σ_j W[j, k]·passed_j): no cap needed where the in-weights sum to ≤ 1.
+        in_weight = np.asarray(w.sum(axis=0)).ravel()
+        self.linear = in_weight <= 1.0
+        self.u = w[:, self.linear] @ weights[self.linear]  # per source: Σ_k linear v_k W[j, k]
+        cap = np.flatnonzero(~self.linear)
+        self.cap = cap
+        self.cpos = np.full(n, -1, dtype=np.int64)
+        self.cpos[cap] = np.arange(cap.size)
+        self.rc = wr[:, cap].T.tocsr()  # rc[k, j] = W[relay j, capped k]
+        self.vcap = weights[cap]
+        self.into = wr.tocsc()  # column s: what relays pass to s
+        self.batch = int(max(1, min(512, batch_cells // max(relay.size, cap.size, 1))))
+
+    def impacts(self, groups: Sequence[Sequence[int]]) -> np.ndarray:
+        """Σ_{k ∉ S} v_k h_k(T) per seed set S (the dense `_seed_impacts` figure)."""
+        out = np.zeros(len(groups))
+        for start in range(0, len(groups), self.batch):
+            chunk = groups[start : start + self.batch]
+            out[start : start + len(chunk)] = self._batch(chunk)
+        return np.maximum(out, 0.0)
+
+    def _batch(self, chunk: Sequence[Sequence[int]]) -> np.ndarray:
+        n, nr, b = self.n, self.relay.size, len(chunk)
+        sizes = np.fromiter((len(g) for g in chunk), dtype=np.int64, count=b)
+        members = np.fromiter((m for g in chunk for m in g), dtype=np.int64, count=int(sizes.sum()))
+        col_of = np.repeat(np.arange(b), sizes)
+        # Round 1: the seeds' own push, one column per seed set.
+        pick = sp.csr_matrix((np.ones(members.size), (col_of, members)), shape=(b, n))
+        first = (pick @ self.w).tocoo()  # b × n, summed over each set's members
+        passed = np.zeros((nr, b))  # value each relay passed (0: not reached)
+        mrel = self.pos[members]
+        seeded = mrel >= 0
+        passed[mrel[seeded], col_of[seeded]] = 1.0  # reached in round 0 (removed below)
+        rel = self.pos[first.col]
+        keep = rel >= 0
+        rows, cols, vals = rel[keep], first.row[keep], first.data[keep]
+        keep = (vals > 0) & (passed[rows, cols] == 0)
+        rows, cols, vals = rows[keep], cols[keep], np.minimum(vals[keep], 1.0)
+        passed[rows, cols] = vals
+        rr = self.rr
+        limit = _SPARSE_FLOPS * rr.nnz * b
+        per_row = rr.nnz / max(nr, 1)
+        dense = None
+        while True:
+            if dense is None:
+                if rows.size == 0:
+                    break
+                if self.rr_out[rows].sum() > limit:
+                    dense = np.zeros((nr, b))
+                    dense[rows, cols] = vals
+            if dense is None:
+                push = (rr @ sp.csr_matrix((vals, (rows, cols)), shape=(nr, b))).tocoo()
+                r, c, d = push.row, push.col, push.data
+                keep = (d > 0) & (passed[r, c] == 0)
+                rows, cols, vals = r[keep], c[keep], np.minimum(d[keep], 1.0)
+                passed[rows, cols] = vals
+                continue
+            push = rr @ dense
+            np.minimum(push, 1.0, out=push)
+            push *= passed == 0
+            passed += push
+            hit = np.count_nonzero(push)
+            if hit == 0:
+                break
+            if hit * per_row <= limit:
+                rows, cols = np.nonzero(push)
+                vals = push[rows, cols]
+                dense = None
+            else:
+                dense = push
+        passed[mrel[seeded], col_of[seeded]] = 0.0  # the seeds' push is `first`
+        # h_k = min(1, what k received): linear agents through u, capped ones summed.
+        total = self.u[self.relay] @ passed
+        total += np.bincount(col_of, self.u[members], minlength=b)
+        got = self.rc @ passed
+        cap = self.cpos[first.col]
+        keep = cap >= 0
+        got[cap[keep], first.row[keep]] += first.data[keep]
+        np.minimum(got, 1.0, out=got)
+        total += self.vcap @ got
+        # Minus the seeds' own terms (their h is 1 and does not count).
+        into = self.into
+        starts, counts = into.indptr[members], np.diff(into.indptr)[members]
+        offsets = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+        owner = np.repeat(np.arange(members.size), counts)
+        received = np.zeros(members.size)
+        np.add.at(
+            received, owner, into.data[offsets] * passed[into.indices[offsets], col_of[owner]]
+        )
+        received += np.asarray(first.tocsr()[col_of, members]).ravel()
+        own = np.where(self.linear[members], received, np.minimum(received, 1.0))
+        return total - np.bincount(col_of, self.v[members] * own, minlength=b)
+
+
+class _FixedPoint:
+    """Fixed-point DebtRank of seed sets: exact runs where asked, bounds for every single seed.
+
+    One solution: let R be what a seed set S reaches and f(x) = min(1, e_S + Wᵀx) on R. If x ≥ y
+    were two fixed points with y ≠ x, take t = min_R y/x < 1 (y > 0 on R); at a node i where
+    y_i = t·x_i, y_i = f(y)_i ≥ f(t·x)_i ≥ t·x_i, with equality only if i ∉ S, i is not capped
+    by the min and every predecessor j of i has y_j = t·x_j; following predecessors back along a
+    path from S reaches a member of S, where f(t·x) = 1 > t·x: a contradiction. So the fixed
+    point on R is unique, and iterating f from any start in [0, 1]^R (zero outside R) reaches
+    it, between the runs from 0 and from 1.
+
+    Template: T = the greatest fixed point of the unshocked map min(1, Wᵀx) on what the largest
+    strongly connected component G reaches (iterated down from 1). For S that reaches G, T
+    (zero elsewhere) is below S's fixed point (f_S(T) ≥ T), so max(e_S, T) is a valid start
+    whose saturated agents stay saturated; if every member has T = 1 (members of G that G's own
+    distress saturates), T itself is S's fixed point. Bounds for a single seed s, with U the
+    agents where T < 1 and y = (I − W_UU)⁻¹ v_U (the linear response, no cap):
+    v·T − v_s·T_s ≤ R_fp(s) ≤ that + (1 − T_s)·W[s, U]·y, and for s that does not reach G,
+    R_fp(s) ≤ W[s, N]·y_N on the agents N that do not reach G.
+    """
+
+    def __init__(self, impact: sp.csr_matrix, weights: np.ndarray, options: SystemicOptions):
+        w = sp.csr_matrix(impact, dtype=float)
+        n = w.shape[0]
+        self.w, self.n, self.v = w, n, weights
+        self.a = w.T.tocsr()
+        self.tol = float(options.tolerance)
+        self.max_rounds = int(options.max_rounds)
+        self.batch_cells = int(options.batch_cells)
+        self.template = np.zeros(n)
+        self.above = np.zeros(n, bool)  # reaches G (so T is a valid start)
+        _, labels = connected_components(w, directed=True, connection="strong")
+        sizes = np.bincount(labels)
+        big = int(np.argmax(sizes)) if sizes.size else 0
+        if sizes.size and sizes[big] >= 2:
+            g0 = int(np.flatnonzero(labels == big)[0])
+            reach = breadth_first_order(w, g0, directed=True, return_predecessors=False)
+            x = np.zeros(n)
+            x[reach] = 1.0
+            for _ in range(self.max_rounds):
+                nxt = np.minimum(1.0, self.a @ x)
+                moved = float(np.max(np.abs(nxt - x), initial=0.0))
+                x = nxt
+                if moved <= self.tol:
+                    above = breadth_first_order(
+                        self.a, g0, directed=True, return_predecessors=False
+                    )
+                    self.template = x
+                    self.above[above] = True
+                    break
+        t = self.template
+        self.saturated = t >= 1.0
+        self.open = np.flatnonzero(~self.saturated)  # U
+        self.below = np.flatnonzero(~self.above)  # N
+        self.base = float(weights @ t)
+
+    # bounds --------------------------------------------------------------------------------
+
+    def _response(self, nodes: np.ndarray) -> tuple[np.ndarray, float]:
+        """y = (I − W_nodes)⁻¹ v_nodes (Neumann, from below) and a slack covering its error;
+        (zeros, inf) where it does not converge (a cycle of gain ≥ 1 among `nodes`)."""
+        sub = self.w[nodes][:, nodes].tocsr()
+        base = self.v[nodes]
+        y = base.copy()
+        last = math.inf
+        for _ in range(self.max_rounds):
+            nxt = base + sub @ y
+            moved = float(np.max(nxt - y, initial=0.0))
+            y = nxt
+            scale = max(float(np.max(y, initial=0.0)), 1e-300)
+            if moved <= 1e-15 * scale:
+                rate = moved / last if last > 0 and math.isfinite(last) else 0.0
+                if rate < 0.999:
+                    return y, moved * (1.0 + rate / (1.0 - rate)) + 1e-300
+                break
+            last = moved
+        return np.zeros(len(nodes)), math.inf
+
+    def bounds(self, seeds: np.ndarray, slack: float) -> tuple[np.ndarray, np.ndarray]:
+        """(lower, upper) of the fixed-point impact of each single seed."""
+        v, t, w = self.v, self.template, self.w
+        lower = np.zeros(seeds.size)
+        upper = np.full(seeds.size, math.inf)
+        top = self.above[seeds]
+        if top.any():
+            s = seeds[top]
+            lower[top] = self.base - v[s] * t[s]
+            y, err = self._response(self.open)
+            if math.isfinite(err):
+                reply = w[s][:, self.open] @ y
+                reach = np.asarray(w[s][:, self.open].sum(axis=1)).ravel()
+                upper[top] = lower[top] + (1.0 - t[s]) * (reply + reach * err) + slack
+        if (~top).any() and self.below.size:
+            s = seeds[~top]
+            y, err = self._response(self.below)
+            if math.isfinite(err):
+                sub = w[s][:, self.below]
+                reach = np.asarray(sub.sum(axis=1)).ravel()
+                upper[~top] = sub @ y + reach * err + slack
+        lower = np.maximum(lower - slack, 0.0)
+        return lower, upper
+
+    # exact runs ----------------------------------------------------------------------------
+
+    def impacts(self, groups: Sequence[Sequence[int]]) -> np.ndarray:
+        """Σ_{k ∉ S} v_k h_k of the fixed point of each seed set S (h0 = 1 on S)."""
+        out = np.zeros(len(groups))
+        warm, cold = [], []
+        for j, g in enumerate(groups):
+            members = list(g)
+            if not self.above[members].any():
+                cold.append(j)
+            elif self.saturated[members].all():
+                out[j] = self.base - float(self.v[members].sum())
+            else:
+                warm.append(j)
+        if warm:
+            out[warm] = self._run([groups[j] for j in warm], self.open, warm_start=True)
+        if cold:
+            out[cold] = self._run([groups[j] for j in cold], self.below, warm_start=False)
+        return np.maximum(out, 0.0)
+
+    def _run(self, groups: list, nodes: np.ndarray, *, warm_start: bool) -> np.ndarray:
+        """Iterate h ← min(1, e_S + Wᵀh) on `nodes` (the saturated rest fixed at T) until a
+        round moves no entry of a column by more than the tolerance."""
+        v = self.v
+        where = np.full(self.n, -1, dtype=np.int64)
+        where[nodes] = np.arange(nodes.size)
+        a = self.a[nodes][:, nodes].tocsr()
+        if warm_start:
+            fixed = self.saturated
+            inflow = self.a[nodes][:, np.flatnonzero(fixed)] @ np.ones(int(fixed.sum()))
+            start = self.template[nodes]
+            outside = float(v[fixed].sum())
+        else:
+            inflow = np.zeros(nodes.size)
+            start = np.zeros(nodes.size)
+            outside = 0.0
+        out = np.zeros(len(groups))
+        size = max(1, self.batch_cells // max(nodes.size, 1))
+        for lo in range(0, len(groups), size):
+            chunk = groups[lo : lo + size]
+            b = len(chunk)
+            rows = np.array([where[m] for g in chunk for m in g], dtype=np.int64)
+            cols = np.repeat(np.arange(b), [len(g) for g in chunk])
+            free = rows >= 0  # members saturated in T stay at 1 outside `nodes`
+            shock = np.zeros((nodes.size, b))
+            shock[rows[free], cols[free]] = 1.0
+            shock += inflow[:, None]
+            h = np.repeat(start[:, None], b, axis=1)
+            np.maximum(h, np.minimum(shock, 1.0), out=h)
+            live = np.arange(b)
+            result = np.zeros(b)
+            for _ in range(self.max_rounds):
+                nxt = a @ h
+                nxt += shock[:, live]
+                np.minimum(nxt, 1.0, out=nxt)
+                moved = np.max(np.abs(nxt - h), axis=0, initial=0.0)
+                h = nxt
+                done = moved <= self.tol
+                if done.any():
+                    result[live[done]] = v[nodes] @ h[:, done]
+                    live, h = live[~done], h[:, ~done]
+                if live.size == 0:
+                    break
+            if live.size:
+                result[live] = v[nodes] @ h
+            own = np.array([float(v[list(g)].sum()) for g in chunk])
+            out[lo : lo + b] = outside + result - own
+        return out
+
+
+def _top_fixed_point(
+    fp: _FixedPoint, seeds: np.ndarray, single: np.ndarray, need: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed-point impacts of `seeds`, exact for at least the `need` largest (with ties) and for
+    every seed the template settles; an upper bound for the rest. Returns (values, exact)."""
+    slack = 1e-9
+    lower, upper = fp.bounds(seeds, slack)
+    lower = np.maximum(lower, single)
+    upper = np.maximum(upper, lower)
+    values = upper.copy()
+    exact = np.zeros(seeds.size, bool)
+    settled = fp.above[seeds] & fp.saturated[seeds]
+    if settled.any():
+        values[settled] = np.maximum(fp.base - fp.v[seeds[settled]], single[settled])
+        exact[settled] = True
+    chunk = 64
+    while not exact.all():
+        known = np.where(exact, values, lower)
+        theta = -math.inf if seeds.size <= need else float(np.partition(known, -need)[-need])
+        todo = np.flatnonzero(~exact & (upper >= theta - slack))
+        if todo.size == 0:
+            break
+        todo = todo[np.argsort(-upper[todo], kind="stable")[:chunk]]
+        got = fp.impacts([(int(s),) for s in seeds[todo]])
+        values[todo] = np.maximum(got, single[todo])
+        exact[todo] = True
+    return values, exact
+
+
+def _runs(impact: sp.csr_matrix, weights: np.ndarray, options: SystemicOptions):
+    """Seed sets → Σ_{k ∉ S} v_k h_k(T) with options.debtrank's method."""
+    if options.debtrank == "battiston":
+        return _Battiston(impact, weights, options.batch_cells).impacts
+    return _FixedPoint(impact, weights, options).impacts
+
+
+def _least_zero(
+    impact: sp.csr_matrix,
+    weights: np.ndarray,
+    hurts: np.ndarray,
+    single: np.ndarray,
+    options: SystemicOptions,
+) -> np.ndarray:
+    """For each agent in `hurts`, the least v_k·h_k over agents k that owe nobody (what pairing
+    with such a k removes), as the dense `_seed_impacts` gives it — where cover-2 can use it.
+
+    Cover-2 takes the largest single − least. An agent k that owes nobody and is owed nothing,
+    or has no capital, has v_k·h_k = 0 in every run, so then least = 0 for all. Otherwise the
+    runs go in decreasing order of single and stop once single is below the best gain found;
+    the rest get +inf (they cannot be the argmax)."""
+    n = impact.shape[0]
+    harmless = np.diff(impact.indptr) == 0
+    out = np.full(hurts.size, np.inf)
+    if not harmless.any() or hurts.size == 0:
+        return out
+    indeg = np.bincount(impact.indices, minlength=n)
+    if np.any(harmless & ((indeg == 0) | (weights == 0))):
+        return np.zeros(hurts.size)
+    order = np.argsort(-single, kind="stable")
+    best, at, chunk = -np.inf, 0, 64
+    while at < order.size and single[order[at]] >= best:
+        take = order[at : at + chunk]
+        _, mins, _ = _seed_impacts(
+            impact, weights, [(int(hurts[i]),) for i in take], options.debtrank, options,
+            zero_impact=harmless,
+        )  # fmt: skip
+        out[take] = mins
+        best = max(best, float(np.max(single[take] - mins)))
+        at += take.size
+    return out
+
+
 @dataclass(frozen=True)
 class Cover2:
     """The pair whose joint failure costs the system most capital (share of total capital)."""
@@ -339,6 +721,8 @@ def cover2(
     upper: np.ndarray,
     least_zero: np.ndarray,
     options: SystemicOptions,
+    *,
+    runs: Any = None,
 ) -> Cover2:
     """Largest DebtRank loss of a joint failure of two agents.
 
@@ -350,6 +734,9 @@ def cover2(
     pair with a non-candidate k loses at most U_max + U_k ≤ U_(1) + U_(K+1): when the best pair
     found reaches that bound the answer is exact (`certified`), otherwise `bound` is an upper
     bound on the true cover-2 loss. Cost: K(K−1)/2 DebtRank runs after the n single ones.
+    `upper` need only be exact for the K + 1 largest: a bound above the K + 1-th elsewhere
+    gives the same candidates, `bound` and answer. `runs` (groups → losses, as
+    `_Battiston.impacts`) is built from `impact` when not given.
     """
     n = impact.shape[0]
     if n < 2:
@@ -371,7 +758,9 @@ def cover2(
             best_loss, best_pair = max(float(gain[j]), 0.0), tuple(sorted((i, partner)))
     pairs = list(itertools.combinations(sorted(int(c) for c in candidates), 2))
     if pairs:
-        losses, _, _ = _seed_impacts(impact, weights, pairs, options.debtrank, options)
+        if runs is None:
+            runs = _runs(impact, weights, options)
+        losses = runs(pairs)
         j = int(np.argmax(losses))
         if best_pair is None or losses[j] > best_loss:
             best_loss, best_pair = float(losses[j]), pairs[j]
@@ -480,12 +869,46 @@ def eisenberg_noe(
     return Clearing(p, owed, wave, credit_loss, rounds)
 
 
+def _neumann(inner: sp.csr_matrix, b: np.ndarray, max_rounds: int = 2_000) -> np.ndarray | None:
+    """x = (I − inner)⁻¹ b as Σ innerᵏ b (inner ≥ 0, b ≥ 0: increasing from b), to the last
+    bits; None if it does not settle within max_rounds (spectral radius near or at 1), when
+    the sparse LU takes over. The defaulters' relative liabilities are sub-stochastic, and
+    their spot-market debt makes them strictly so, so this is usually a few dozen products —
+    where a sparse LU of thousands of defaulters filled in for tens of seconds."""
+    # Spectral radius < 1 iff every strongly connected block leaks: some member sends less
+    # than all it pays inside the block (rows of innerᵀ = Π_dd sum to ≤ 1). A closed group
+    # that pays only itself is singular: that is the LU's (and its fallback's) case.
+    _, label = connected_components(inner, directed=True, connection="strong")
+    pay = inner.T.tocoo()  # pay[i, j] = Π_ij, debtor i
+    inside = label[pay.row] == label[pay.col]
+    kept = np.bincount(pay.row[inside], pay.data[inside], minlength=b.size)
+    leak = np.full(int(label.max(initial=-1)) + 1, np.inf)
+    np.minimum.at(leak, label, kept)
+    if np.any(leak >= 1.0 - 1e-9):
+        return None
+    x = b.copy()
+    for _ in range(max_rounds):
+        nxt = b + inner @ x
+        if not np.all(np.isfinite(nxt)):
+            return None
+        moved = float(np.max(np.abs(nxt - x), initial=0.0))
+        x = nxt
+        if moved <= 1e-16 * max(float(np.max(np.abs(x), initial=0.0)), 1e-300):
+            return x
+    return None
+
+
 def _solve_defaulters(pi_t, e, owed, defaulted, p, tol) -> np.ndarray:
     d = np.flatnonzero(defaulted)
     solvent = np.flatnonzero(~defaulted)
-    a = sp.identity(d.size, format="csc") - pi_t[d][:, d].tocsc()
+    inner = pi_t[d][:, d].tocsr()
     b = e[d] + pi_t[d][:, solvent] @ owed[solvent]
     out = owed.copy()
+    solved = _neumann(inner, b)
+    if solved is not None:
+        out[d] = np.clip(solved, 0.0, owed[d])
+        return out
+    a = sp.identity(d.size, format="csc") - inner.tocsc()
     try:
         with np.errstate(all="ignore"):
             solved = np.atleast_1d(spla.spsolve(a, b))
@@ -526,6 +949,9 @@ class ScenarioSystemic:
     weights: np.ndarray = field(repr=False)
     clearing: Clearing = field(repr=False)
     cover2: Cover2
+    # Which debtrank_upper entries are the fixed-point impact itself (the others are an upper
+    # bound on it, below the cover2_candidates + 1 largest: all cover-2 needs).
+    debtrank_upper_exact: np.ndarray | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, eq=False)
@@ -712,21 +1138,28 @@ def systemic_measures(
         impact = net.impact()
         n = net.n_agents
         hurts = np.flatnonzero(np.diff(impact.indptr) > 0)
-        harmless = np.ones(n, bool)
-        harmless[hurts] = False
         seeds = [(int(i),) for i in hurts]
         single = np.zeros(n)
         least = np.full(n, np.inf)
-        if seeds:
-            values, mins, _ = _seed_impacts(
-                impact, weights, seeds, opts.debtrank, opts, zero_impact=harmless
-            )
-            single[hurts], least[hurts] = values, mins
         upper = single
-        if opts.debtrank != "fixed_point" and seeds:
-            upper = np.zeros(n)
-            upper[hurts], _, _ = _seed_impacts(impact, weights, seeds, "fixed_point", opts)
-            upper = np.maximum(upper, single)
+        upper_exact = np.ones(n, bool)
+        runs = None
+        if seeds:
+            fp = _FixedPoint(impact, weights, opts)
+            if opts.debtrank == "battiston":
+                runs = _Battiston(impact, weights, opts.batch_cells).impacts
+                single[hurts] = runs(seeds)
+                values, exact = _top_fixed_point(
+                    fp, hurts, single[hurts], opts.cover2_candidates + 1
+                )
+                upper = single.copy()
+                upper[hurts] = np.maximum(values, single[hurts])
+                upper_exact[hurts] = exact
+            else:
+                runs = fp.impacts
+                single[hurts] = runs(seeds)
+                upper = single
+            least[hurts] = _least_zero(impact, weights, hurts, single[hurts], opts)
         t1 = time.perf_counter()
         h0 = net.initial_distress() if opts.intrinsic else np.zeros(n)
         run = debtrank(
@@ -740,7 +1173,7 @@ def systemic_measures(
             outside=np.maximum(loss, 0.0),
         )
         t3 = time.perf_counter()
-        c2 = cover2(impact, weights, single, upper, least, opts)
+        c2 = cover2(impact, weights, single, upper, least, opts, runs=runs)
         t4 = time.perf_counter()
         scenarios[name] = ScenarioSystemic(
             name=name,
@@ -748,6 +1181,7 @@ def systemic_measures(
             network=net,
             debtrank_impact=single,
             debtrank_upper=upper,
+            debtrank_upper_exact=upper_exact,
             debtrank_initial=h0,
             debtrank_distress=run.distress,
             debtrank_rounds=run.rounds,
