@@ -4,6 +4,7 @@ browser-less "browser" that follows redirects across it and the platform."""
 from __future__ import annotations
 
 import re
+import secrets
 from html import unescape
 from urllib.parse import urljoin, urlsplit
 
@@ -44,6 +45,9 @@ def idp(tmp_path_factory):
 
     provider = DevIdentityProvider(
         tmp_path_factory.mktemp("devidp"),
+        # A secret that starts with "-", as token_urlsafe gives 1 time in 64: the launcher
+        # must pass it as a value, not as the next option (it once failed CI that way).
+        client_secret="-" + secrets.token_urlsafe(31),
         redirect_uris=[CALLBACK],
         post_logout_uris=[AFTER_LOGOUT],
         people=[

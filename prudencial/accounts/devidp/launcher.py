@@ -83,27 +83,21 @@ class DevIdentityProvider:
         )
         port_file = self.directory / "port"
         port_file.unlink(missing_ok=True)
+        # "--name=value": a value may start with "-" (a token_urlsafe secret does, 1 time in
+        # 64), which argparse would read as the next option and exit.
         command = [
             sys.executable,
             "-m",
             "prudencial.accounts.devidp",
-            "--dir",
-            str(self.directory),
-            "--host",
-            self.host,
-            "--port",
-            str(self.port),
-            "--client-id",
-            self.client_id,
-            "--client-secret",
-            self.client_secret,
-            "--cpf-claim",
-            self.cpf_claim,
+            f"--dir={self.directory}",
+            f"--host={self.host}",
+            f"--port={self.port}",
+            f"--client-id={self.client_id}",
+            f"--client-secret={self.client_secret}",
+            f"--cpf-claim={self.cpf_claim}",
         ]
-        for uri in self.redirect_uris:
-            command += ["--redirect-uri", uri]
-        for uri in self.post_logout_uris:
-            command += ["--post-logout-uri", uri]
+        command += [f"--redirect-uri={uri}" for uri in self.redirect_uris]
+        command += [f"--post-logout-uri={uri}" for uri in self.post_logout_uris]
         env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
         env["DEVIDP_TOKEN_SECONDS"] = str(self.token_seconds)
         log = (self.directory / "devidp.log").open("ab")
