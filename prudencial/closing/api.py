@@ -406,7 +406,9 @@ class CommunityTrackingView(APIView):
 
     @extend_schema(parameters=[TrackingQuerySerializer], responses=CommunityTrackingSerializer)
     def get(self, request):
-        query = TrackingQuerySerializer(data=request.query_params)
+        # A plain dict: from a QueryDict DRF reads "agent=" as an absent field, so an empty
+        # value the schema refuses (minLength 1) would pass.
+        query = TrackingQuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         body = selectors.community_tracking(**query.validated_data)
         return Response(CommunityTrackingSerializer(body).data)

@@ -205,7 +205,7 @@ def test_two_closings_store_show_and_guard_the_systemic_measures_and_tracking(
     }
     one = staff_api.get(f"/api/v1/communities/tracking/?weeks=1&until={first.week.code}").json()
     assert one["tracking"]["weeks"] == [first.week.code]
-    for bad in ("weeks=0", "weeks=53", "until=2023-03", "weeks=x"):
+    for bad in ("weeks=0", "weeks=53", "until=2023-03", "weeks=x", "agent=", "until="):
         response = staff_api.get(f"/api/v1/communities/tracking/?{bad}")
         assert response.status_code == 400, bad
     # Stored communities edited in the database: the week is left out, named.
