@@ -28,8 +28,10 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -338,7 +340,11 @@ def _seed_impacts(
 #   largest only: cheap bounds for every agent (below: T; above: T plus the linear response of
 #   the unsaturated agents) pick the few that need a run.
 
-_SPARSE_FLOPS = 0.05  # a round goes dense when its sparse work passes this share of the dense
+_SPARSE_FLOPS = 0.05
+# Batches of seeds run on this many threads (NumPy and SciPy's sparse products release the GIL).
+_WORKERS = min(
+    2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+)  # a round goes dense when its sparse work passes this share of the dense
 
 
 class _Battiston:
@@ -373,14 +379,20 @@ class _Battiston:
         self.rc = wr[:, cap].T.tocsr()  # rc[k, j] = W[relay j, capped k]
         self.vcap = weights[cap]
         self.into = wr.tocsc()  # column s: what relays pass to s
-        self.batch = int(max(1, min(512, batch_cells // max(relay.size, cap.size, 1))))
+        self.batch = int(max(1, min(4096, batch_cells // max(relay.size, cap.size, 1))))
 
     def impacts(self, groups: Sequence[Sequence[int]]) -> np.ndarray:
         """Σ_{k ∉ S} v_k h_k(T) per seed set S (the dense `_seed_impacts` figure)."""
         out = np.zeros(len(groups))
-        for start in range(0, len(groups), self.batch):
-            chunk = groups[start : start + self.batch]
-            out[start : start + len(chunk)] = self._batch(chunk)
+        starts = range(0, len(groups), self.batch)
+        chunks = [groups[start : start + self.batch] for start in starts]
+        if _WORKERS > 1 and len(chunks) > 1:
+            with ThreadPoolExecutor(_WORKERS) as pool:
+                results = list(pool.map(self._batch, chunks))
+        else:
+            results = [self._batch(chunk) for chunk in chunks]
+        for start, got in zip(starts, results, strict=True):
+            out[start : start + got.size] = got
         return np.maximum(out, 0.0)
 
     def _batch(self, chunk: Sequence[Sequence[int]]) -> np.ndarray:
@@ -405,6 +417,8 @@ class _Battiston:
         limit = _SPARSE_FLOPS * rr.nnz * b
         per_row = rr.nnz / max(nr, 1)
         dense = None
+        open_ = None  # 1.0 where not reached yet (dense rounds); np.minimum is slow here
+        flag = np.empty((nr, b), bool)
         while True:
             if dense is None:
                 if rows.size == 0:
@@ -412,6 +426,7 @@ class _Battiston:
                 if self.rr_out[rows].sum() > limit:
                     dense = np.zeros((nr, b))
                     dense[rows, cols] = vals
+                    open_ = np.equal(passed, 0.0).astype(float)
             if dense is None:
                 push = (rr @ sp.csr_matrix((vals, (rows, cols)), shape=(nr, b))).tocoo()
                 r, c, d = push.row, push.col, push.data
@@ -420,14 +435,17 @@ class _Battiston:
                 passed[rows, cols] = vals
                 continue
             push = rr @ dense
-            np.minimum(push, 1.0, out=push)
-            push *= passed == 0
-            passed += push
-            hit = np.count_nonzero(push)
+            np.multiply(push, open_, out=push)  # what reached agents get is not passed on
+            np.greater(push, 1.0, out=flag)
+            np.copyto(push, 1.0, where=flag)
+            np.add(passed, push, out=passed)
+            np.greater(push, 0.0, out=flag)
+            hit = np.count_nonzero(flag)
             if hit == 0:
                 break
+            np.multiply(open_, np.logical_not(flag), out=open_)
             if hit * per_row <= limit:
-                rows, cols = np.nonzero(push)
+                rows, cols = np.nonzero(flag)
                 vals = push[rows, cols]
                 dense = None
             else:
