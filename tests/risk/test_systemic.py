@@ -9,7 +9,7 @@ import scipy.sparse as sp
 from scipy.optimize import linprog
 
 from enclave_bridge.enclave.disclosure import SYSTEMIC_FIGURES, published_systemic
-from prudencial.risk import bootstrap_pld, network_risk, pld_history_2017
+from prudencial.risk import bootstrap_pld, network_risk, pld_history_2017, systemic
 from prudencial.risk.market import Market
 from prudencial.risk.systemic import (
     SystemicOptions,
@@ -328,3 +328,258 @@ def test_disclosure_allow_list_drops_unlisted_names():
     assert set(scenario["debtrank"]) <= set(SYSTEMIC_FIGURES["debtrank"])
     row = published["agents"][0]
     assert set(row["scenarios"]["stress"]) <= set(SYSTEMIC_FIGURES["agent"])
+
+
+# --- the fast paths against a plain reference -----------------------------------------------
+#
+# systemic_measures computes every agent's impact with batched breadth-first layers
+# (`_Battiston`), the fixed-point impact through a template fixed point and bounds
+# (`_FixedPoint`, `_top_fixed_point`), the zero-impact partners lazily (`_least_zero`) and the
+# Eisenberg–Noe defaulters by a Neumann series. Each is checked here against the plain
+# per-seed dense loops below (the code systemic.py ran before, rewritten from the definitions).
+
+
+def _plain_run(w, h0, method, tol=1e-12, max_rounds=10_000):
+    """Battiston et al. (2012) Eqs. 1–3, or the least fixed point of h = min(1, h0 + Wᵀh)."""
+    w = np.asarray(w.toarray() if sp.issparse(w) else w, dtype=float)
+    h = np.minimum(np.asarray(h0, dtype=float), 1.0)
+    if method == "battiston":
+        active, inactive = h > 0, np.zeros(h.size, bool)
+        while active.any():
+            h = np.minimum(1.0, h + w.T @ np.where(active, h, 0.0))
+            inactive |= active
+            active = (h > 0) & ~inactive
+        return h
+    h0 = h.copy()
+    for _ in range(max_rounds):
+        nxt = np.minimum(1.0, h0 + w.T @ h)
+        moved = float(np.max(nxt - h, initial=0.0))
+        h = nxt
+        if moved <= tol:
+            break
+    return h
+
+
+def _plain_impacts(w, v, groups, method):
+    out = []
+    for g in groups:
+        h0 = np.zeros(w.shape[0])
+        h0[list(g)] = 1.0
+        out.append(max(float(v @ _plain_run(w, h0, method) - v[list(g)].sum()), 0.0))
+    return np.array(out)
+
+
+def _plain_least(w, v, seeds, method):
+    harmless = np.asarray(w.sum(axis=1)).ravel() == 0
+    out = np.full(len(seeds), np.inf)
+    for j, s in enumerate(seeds):
+        if harmless.any():
+            h0 = np.zeros(w.shape[0])
+            h0[s] = 1.0
+            lost = v * _plain_run(w, h0, method)
+            lost[~harmless] = np.inf
+            out[j] = lost.min()
+    return out
+
+
+def _random_impact(seed, n=40, density=0.08, strong=0.6, sinks=0.3, isolated=0.05):
+    """W with relays, sinks (owe nobody), sources (owed by nobody), isolated agents, a share
+    of entries at 1 (capital smaller than the claim) and weights with some zeros."""
+    rng = np.random.default_rng(seed)
+    w = rng.random((n, n)) * (rng.random((n, n)) < density)
+    w = np.where(rng.random((n, n)) < 0.15, 1.0, np.minimum(1.0, w * (0.2 + strong)))
+    w[rng.random(n) < sinks] = 0.0  # owe nobody
+    w[:, rng.random(n) < 0.1] = 0.0  # owed by nobody
+    lone = rng.random(n) < isolated
+    w[lone] = 0.0
+    w[:, lone] = 0.0
+    np.fill_diagonal(w, 0.0)
+    v = rng.random(n) * (rng.random(n) > 0.1)
+    return sp.csr_matrix(w), v / v.sum()
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("sparse_share", [0.0, 0.05, 1e9])  # always dense, mixed, always sparse
+def test_battiston_batches_match_the_plain_runs(seed, sparse_share, monkeypatch):
+    """Single seeds and pairs, in several batches, on one or two threads."""
+    monkeypatch.setattr(systemic, "_SPARSE_FLOPS", sparse_share)
+    monkeypatch.setattr(systemic, "_WORKERS", 1 + seed % 2)
+    rng = np.random.default_rng(100 + seed)
+    w, v = _random_impact(seed, n=30 + 5 * (seed % 4), strong=0.3 + 0.2 * (seed % 3))
+    hurts = np.flatnonzero(np.diff(w.indptr) > 0)
+    groups = [(int(i),) for i in hurts]
+    groups += [tuple(int(x) for x in rng.choice(hurts, 2, replace=False)) for _ in range(15)]
+    engine = systemic._Battiston(w, v, batch_cells=7 * w.shape[0])
+    assert engine.batch < len(groups)
+    got = engine.impacts(groups)
+    want = _plain_impacts(w, v, groups, "battiston")
+    assert got == pytest.approx(want, rel=1e-12, abs=1e-15)
+
+
+def test_battiston_layers_by_hand():
+    """S → R1 0.5, S → K 0.6, R1 → K 0.8, R1 → R2 1, R2 → K 0.4 (K owes nobody; its in-weights
+    sum to 1.8, so its distress is capped). S fails: round 1 R1 = 0.5, K = 0.6; round 2 R1
+    passes 0.5: K = 0.6 + 0.4 = 1.0, R2 = 0.5; round 3 R2 passes 0.5: K = min(1, 1.2) = 1.
+    R({S}) = (0.5 + 0.5 + 1)/4. S and R1 fail: R2 = 1 and K = min(1, 0.6 + 0.8) = 1 in round 1:
+    R({S, R1}) = (1 + 1)/4."""
+    w = sp.csr_matrix(
+        np.array([[0, 0.5, 0, 0.6], [0, 0, 1.0, 0.8], [0, 0, 0, 0.4], [0, 0, 0, 0]], dtype=float)
+    )
+    engine = systemic._Battiston(w, np.full(4, 0.25), batch_cells=100)
+    assert engine.relay.tolist() == [1, 2]  # owe and are owed
+    assert engine.impacts([(0,), (0, 1)]) == pytest.approx([0.5, 0.5])
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_fixed_point_runs_and_bounds_match_the_plain_runs(seed):
+    """Exact runs (cold, warm from the template, pairs) equal the plain fixed point; the bounds
+    hold for every seed; the template settles the members it saturates exactly."""
+    rng = np.random.default_rng(200 + seed)
+    w, v = _random_impact(seed, n=35, density=0.12, strong=0.4 + 0.3 * (seed % 3))
+    opts = SystemicOptions(batch_cells=5 * w.shape[0])
+    fp = systemic._FixedPoint(w, v, opts)
+    hurts = np.flatnonzero(np.diff(w.indptr) > 0)
+    truth = _plain_impacts(w, v, [(int(i),) for i in hurts], "fixed_point")
+    assert fp.impacts([(int(i),) for i in hurts]) == pytest.approx(truth, rel=1e-9, abs=1e-12)
+    lower, upper = fp.bounds(hurts, 1e-9)
+    assert np.all(lower <= truth + 1e-12) and np.all(truth <= upper + 1e-12)
+    settled = fp.above[hurts] & fp.saturated[hurts]
+    assert truth[settled] == pytest.approx(fp.base - v[hurts[settled]], rel=1e-9, abs=1e-12)
+    pairs = [tuple(int(x) for x in rng.choice(hurts, 2, replace=False)) for _ in range(10)]
+    want = _plain_impacts(w, v, pairs, "fixed_point")
+    assert fp.impacts(pairs) == pytest.approx(want, rel=1e-9, abs=1e-12)
+
+
+def test_fixed_point_template_by_hand():
+    """A ↔ B with W = 1 both ways, B → C 0.3, D → A 0.5 (D is owed by nobody). The unshocked
+    map's greatest fixed point on what {A, B} reaches is T = (1, 1, 0.3): A and B saturate each
+    other. A's failure has exactly T as its fixed point: R_fp(A) = v_B + 0.3 v_C. D reaches
+    {A, B} and starts from max(e_D, T); its fixed point is T + e_D: R_fp(D) = v_A + v_B +
+    0.3 v_C (D's 0.5 on A adds nothing to a saturated A)."""
+    w = np.zeros((4, 4))
+    w[0, 1] = w[1, 0] = 1.0
+    w[1, 2] = 0.3
+    w[3, 0] = 0.5
+    v = np.array([0.1, 0.2, 0.3, 0.4])
+    fp = systemic._FixedPoint(sp.csr_matrix(w), v, SystemicOptions())
+    assert fp.template.tolist() == pytest.approx([1, 1, 0.3, 0])
+    assert fp.above.tolist() == [True, True, False, True]
+    got = fp.impacts([(0,), (3,)])
+    assert got == pytest.approx([0.2 + 0.3 * 0.3, 0.1 + 0.2 + 0.3 * 0.3])
+
+
+@pytest.mark.parametrize("seed", range(10))
+@pytest.mark.parametrize("need", [1, 3, 6])
+def test_top_fixed_point_is_exact_where_cover2_looks(seed, need):
+    """The pruning rule against brute force: the `need` largest fixed-point impacts are exact
+    (and so is every entry marked exact); every other entry is an upper bound that stays below
+    the need-th largest, so cover-2's candidates and bound are those of the exact figures."""
+    w, v = _random_impact(seed, n=40, density=0.1, strong=0.3 + 0.25 * (seed % 3))
+    hurts = np.flatnonzero(np.diff(w.indptr) > 0)
+    single = _plain_impacts(w, v, [(int(i),) for i in hurts], "battiston")
+    truth = _plain_impacts(w, v, [(int(i),) for i in hurts], "fixed_point")
+    fp = systemic._FixedPoint(w, v, SystemicOptions())
+    values, exact = systemic._top_fixed_point(fp, hurts, single, need)
+    assert values[exact] == pytest.approx(truth[exact], rel=1e-9, abs=1e-12)
+    assert np.all(values >= truth - 1e-12)
+    top = np.argsort(-truth, kind="stable")[:need]
+    assert exact[top].all()
+    if (~exact).any():
+        assert values[~exact].max() < np.sort(truth)[-min(need, truth.size)]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_least_zero_partner_against_brute_force(seed):
+    """Without an isolated or capital-less agent the zero-impact partner is searched in
+    decreasing order of single: where computed it is the brute-force least, and the best gain
+    single − least is the brute-force best (what cover-2 uses)."""
+    w, v = _random_impact(seed, n=30, isolated=0.0, sinks=0.35)
+    v = np.maximum(v, 1e-3)
+    v /= v.sum()
+    hurts = np.flatnonzero(np.diff(w.indptr) > 0)
+    single = _plain_impacts(w, v, [(int(i),) for i in hurts], "battiston")
+    brute = _plain_least(w, v, hurts, "battiston")
+    got = systemic._least_zero(w, v, hurts, single, SystemicOptions())
+    done = np.isfinite(got)
+    assert got[done] == pytest.approx(brute[done], rel=1e-12, abs=1e-15)
+    assert np.max(single - got) == pytest.approx(np.max(single - brute), rel=1e-12)
+
+
+def test_least_zero_is_zero_with_an_agent_nobody_reaches():
+    w, v = _random_impact(3, n=30, isolated=0.2)
+    hurts = np.flatnonzero(np.diff(w.indptr) > 0)
+    got = systemic._least_zero(w, v, hurts, np.ones(hurts.size), SystemicOptions())
+    assert got.tolist() == [0.0] * hurts.size
+    assert _plain_least(w, v, hurts, "battiston").tolist() == [0.0] * hurts.size
+
+
+def _plain_systemic(result, market_scenario, method, candidates):
+    """What systemic_measures published before: every impact and fixed-point impact from a
+    plain run per agent, cover-2 from those."""
+    s = market_scenario
+    impact = s.network.impact()
+    n = impact.shape[0]
+    hurts = np.flatnonzero(np.diff(impact.indptr) > 0)
+    seeds = [(int(i),) for i in hurts]
+    single = np.zeros(n)
+    single[hurts] = _plain_impacts(impact, s.weights, seeds, method)
+    upper = single.copy()
+    upper[hurts] = np.maximum(
+        _plain_impacts(impact, s.weights, seeds, "fixed_point"), single[hurts]
+    )
+    least = np.full(n, np.inf)
+    least[hurts] = _plain_least(impact, s.weights, hurts, method)
+    opts = SystemicOptions(debtrank=method, cover2_candidates=candidates)
+    c2 = cover2(impact, s.weights, single, upper, least, opts,
+                runs=lambda g: _plain_impacts(impact, s.weights, g, method))  # fmt: skip
+    return single, upper, c2
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize(("method", "candidates"), [("battiston", 40), ("battiston", 3),
+                                                     ("fixed_point", 4)])  # fmt: skip
+def test_systemic_measures_publish_what_the_plain_runs_give(seed, method, candidates):
+    market = synthetic_market(70, 40, 10, seed=seed, n_contracts=400)
+    prices = bootstrap_pld(pld_history_2017(), 500, seed=seed)
+    opts = {"debtrank": method, "cover2_candidates": candidates}
+    result = systemic_measures(market, prices, options=opts)
+    for s in result.scenarios.values():
+        single, upper, c2 = _plain_systemic(result, s, method, candidates)
+        assert s.debtrank_impact == pytest.approx(single, rel=1e-11, abs=1e-15)
+        exact = s.debtrank_upper_exact
+        assert s.debtrank_upper[exact] == pytest.approx(upper[exact], rel=1e-9, abs=1e-12)
+        assert np.all(s.debtrank_upper >= upper - 1e-12)
+        assert s.cover2.agents == c2.agents
+        assert s.cover2.loss == pytest.approx(c2.loss, rel=1e-11, abs=1e-15)
+        assert s.cover2.bound == pytest.approx(c2.bound, rel=1e-9, abs=1e-12)
+        assert (s.cover2.certified, s.cover2.exhaustive) == (c2.certified, c2.exhaustive)
+        assert (s.cover2.candidates, s.cover2.pairs_evaluated, s.cover2.distressed) == (
+            c2.candidates, c2.pairs_evaluated, c2.distressed)  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_neumann_defaulters_match_the_sparse_lu(seed):
+    rng = np.random.default_rng(300 + seed)
+    n = 25
+    owed = rng.exponential(10, (n, n)) * (rng.random((n, n)) < 0.25)
+    np.fill_diagonal(owed, 0)
+    outside = rng.exponential(3, n) * (rng.random(n) < 0.5)
+    total = owed.sum(axis=1) + outside
+    pi = np.divide(owed, total[:, None], out=np.zeros_like(owed), where=total[:, None] > 0)
+    inner = sp.csr_matrix(pi.T)
+    b = rng.exponential(2, n)
+    got = systemic._neumann(inner, b)
+    if got is None:  # a block that pays only itself: left to the LU
+        return
+    want = np.linalg.solve(np.eye(n) - pi.T, b)
+    assert got == pytest.approx(want, rel=1e-12)
+
+
+def test_neumann_leaves_a_closed_group_to_the_lu():
+    """A block of defaulters that pays only itself (Π restricted to it stochastic) is singular:
+    the series is not used there (the LU and its downward fallback are, as before), while a
+    block that leaks is solved by it."""
+    closed = sp.csr_matrix(np.array([[0, 1.0], [1.0, 0]]))
+    assert systemic._neumann(closed, np.ones(2)) is None
+    leaky = sp.csr_matrix(np.array([[0, 0.5], [0.5, 0]]))
+    assert systemic._neumann(leaky, np.ones(2)) == pytest.approx([2.0, 2.0])
