@@ -340,11 +340,12 @@ def _seed_impacts(
 #   largest only: cheap bounds for every agent (below: T; above: T plus the linear response of
 #   the unsaturated agents) pick the few that need a run.
 
-_SPARSE_FLOPS = 0.05
+# A round goes dense when its sparse work passes this share of the dense round's.
+_SPARSE_FLOPS = 0.02
+# Relays × columns of one batch's arrays (4 MiB each): the dense rounds are memory-bound.
+_CACHE_CELLS = 1 << 19
 # Batches of seeds run on this many threads (NumPy and SciPy's sparse products release the GIL).
-_WORKERS = min(
-    2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-)  # a round goes dense when its sparse work passes this share of the dense
+_WORKERS = min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
 
 
 class _Battiston:
@@ -367,7 +368,9 @@ class _Battiston:
         wr = w[relay]  # relays' rows: what each relay passes to whom
         self.rr = wr[:, relay].T.tocsr()  # rr[k, j] = W[relay j, relay k]
         self.rr.sort_indices()
-        self.rr_out = np.diff(wr[:, relay].tocsr().indptr)  # per relay: edges into relays
+        self.out = wr[:, relay].tocsr()  # out[j, k] = W[relay j, relay k]
+        self.out.sort_indices()
+        self.rr_out = np.diff(self.out.indptr)  # per relay: edges into relays
         # h_k = min(1, Σ_j W[j, k]·passed_j): no cap needed where the in-weights sum to ≤ 1.
         in_weight = np.asarray(w.sum(axis=0)).ravel()
         self.linear = in_weight <= 1.0
@@ -379,7 +382,11 @@ class _Battiston:
         self.rc = wr[:, cap].T.tocsr()  # rc[k, j] = W[relay j, capped k]
         self.vcap = weights[cap]
         self.into = wr.tocsc()  # column s: what relays pass to s
-        self.batch = int(max(1, min(4096, batch_cells // max(relay.size, cap.size, 1))))
+        # Columns per batch: few enough that a batch's relays × columns stay in cache (the
+        # dense rounds are memory-bound), within batch_cells.
+        fit = _CACHE_CELLS // max(relay.size, 1)
+        room = batch_cells // max(relay.size, cap.size, 1)
+        self.batch = int(max(1, min(max(fit, 16), room, 4096)))
 
     def impacts(self, groups: Sequence[Sequence[int]]) -> np.ndarray:
         """Σ_{k ∉ S} v_k h_k(T) per seed set S (the dense `_seed_impacts` figure)."""
@@ -394,6 +401,29 @@ class _Battiston:
         for start, got in zip(starts, results, strict=True):
             out[start : start + got.size] = got
         return np.maximum(out, 0.0)
+
+    def _sparse_round(self, rows, cols, vals, passed):
+        """One round from a small frontier (relay rows, seed columns, passed values): what the
+        agents not reached yet receive, summed per agent and column, capped at 1."""
+        out = self.out
+        start = out.indptr[rows]
+        deg = out.indptr[rows + 1] - start
+        total = int(deg.sum())
+        if total == 0:
+            return rows[:0], cols[:0], vals[:0]
+        src = np.repeat(np.arange(rows.size), deg)
+        at = np.repeat(start - np.cumsum(deg) + deg, deg) + np.arange(total)
+        to, col = out.indices[at], cols[src]
+        fresh = passed[to, col] == 0
+        key = to[fresh] * passed.shape[1] + col[fresh]
+        got = out.data[at[fresh]] * vals[src[fresh]]
+        key, where = np.unique(key, return_inverse=True)
+        got = np.bincount(where, got, minlength=key.size)
+        keep = got > 0
+        key, got = key[keep], np.minimum(got[keep], 1.0)
+        rows, cols = np.divmod(key, passed.shape[1])
+        passed[rows, cols] = got
+        return rows, cols, got
 
     def _batch(self, chunk: Sequence[Sequence[int]]) -> np.ndarray:
         n, nr, b = self.n, self.relay.size, len(chunk)
@@ -428,11 +458,7 @@ class _Battiston:
                     dense[rows, cols] = vals
                     open_ = np.equal(passed, 0.0).astype(float)
             if dense is None:
-                push = (rr @ sp.csr_matrix((vals, (rows, cols)), shape=(nr, b))).tocoo()
-                r, c, d = push.row, push.col, push.data
-                keep = (d > 0) & (passed[r, c] == 0)
-                rows, cols, vals = r[keep], c[keep], np.minimum(d[keep], 1.0)
-                passed[rows, cols] = vals
+                rows, cols, vals = self._sparse_round(rows, cols, vals, passed)
                 continue
             push = rr @ dense
             np.multiply(push, open_, out=push)  # what reached agents get is not passed on
