@@ -29,6 +29,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -342,10 +343,28 @@ def _seed_impacts(
 
 # A round goes dense when its sparse work passes this share of the dense round's.
 _SPARSE_FLOPS = 0.02
-# Relays × columns of one batch's arrays (4 MiB each): the dense rounds are memory-bound.
-_CACHE_CELLS = 1 << 19
+# What the batches in flight may hold, about half the L3 of the machines this runs on.
+_CACHE_BYTES = 16 << 20
 # Batches of seeds run on this many threads (NumPy and SciPy's sparse products release the GIL).
 _WORKERS = min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+
+
+try:  # out = a @ x into a reused buffer (scipy's own kernel for csr @ dense; pinned scipy)
+    from scipy.sparse._sparsetools import csr_matvecs as _csr_matvecs
+except ImportError:  # pragma: no cover
+    _csr_matvecs = None
+
+
+def _spmm(a: sp.csr_matrix, x: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """out = a @ x (float64, C-contiguous x and out) without a fresh output array."""
+    if _csr_matvecs is None or a.data.dtype != np.float64:  # pragma: no cover
+        np.copyto(out, a @ x)
+        return out
+    out.fill(0.0)
+    _csr_matvecs(
+        a.shape[0], a.shape[1], x.shape[1], a.indptr, a.indices, a.data, x.ravel(), out.ravel()
+    )
+    return out
 
 
 class _Battiston:
@@ -382,11 +401,15 @@ class _Battiston:
         self.rc = wr[:, cap].T.tocsr()  # rc[k, j] = W[relay j, capped k]
         self.vcap = weights[cap]
         self.into = wr.tocsc()  # column s: what relays pass to s
-        # Columns per batch: few enough that a batch's relays × columns stay in cache (the
-        # dense rounds are memory-bound), within batch_cells.
-        fit = _CACHE_CELLS // max(relay.size, 1)
+        self.lock = threading.Lock()
+        self.spaces: dict[int, list[dict[str, np.ndarray]]] = {}
+        # Columns per batch: few enough that the batches in flight keep their arrays in cache
+        # (the rounds are memory-bound; a thread's batch is ~34·relays + 8·capped bytes a
+        # column), within batch_cells.
+        per_column = 34 * relay.size + 8 * cap.size + 1
+        fit = _CACHE_BYTES // (per_column * max(_WORKERS, 1))
         room = batch_cells // max(relay.size, cap.size, 1)
-        self.batch = int(max(1, min(max(fit, 16), room, 4096)))
+        self.batch = int(max(1, min(max(fit, 8), room, 4096)))
 
     def impacts(self, groups: Sequence[Sequence[int]]) -> np.ndarray:
         """Σ_{k ∉ S} v_k h_k(T) per seed set S (the dense `_seed_impacts` figure)."""
@@ -425,7 +448,33 @@ class _Battiston:
         passed[rows, cols] = got
         return rows, cols, got
 
+    def _space(self, b: int) -> dict[str, np.ndarray]:
+        """A batch's arrays, reused from batch to batch: fresh ones cost a page fault per 4 KiB
+        touched, which on a virtual machine took longer than the products themselves."""
+        with self.lock:
+            free = self.spaces.get(b)
+            if free:
+                return free.pop()
+        nr, nc = self.relay.size, self.cap.size
+        space = {k: np.empty((nr, b)) for k in ("passed", "dense", "push", "open")}
+        space["flag"] = np.empty((nr, b), bool)
+        space["spare"] = np.empty((nr, b), bool)
+        space["got"] = np.empty((nc, b))
+        return space
+
+    def _release(self, b: int, space: dict[str, np.ndarray]) -> None:
+        with self.lock:
+            self.spaces.setdefault(b, []).append(space)
+
     def _batch(self, chunk: Sequence[Sequence[int]]) -> np.ndarray:
+        b = len(chunk)
+        space = self._space(b)
+        try:
+            return self._run_batch(chunk, space)
+        finally:
+            self._release(b, space)
+
+    def _run_batch(self, chunk: Sequence[Sequence[int]], space: dict[str, np.ndarray]):
         n, nr, b = self.n, self.relay.size, len(chunk)
         sizes = np.fromiter((len(g) for g in chunk), dtype=np.int64, count=b)
         members = np.fromiter((m for g in chunk for m in g), dtype=np.int64, count=int(sizes.sum()))
@@ -433,7 +482,8 @@ class _Battiston:
         # Round 1: the seeds' own push, one column per seed set.
         pick = sp.csr_matrix((np.ones(members.size), (col_of, members)), shape=(b, n))
         first = (pick @ self.w).tocoo()  # b × n, summed over each set's members
-        passed = np.zeros((nr, b))  # value each relay passed (0: not reached)
+        passed = space["passed"]  # value each relay passed (0: not reached)
+        passed.fill(0.0)
         mrel = self.pos[members]
         seeded = mrel >= 0
         passed[mrel[seeded], col_of[seeded]] = 1.0  # reached in round 0 (removed below)
@@ -447,20 +497,24 @@ class _Battiston:
         limit = _SPARSE_FLOPS * rr.nnz * b
         per_row = rr.nnz / max(nr, 1)
         dense = None
-        open_ = None  # 1.0 where not reached yet (dense rounds); np.minimum is slow here
-        flag = np.empty((nr, b), bool)
+        push = None
+        open_ = space["open"]  # 1.0 where not reached yet (dense rounds); np.minimum is slow
+        flag, spare = space["flag"], space["spare"]
         while True:
             if dense is None:
                 if rows.size == 0:
                     break
                 if self.rr_out[rows].sum() > limit:
-                    dense = np.zeros((nr, b))
+                    dense = space["dense"] if push is not space["dense"] else space["push"]
+                    dense.fill(0.0)
                     dense[rows, cols] = vals
-                    open_ = np.equal(passed, 0.0).astype(float)
+                    np.equal(passed, 0.0, out=flag)
+                    np.copyto(open_, flag)
             if dense is None:
                 rows, cols, vals = self._sparse_round(rows, cols, vals, passed)
                 continue
-            push = rr @ dense
+            push = space["push"] if dense is space["dense"] else space["dense"]
+            _spmm(rr, dense, push)
             np.multiply(push, open_, out=push)  # what reached agents get is not passed on
             np.greater(push, 1.0, out=flag)
             np.copyto(push, 1.0, where=flag)
@@ -469,7 +523,7 @@ class _Battiston:
             hit = np.count_nonzero(flag)
             if hit == 0:
                 break
-            np.multiply(open_, np.logical_not(flag), out=open_)
+            np.multiply(open_, np.logical_not(flag, out=spare), out=open_)
             if hit * per_row <= limit:
                 rows, cols = np.nonzero(flag)
                 vals = push[rows, cols]
@@ -480,7 +534,7 @@ class _Battiston:
         # h_k = min(1, what k received): linear agents through u, capped ones summed.
         total = self.u[self.relay] @ passed
         total += np.bincount(col_of, self.u[members], minlength=b)
-        got = self.rc @ passed
+        got = _spmm(self.rc, passed, space["got"])
         cap = self.cpos[first.col]
         keep = cap >= 0
         got[cap[keep], first.row[keep]] += first.data[keep]
