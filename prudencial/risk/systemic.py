@@ -554,6 +554,17 @@ class _Battiston:
         return total - np.bincount(col_of, self.v[members] * own, minlength=b)
 
 
+def _settled(moved: np.ndarray, last: np.ndarray, tol: float) -> np.ndarray:
+    """Whether an iteration whose last two moves were `last` then `moved` is within `tol` of
+    its limit: the move is ≤ tol and so is what is left of a geometric tail at the observed
+    rate (a run that moves little but slowly is not done: its error is move·r/(1 − r), which
+    stopping at move ≤ tol alone let grow to a few 1e-12)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = np.where(last > 0, moved / last, np.nan)
+        tail = moved * rate / (1.0 - rate)
+    return (moved == 0) | ((moved <= tol) & (rate < 1.0) & (tail <= tol))
+
+
 class _FixedPoint:
     """Fixed-point DebtRank of seed sets: exact runs where asked, bounds for every single seed.
 
@@ -580,7 +591,9 @@ class _FixedPoint:
         n = w.shape[0]
         self.w, self.n, self.v = w, n, weights
         self.a = w.T.tocsr()
-        self.tol = float(options.tolerance)
+        # Runs stop when what is left of them is below 1% of the tolerance: the dense runs
+        # stopped at a move ≤ tolerance over a whole batch, which left each a little closer.
+        self.tol = float(options.tolerance) * 0.01
         self.max_rounds = int(options.max_rounds)
         self.batch_cells = int(options.batch_cells)
         self.template = np.zeros(n)
@@ -593,17 +606,19 @@ class _FixedPoint:
             reach = breadth_first_order(w, g0, directed=True, return_predecessors=False)
             x = np.zeros(n)
             x[reach] = 1.0
+            last = np.array([np.nan])
             for _ in range(self.max_rounds):
                 nxt = np.minimum(1.0, self.a @ x)
-                moved = float(np.max(np.abs(nxt - x), initial=0.0))
+                moved = np.array([np.max(np.abs(nxt - x), initial=0.0)])
                 x = nxt
-                if moved <= self.tol:
+                if _settled(moved, last, self.tol)[0]:
                     above = breadth_first_order(
                         self.a, g0, directed=True, return_predecessors=False
                     )
                     self.template = x
                     self.above[above] = True
                     break
+                last = moved
         t = self.template
         self.saturated = t >= 1.0
         self.open = np.flatnonzero(~self.saturated)  # U
@@ -707,16 +722,18 @@ class _FixedPoint:
             np.maximum(h, np.minimum(shock, 1.0), out=h)
             live = np.arange(b)
             result = np.zeros(b)
+            last = np.full(b, np.nan)
             for _ in range(self.max_rounds):
                 nxt = a @ h
                 nxt += shock[:, live]
                 np.minimum(nxt, 1.0, out=nxt)
                 moved = np.max(np.abs(nxt - h), axis=0, initial=0.0)
                 h = nxt
-                done = moved <= self.tol
+                done = _settled(moved, last, self.tol)
+                last = moved
                 if done.any():
                     result[live[done]] = v[nodes] @ h[:, done]
-                    live, h = live[~done], h[:, ~done]
+                    live, h, last = live[~done], h[:, ~done], last[~done]
                 if live.size == 0:
                     break
             if live.size:
@@ -798,6 +815,21 @@ def _least_zero(
     return out
 
 
+# Figures equal to 12 decimals are ties, broken by agent (or pair) order: which of two equal
+# impacts comes first must not depend on the order a sum was taken in.
+TIE_DECIMALS = 12
+
+
+def _tied(values: Any) -> Any:
+    return np.round(values, TIE_DECIMALS)
+
+
+def _first_max(values: np.ndarray) -> int:
+    """Index of the first value tied with the largest (see TIE_DECIMALS)."""
+    rounded = _tied(np.asarray(values, dtype=float))
+    return int(np.flatnonzero(rounded == np.max(rounded))[0])
+
+
 @dataclass(frozen=True)
 class Cover2:
     """The pair whose joint failure costs the system most capital (share of total capital)."""
@@ -840,7 +872,7 @@ def cover2(
     if n < 2:
         return Cover2(None, 0.0, 0.0, True, True, 0, 0, 0)
     hurts = np.flatnonzero(np.diff(impact.indptr) > 0)
-    order = hurts[np.lexsort((hurts, -upper[hurts]))]
+    order = hurts[np.lexsort((hurts, -_tied(upper[hurts])))]
     k = min(options.cover2_candidates, order.size)
     candidates = order[:k]
     best_loss, best_pair = 0.0, None
@@ -849,7 +881,7 @@ def cover2(
         gain = single[order] - least_zero[order]
         finite = np.isfinite(gain)
         if finite.any():
-            j = int(np.argmax(np.where(finite, gain, -np.inf)))
+            j = _first_max(np.where(finite, gain, -np.inf))
             harmless = np.flatnonzero(np.diff(impact.indptr) == 0)
             i = int(order[j])
             partner = _least_partner(impact, weights, i, harmless, options)
@@ -859,8 +891,8 @@ def cover2(
         if runs is None:
             runs = _runs(impact, weights, options)
         losses = runs(pairs)
-        j = int(np.argmax(losses))
-        if best_pair is None or losses[j] > best_loss:
+        j = _first_max(losses)
+        if best_pair is None or _tied(losses[j]) > _tied(best_loss):
             best_loss, best_pair = float(losses[j]), pairs[j]
     if best_pair is None:
         best_pair = (0, 1)
@@ -1069,7 +1101,7 @@ class SystemicResult:
             v = s.weights
             initial = float(v @ s.debtrank_initial)
             final = float(v @ s.debtrank_distress)
-            top = np.lexsort((np.arange(len(ids)), -s.debtrank_impact))[: self.options.top]
+            top = np.lexsort((np.arange(len(ids)), -_tied(s.debtrank_impact)))[: self.options.top]
             clearing = s.clearing
             owed_total = float(clearing.owed.sum())
             owed_agents = float(s.network.liabilities.sum())

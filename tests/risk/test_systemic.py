@@ -593,3 +593,40 @@ def test_neumann_leaves_a_closed_group_to_the_lu():
     assert systemic._neumann(closed, np.ones(2)) is None
     leaky = sp.csr_matrix(np.array([[0, 0.5], [0.5, 0]]))
     assert systemic._neumann(leaky, np.ones(2)) == pytest.approx([2.0, 2.0])
+
+
+def test_fixed_point_runs_stop_on_what_is_left_not_on_the_last_move():
+    """S → A 0.1, A ↔ B 0.9 both ways: h_A = 0.1 + 0.9·h_B, h_B = 0.9·h_A, so h_A = 0.1/0.19
+    and h_B = 0.09/0.19; the iteration closes in on it at rate 0.9 a round, so stopping at a
+    move ≤ 1e-12 would leave ~1e-11. The runs stop when the geometric tail is below 1% of the
+    tolerance: the figure is the closed form to 1e-13."""
+    w = np.zeros((3, 3))
+    w[0, 1], w[1, 2], w[2, 1] = 0.1, 0.9, 0.9
+    v = np.array([0.2, 0.3, 0.5])
+    fp = systemic._FixedPoint(sp.csr_matrix(w), v, SystemicOptions())
+    want = 0.3 * 0.1 / 0.19 + 0.5 * 0.09 / 0.19
+    assert abs(fp.impacts([(0,)])[0] - want) < 1e-13
+    moved, last = np.array([1e-13, 1e-13, 0.0]), np.array([1.05e-13, 1e-11, np.nan])
+    assert systemic._settled(moved, last, 1e-12).tolist() == [False, True, True]
+
+
+def test_equal_impacts_are_listed_in_agent_order():
+    """Two sellers with the same book and capital hurt the buyer alike: their impacts are
+    equal, so `top` lists them in agent order and cover-2 takes the first pair of the tie,
+    whatever order the sums were taken in (ties are equal to 12 decimals)."""
+    market = Market(
+        agent_ids=["B", "S1", "S2"],
+        classes=["CM", "GE", "GE"],
+        generation=[0.0, 100.0, 100.0],
+        consumption=[200.0, 0.0, 0.0],
+        seller=[1, 2],
+        buyer=[0, 0],
+        volume=[100.0, 100.0],
+        price=[200.0, 200.0],
+    )
+    result = systemic_measures(market, 300.0, options={"capital": [5_000, 1_000, 1_000]})
+    top = result.published()["scenarios"]["stress"]["debtrank"]["top"]
+    assert [t["agent"] for t in top] == ["S1", "S2"]
+    assert top[0]["impact"] == top[1]["impact"]
+    assert systemic._first_max(np.array([0.3, 0.5, 0.5 + 1e-15, 0.5])) == 1
+    assert systemic._first_max(np.array([0.3, 0.5, 0.5 + 1e-9])) == 2
