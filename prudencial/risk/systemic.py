@@ -591,6 +591,7 @@ class _FixedPoint:
         n = w.shape[0]
         self.w, self.n, self.v = w, n, weights
         self.a = w.T.tocsr()
+        self.indeg = np.diff(self.a.indptr)
         # Runs stop when what is left of them is below 1% of the tolerance: the dense runs
         # stopped at a move ≤ tolerance over a whole batch, which left each a little closer.
         self.tol = float(options.tolerance) * 0.01
@@ -695,6 +696,9 @@ class _FixedPoint:
         """Iterate h ← min(1, e_S + Wᵀh) on `nodes` (the saturated rest fixed at T) until a
         round moves no entry of a column by more than the tolerance."""
         v = self.v
+        # Agents nobody owes stay at their shock (1 for a member, else 0): their push is a
+        # constant input, and the rounds run over the others only.
+        nodes = nodes[self.indeg[nodes] > 0]
         where = np.full(self.n, -1, dtype=np.int64)
         where[nodes] = np.arange(nodes.size)
         a = self.a[nodes][:, nodes].tocsr()
@@ -712,12 +716,20 @@ class _FixedPoint:
         for lo in range(0, len(groups), size):
             chunk = groups[lo : lo + size]
             b = len(chunk)
-            rows = np.array([where[m] for g in chunk for m in g], dtype=np.int64)
+            members = np.array([m for g in chunk for m in g], dtype=np.int64)
+            rows = where[members]
             cols = np.repeat(np.arange(b), [len(g) for g in chunk])
             free = rows >= 0  # members saturated in T stay at 1 outside `nodes`
             shock = np.zeros((nodes.size, b))
             shock[rows[free], cols[free]] = 1.0
             shock += inflow[:, None]
+            # Members nobody owes (outside `nodes`, not saturated) push a constant W[m, ·].
+            source = ~free & ~(warm_start & self.saturated[members])
+            if source.any():
+                push = self.w[members[source]].tocoo()
+                at = where[push.col]
+                keep = at >= 0
+                np.add.at(shock, (at[keep], cols[source][push.row[keep]]), push.data[keep])
             h = np.repeat(start[:, None], b, axis=1)
             np.maximum(h, np.minimum(shock, 1.0), out=h)
             live = np.arange(b)
@@ -738,7 +750,9 @@ class _FixedPoint:
                     break
             if live.size:
                 result[live] = v[nodes] @ h
-            own = np.array([float(v[list(g)].sum()) for g in chunk])
+            # Minus the members' own 1s (a source member's 1 was never counted).
+            counted = np.where(source, 0.0, v[members])
+            own = np.bincount(cols, counted, minlength=b)
             out[lo : lo + b] = outside + result - own
         return out
 
