@@ -326,7 +326,7 @@ def _seed_impacts(
 #
 # An agent's impact needs one DebtRank run per agent: n runs over a network of nnz obligations.
 # The dense runs above cost rounds × nnz × n; what follows gives the same figures (to rounding
-# in the sums) at a fraction of it (docs/systemic.md § 6):
+# in the sums) at a fraction of it (timings: bench/results/systemic.md):
 #
 # - Battiston: an agent passes distress once, in the round after it is first hit, so a run is
 #   a breadth-first search whose layers carry values. Only agents that both owe and are owed
