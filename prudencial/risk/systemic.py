@@ -349,12 +349,6 @@ _CACHE_BYTES = 16 << 20
 _WORKERS = min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
 
 
-try:  # out = a @ x into a reused buffer (scipy's own kernel for csr @ dense; pinned scipy)
-    from scipy.sparse._sparsetools import csr_matvecs as _csr_matvecs
-except ImportError:  # pragma: no cover
-    _csr_matvecs = None
-
-
 def _spmm(a: sp.csr_matrix, x: np.ndarray, out: np.ndarray) -> np.ndarray:
     """out = a @ x (float64, C-contiguous x and out) without a fresh output array."""
     if _csr_matvecs is None or a.data.dtype != np.float64:  # pragma: no cover
@@ -365,6 +359,24 @@ def _spmm(a: sp.csr_matrix, x: np.ndarray, out: np.ndarray) -> np.ndarray:
         a.shape[0], a.shape[1], x.shape[1], a.indptr, a.indices, a.data, x.ravel(), out.ravel()
     )
     return out
+
+
+def _kernel_works() -> bool:
+    """SciPy's csr × dense kernel (private, so checked once against `@`; SciPy is pinned)."""
+    a = sp.csr_matrix(np.array([[0.0, 2.0], [3.0, 0.5]]))
+    x = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    try:
+        return bool(np.array_equal(_spmm(a, x, np.full((2, 3), np.nan)), a @ x))
+    except Exception:  # pragma: no cover - another SciPy
+        return False
+
+
+try:  # out = a @ x into a reused buffer
+    from scipy.sparse._sparsetools import csr_matvecs as _csr_matvecs
+except ImportError:  # pragma: no cover
+    _csr_matvecs = None
+if _csr_matvecs is not None and not _kernel_works():  # pragma: no cover
+    _csr_matvecs = None
 
 
 class _Battiston:

@@ -630,3 +630,14 @@ def test_equal_impacts_are_listed_in_agent_order():
     assert top[0]["impact"] == top[1]["impact"]
     assert systemic._first_max(np.array([0.3, 0.5, 0.5 + 1e-15, 0.5])) == 1
     assert systemic._first_max(np.array([0.3, 0.5, 0.5 + 1e-9])) == 2
+
+
+@pytest.mark.parametrize("shape", [(7, 5, 3), (0, 4, 2), (6, 0, 3), (30, 30, 64)])
+def test_reused_buffer_product_is_the_sparse_product(shape):
+    rows, inner, cols = shape
+    rng = np.random.default_rng(sum(shape))
+    a = sp.random(rows, inner, density=0.3, format="csr", random_state=rng)
+    x = rng.random((inner, cols))
+    out = np.full((rows, cols), np.nan)
+    assert systemic._spmm(a, x, out) is out
+    assert out == pytest.approx(a @ x, rel=1e-15, abs=0)
