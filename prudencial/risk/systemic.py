@@ -637,6 +637,7 @@ class _FixedPoint:
         self.open = np.flatnonzero(~self.saturated)  # U
         self.below = np.flatnonzero(~self.above)  # N
         self.base = float(weights @ t)
+        self.systems: dict[bool, tuple] = {}
 
     # bounds --------------------------------------------------------------------------------
 
@@ -699,15 +700,17 @@ class _FixedPoint:
             else:
                 warm.append(j)
         if warm:
-            out[warm] = self._run([groups[j] for j in warm], self.open, warm_start=True)
+            out[warm] = self._run([groups[j] for j in warm], warm_start=True)
         if cold:
-            out[cold] = self._run([groups[j] for j in cold], self.below, warm_start=False)
+            out[cold] = self._run([groups[j] for j in cold], warm_start=False)
         return np.maximum(out, 0.0)
 
-    def _run(self, groups: list, nodes: np.ndarray, *, warm_start: bool) -> np.ndarray:
-        """Iterate h ← min(1, e_S + Wᵀh) on `nodes` (the saturated rest fixed at T) until a
-        round moves no entry of a column by more than the tolerance."""
+    def _system(self, warm_start: bool) -> tuple:
+        """The rows a run iterates over and their constant input (cached per kind)."""
+        if warm_start in self.systems:
+            return self.systems[warm_start]
         v = self.v
+        nodes = self.open if warm_start else self.below
         # Agents nobody owes stay at their shock (1 for a member, else 0): their push is a
         # constant input, and the rounds run over the others only.
         nodes = nodes[self.indeg[nodes] > 0]
@@ -723,6 +726,14 @@ class _FixedPoint:
             inflow = np.zeros(nodes.size)
             start = np.zeros(nodes.size)
             outside = 0.0
+        self.systems[warm_start] = (nodes, where, a, inflow, start, outside)
+        return self.systems[warm_start]
+
+    def _run(self, groups: list, *, warm_start: bool) -> np.ndarray:
+        """Iterate h ← min(1, e_S + Wᵀh) on `nodes` (the saturated rest fixed at T) until a
+        round moves no entry of a column by more than the tolerance."""
+        v = self.v
+        nodes, where, a, inflow, start, outside = self._system(warm_start)
         out = np.zeros(len(groups))
         size = max(1, self.batch_cells // max(nodes.size, 1))
         for lo in range(0, len(groups), size):
@@ -784,7 +795,7 @@ def _top_fixed_point(
     if settled.any():
         values[settled] = np.maximum(fp.base - fp.v[seeds[settled]], single[settled])
         exact[settled] = True
-    chunk = 64
+    chunk = 64  # doubles each pass: few passes even where the bounds prune nothing
     while not exact.all():
         known = np.where(exact, values, lower)
         theta = -math.inf if seeds.size <= need else float(np.partition(known, -need)[-need])
@@ -795,6 +806,7 @@ def _top_fixed_point(
         got = fp.impacts([(int(s),) for s in seeds[todo]])
         values[todo] = np.maximum(got, single[todo])
         exact[todo] = True
+        chunk *= 2
     return values, exact
 
 
