@@ -841,7 +841,7 @@ def _least_zero(
         return np.zeros(hurts.size)
     order = np.argsort(-single, kind="stable")
     best, at, chunk = -np.inf, 0, 64
-    while at < order.size and single[order[at]] >= best:
+    while at < order.size and single[order[at]] >= best - 10.0**-TIE_DECIMALS:  # ties too
         take = order[at : at + chunk]
         _, mins, _ = _seed_impacts(
             impact, weights, [(int(hurts[i]),) for i in take], options.debtrank, options,
