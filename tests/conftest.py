@@ -9,6 +9,32 @@ import pytest
 STAFF_GROUP = "Equipe CCEE (teste)"
 
 
+def _tail(path, limit: int = 12000) -> str | None:
+    try:
+        data = path.read_bytes()
+    except (OSError, AttributeError):
+        return None
+    return data[-limit:].decode("utf-8", "replace")
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test that ran a real Celery worker or the enclave process shows their logs'
+    tails: CI keeps only the report, and without them a stuck submission is a bare timeout."""
+    report = yield
+    if report.failed:
+        worker = item.funcargs.get("worker") if hasattr(item, "funcargs") else None
+        stack = item.funcargs.get("stack") if hasattr(item, "funcargs") else None
+        if isinstance(worker, dict) and (text := _tail(worker.get("log"))):
+            report.sections.append(("Celery worker log (tail)", text))
+        workdir = getattr(stack, "workdir", None)
+        if workdir is not None:
+            for name in ("enclave.log", "kms.log"):
+                if text := _tail(workdir / name, 6000):
+                    report.sections.append((f"{name} (tail)", text))
+    return report
+
+
 @pytest.fixture
 def api_client():
     """An anonymous DRF test client."""
