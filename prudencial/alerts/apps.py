@@ -19,3 +19,6 @@ class AlertsConfig(AppConfig):
         signals.closing_delayed.connect(
             receivers.on_closing_delayed, dispatch_uid="alerts.closing_delayed"
         )
+        signals.closing_failed.connect(
+            receivers.on_closing_failed, dispatch_uid="alerts.closing_failed"
+        )

@@ -278,6 +278,10 @@ class EmailKind(models.TextChoices):
     CASE_AGENT = "case_agent", _("Caso aberto (usuários do agente)")
     CASE_STAFF = "case_staff", _("Caso aberto (equipe CCEE)")
     CLOSING_DELAYED = "closing_delayed", _("Fechamento atrasado (equipe CCEE)")
+    CLOSING_FAILED = "closing_failed", _("Fechamento com falha (equipe CCEE)")
+
+
+CLOSING_KINDS = (EmailKind.CLOSING_DELAYED, EmailKind.CLOSING_FAILED)
 
 
 class AlertEmail(models.Model):
@@ -320,8 +324,11 @@ class AlertEmail(models.Model):
                 name="alert_email_once_per_closing",
             ),
             models.CheckConstraint(
-                condition=(models.Q(kind=EmailKind.CLOSING_DELAYED) & models.Q(case__isnull=True))
-                | (~models.Q(kind=EmailKind.CLOSING_DELAYED) & models.Q(case__isnull=False)),
+                # A closing's own e-mails (delayed, failed) name no case; a case's always do.
+                condition=(
+                    models.Q(kind__in=CLOSING_KINDS) & models.Q(case__isnull=True)
+                    | ~models.Q(kind__in=CLOSING_KINDS) & models.Q(case__isnull=False)
+                ),
                 name="alert_email_case_by_kind",
             ),
             # The address is stored as written to, lower case, so one address is one row.

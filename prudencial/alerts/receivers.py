@@ -13,3 +13,7 @@ def on_closing_done(sender, closing, **kwargs) -> None:
 
 def on_closing_delayed(sender, closing, **kwargs) -> None:
     tasks.notify_delayed.delay_on_commit(closing.pk)
+
+
+def on_closing_failed(sender, closing, **kwargs) -> None:
+    tasks.notify_failed.delay_on_commit(closing.pk)

@@ -212,6 +212,25 @@ def _delayed_message(closing: Closing) -> tuple[str, str]:
     return " ".join(subject.split()), "\n".join(lines) + "\n"
 
 
+def _failed_message(closing: Closing) -> tuple[str, str]:
+    values = {"week": closing.week.code, "sequence": closing.sequence}
+    subject = _("Fechamento da semana %(week)s com falha") % values
+    lines = [
+        _("O fechamento %(sequence)s da semana %(week)s falhou e não continuará sozinho.") % values,
+        f"{closing.error_code}: {closing.error_message}",
+        "",
+        _(
+            "Corrija a causa e inicie o fechamento de novo na página do fechamento; nenhum "
+            "valor foi publicado."
+        ),
+        "",
+        _site(_admin_path("admin:closing_closing_change", closing.pk)),
+        "",
+        _("Esta mensagem foi enviada automaticamente; não a responda."),
+    ]
+    return " ".join(subject.split()), "\n".join(lines) + "\n"
+
+
 def _admin_path(name: str, pk: int) -> str:
     """The admin page of a row, or the admin's index while that model has no admin page."""
     try:
@@ -294,6 +313,28 @@ def closing_delayed_notify(*, closing_id: int) -> int:
         for r in staff_recipients()
     )
     logger.info("closing %s delayed: %s e-mails sent", closing.pk, sent)
+    return sent
+
+
+def closing_failed_notify(*, closing_id: int) -> int:
+    """E-mail staff that a closing failed and why (its error code and message, which carry no
+    confidential content), once per closing and address. A closing no longer failed (started
+    again meanwhile) is left alone."""
+    closing = Closing.objects.select_related("week").get(pk=closing_id)
+    if closing.state != "failed":
+        logger.info("closing %s is not failed: no e-mail", closing.pk)
+        return 0
+    sent = sum(
+        _deliver(
+            closing=closing,
+            case=None,
+            kind=EmailKind.CLOSING_FAILED,
+            recipient=r,
+            compose=lambda: _failed_message(closing),
+        )
+        for r in staff_recipients()
+    )
+    logger.info("closing %s failed: %s e-mails sent", closing.pk, sent)
     return sent
 
 

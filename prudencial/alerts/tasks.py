@@ -38,3 +38,9 @@ def open_cases(closing_id: int) -> int:
 def notify_delayed(closing_id: int) -> int:
     """Staff's e-mail about a delayed closing (once per closing and address)."""
     return services.closing_delayed_notify(closing_id=closing_id)
+
+
+@shared_task(name="alerts.notify_failed", **RETRY)
+def notify_failed(closing_id: int) -> int:
+    """Staff's e-mail about a failed closing (once per closing and address)."""
+    return services.closing_failed_notify(closing_id=closing_id)

@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
@@ -95,6 +95,22 @@ def enclave_delay() -> timedelta:
 
 def stall_after() -> timedelta:
     return timedelta(seconds=int(getattr(settings, "CLOSING_STALL_SECONDS", 300)))
+
+
+UNVERIFIED_RULES = ("fail", "missing")
+
+
+def unverified_rule() -> str:
+    """What the gather does with stored verdicts that no longer verify (CLOSING_UNVERIFIED_VERDICTS):
+    "fail" the closing (default: a trust setting out of step with the enclave, or a tampered
+    row, must not turn agents who sent their data into "missing" unnoticed), or count those
+    agents "missing", the message kept in the closing's error fields and logged."""
+    rule = str(getattr(settings, "CLOSING_UNVERIFIED_VERDICTS", "fail"))
+    if rule not in UNVERIFIED_RULES:
+        raise ImproperlyConfigured(
+            f"CLOSING_UNVERIFIED_VERDICTS={rule!r}: must be one of {', '.join(UNVERIFIED_RULES)}"
+        )
+    return rule
 
 
 def network_options() -> dict[str, Any]:
@@ -362,6 +378,10 @@ def closing_gather(*, closing_id: int) -> Closing | None:
 
     agents = list(submission_selectors.eligible_agents(week=week).only("id", "acronym"))
     states = submission_selectors.current_submissions(week=week, agent_ids=[a.pk for a in agents])
+    unverified = _unverified_verdicts(agents, states)
+    if unverified and unverified_rule() == "fail":
+        _fail(closing, "unverified_verdicts", unverified)
+        return closing
     items: dict[int, dict[str, int | None]] = {}
     missing: list[int] = []
     for agent in agents:
@@ -427,8 +447,16 @@ def closing_gather(*, closing_id: int) -> Closing | None:
             agents_total=len(agents),
             agents_done=len(missing),
             stage_times={"gather": round(elapsed, 3)},
+            # Rule "missing": the closing goes on, and its page says which verdicts did not count.
+            **(
+                {"error_code": "unverified_verdicts", "error_message": unverified[:2000]}
+                if unverified
+                else {}
+            ),
         )
     closing.refresh_from_db()
+    if moved and unverified:
+        logger.error("closing %s counts as missing: %s", closing.pk, unverified)
     if moved:
         logger.info(
             "closing %s gathered: %s agents, %s missing, %s chunks in %.1fs",
@@ -441,10 +469,29 @@ def closing_gather(*, closing_id: int) -> Closing | None:
     return closing
 
 
+def _unverified_verdicts(agents: list[Agent], states: Mapping[tuple[int, str], Any]) -> str:
+    """A message naming the agents (acronyms, kinds, versions) whose stored verdicts do not
+    verify, "" when there are none. Acronyms and version numbers are not confidential."""
+    found = [
+        f"{agent.acronym} {kind} v{','.join(map(str, state['unverified']))}"
+        for agent in agents
+        for kind in Kind.values
+        if (state := states.get((agent.pk, kind))) and state.get("unverified")
+    ]
+    if not found:
+        return ""
+    shown = "; ".join(found[:20]) + (f"; … (+{len(found) - 20})" if len(found) > 20 else "")
+    return (
+        f"{len(found)} envio(s) com veredito armazenado que não confere com a assinatura do "
+        "enclave (chave de assinatura não confiável com ENCLAVE_TRUST_ROOT / "
+        "ENCLAVE_EXPECTED_PCRS, ou registro alterado): " + shown
+    )
+
+
 def _fail(closing: Closing, code: str, message: str) -> None:
     """A closing that cannot go on for a reason staff must fix (no parameters...): failed, with
-    a message that carries no confidential content."""
-    _move(
+    a message that carries no confidential content; staff are told (closing_failed)."""
+    moved = _move(
         closing.pk,
         ACTIVE_STATES,
         ClosingState.FAILED,
@@ -452,6 +499,9 @@ def _fail(closing: Closing, code: str, message: str) -> None:
         error_message=message[:2000],
     )
     logger.error("closing %s failed: %s (%s)", closing.pk, code, message)
+    if moved:
+        failed = Closing.objects.get(pk=closing.pk)
+        transaction.on_commit(lambda: signals.closing_failed.send(sender=Closing, closing=failed))
 
 
 # --- the chunks ----------------------------------------------------------------------------------

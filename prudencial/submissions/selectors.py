@@ -297,14 +297,19 @@ def current_submissions(
     *, week: Week, agent_ids: Iterable[int], checker: VerdictChecker | None = None
 ) -> dict[tuple[int, str], dict[str, Any]]:
     """(agent id, kind) → the state to show: the current (latest accepted) version when there is
-    one, else the latest version's state."""
+    one, else the latest version's state. ``unverified`` lists the versions of that (agent,
+    kind) whose stored verdict no longer verifies (a key not trusted, a tampered row): the
+    closing refuses to treat them as "not sent" without staff knowing."""
     rows = checked_submissions(
         submissions_for_week(week=week, agent_ids=agent_ids), checker=checker
     )
     out: dict[tuple[int, str], dict[str, Any]] = {}
+    unverified: dict[tuple[int, str], list[int]] = {}
     for row in rows:  # latest version first within each (agent, kind)
         s = row.submission
         key = (s.agent_id, s.kind)
+        if row.verdict.status == UNVERIFIED:
+            unverified.setdefault(key, []).append(s.version)
         state = {
             "status": row.verdict.status,
             "receipt": s.receipt,
@@ -315,6 +320,8 @@ def current_submissions(
         }
         if row.is_current or key not in out:
             out[key] = state
+    for key, state in out.items():
+        state["unverified"] = unverified.get(key, [])
     return out
 
 
