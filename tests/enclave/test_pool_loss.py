@@ -94,6 +94,18 @@ def _gone(pid: int, timeout: float = 5.0) -> None:
     raise AssertionError(f"process {pid} did not exit")
 
 
+def _kill_one_and_wait_for_the_pool_to_break(enclave: RunningEnclave) -> int:
+    """SIGKILL one pool worker; return once the executor has marked the pool broken. Its manager
+    thread sets the broken flag and only then terminates the surviving workers, so "every
+    worker of the pool is gone" is the observable sign (a fixed sleep raced it under load: the
+    next request ran on a survivor before the death was noticed)."""
+    workers = _wait_for_workers(enclave)
+    os.kill(workers[0], signal.SIGKILL)
+    for pid in workers:
+        _gone(pid, timeout=30.0)
+    return workers[0]
+
+
 def _wait_for_workers(enclave: RunningEnclave, timeout: float = 20.0) -> list[int]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -146,10 +158,7 @@ def test_a_worker_killed_before_a_split_refuses_it_and_the_next_split_and_comput
     agents = [agent(10 + n) for n in range(3)]
     assert _split(client, key, agents)["status"] == "accepted"  # the pool is up
     server_cpu = _cpu_seconds(enclave.pid)
-    victim = _wait_for_workers(enclave)[0]
-    os.kill(victim, signal.SIGKILL)
-    _gone(victim)
-    time.sleep(0.3)  # the executor's manager thread notices the dead worker
+    victim = _kill_one_and_wait_for_the_pool_to_break(enclave)
     with pytest.raises(EnclaveError) as refused:
         _split(client, key, agents)
     _assert_refused(refused.value, agents[0]["acronym"])
@@ -218,10 +227,7 @@ def test_a_worker_killed_before_a_pooled_compute_refuses_it_and_the_next_compute
     items = _compute_items(key, 40)
     options = network_options(scenarios=50, seed=3)
     assert client.compute(parameters(), items, network=options)["counts"]["accepted"] == 40
-    victim = _wait_for_workers(enclave)[0]
-    os.kill(victim, signal.SIGKILL)
-    _gone(victim)
-    time.sleep(0.3)
+    _kill_one_and_wait_for_the_pool_to_break(enclave)
     with pytest.raises(EnclaveError) as refused:
         client.compute(parameters(), items, network=options)
     _assert_refused(refused.value)
