@@ -358,7 +358,11 @@ class ClosingOps:
         del engine, scenarios, market
         measured = time.perf_counter()
         result["tracking"] = tracking_answer(
-            previous, result.get("agents"), week=parameters.week, previous_week=previous_week
+            previous,
+            result.get("agents"),
+            week=parameters.week,
+            previous_week=previous_week,
+            threshold=options["tracking"]["threshold"],
         )
         result["timing_s"] = {
             "open": round(opened - started, 3),

@@ -66,6 +66,7 @@ NETWORK_KEYS = {
     "contract_prices",
     "risk_convention",
     "systemic",
+    "tracking",
 }
 # network.systemic (closing_network only): SystemicOptions' public fields plus ``enabled``.
 # ``capital`` is not among them: it is per agent, in R$, and only the enclave could know it;
@@ -312,8 +313,11 @@ def parse_network(args: Any, *, systemic: bool = False) -> dict[str, Any]:
     unknown = sorted(set(args) - NETWORK_KEYS)
     if unknown:
         raise ProtocolError(E_BAD_REQUEST, f"network has unknown option(s): {', '.join(unknown)}")
-    if not systemic and "systemic" in args:
-        raise ProtocolError(E_BAD_REQUEST, "network.systemic is an option of closing_network only")
+    for closing_only in ("systemic", "tracking"):
+        if not systemic and closing_only in args:
+            raise ProtocolError(
+                E_BAD_REQUEST, f"network.{closing_only} is an option of closing_network only"
+            )
     scenarios = args.get("scenarios", 1000)
     if (
         isinstance(scenarios, bool)
@@ -335,7 +339,34 @@ def parse_network(args: Any, *, systemic: bool = False) -> dict[str, Any]:
     )
     if systemic:
         out["systemic"] = _systemic_options(args.get("systemic"), args.get("confidence"))
+        out["tracking"] = _tracking_options(args.get("tracking"))
     return out
+
+
+def _tracking_options(value: Any) -> dict[str, float]:
+    """network.tracking: ``{"threshold": Jaccard index in (0, 1]}`` linking a community of last
+    week to one of this week (default ``TRACKING_THRESHOLD``, 0.3, docs/systemic.md); unknown
+    keys refused by name."""
+    from .network_measures import TRACKING_THRESHOLD
+
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        raise ProtocolError(E_BAD_REQUEST, "network.tracking must be a map")
+    unknown = sorted(set(value) - {"threshold"})
+    if unknown:
+        raise ProtocolError(
+            E_BAD_REQUEST, f"network.tracking has unknown option(s): {', '.join(unknown)}"
+        )
+    threshold = value.get("threshold", TRACKING_THRESHOLD)
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, int | float)
+        or not math.isfinite(threshold)
+        or not 0.0 < threshold <= 1.0
+    ):
+        raise ProtocolError(E_BAD_REQUEST, "network.tracking.threshold must be a number in (0, 1]")
+    return {"threshold": float(threshold)}
 
 
 def _number(value: Any, name: str, low: float, high: float, *, open_low: bool = False) -> float:

@@ -31,7 +31,9 @@ logger = logging.getLogger(__name__)
 #: At most this many links, flows and events each in the published transition (the full
 #: counts are always given; ``truncated`` says which lists were cut).
 MAX_TRACKING_ENTRIES = 2_000
-TRACKING_THRESHOLD = 0.3  # Jaccard index linking two communities (tracking.compare_weeks)
+#: Default Jaccard index linking two communities (tracking.compare_weeks); the closing's
+#: ``network.tracking.threshold`` overrides it.
+TRACKING_THRESHOLD = 0.3
 
 
 def systemic_answer(
@@ -85,6 +87,7 @@ def tracking_answer(
     *,
     week: str,
     previous_week: str | None = None,
+    threshold: float = TRACKING_THRESHOLD,
 ) -> dict[str, Any]:
     """Last week's communities → this week's (``compare_weeks``), or ``{"skipped": reason}``."""
     if previous is None:
@@ -97,7 +100,7 @@ def tracking_answer(
     transition = compare_weeks(
         previous,
         current,
-        threshold=TRACKING_THRESHOLD,
+        threshold=threshold,
         before=previous_week or "previous",
         after=week,
     )
@@ -107,7 +110,7 @@ def tracking_answer(
         "schema": "prudencial/tracking-transition/v1",
         "from": raw["from"],
         "to": raw["to"],
-        "threshold": TRACKING_THRESHOLD,
+        "threshold": threshold,
         "communities": {
             "previous": len({c for c in previous.values() if c is not None}),
             "current": len({c for c in current.values() if c is not None}),

@@ -182,6 +182,51 @@ def test_systemic_options_are_refused_by_the_process_and_by_compute(client, curr
     assert defaults == {"enabled": True, "options": {"confidence": 0.9}}
 
 
+@pytest.mark.parametrize(
+    ("tracking", "name"),
+    [
+        ({"threshold": 0}, "network.tracking.threshold must be a number in (0, 1]"),
+        ({"threshold": 1.5}, "network.tracking.threshold"),
+        ({"threshold": True}, "network.tracking.threshold"),
+        ({"threshold": "0.3"}, "network.tracking.threshold"),
+        ({"threshold": float("nan")}, "network.tracking.threshold"),
+        ({"jaccard": 0.5}, "network.tracking has unknown option(s): jaccard"),
+        ([0.3], "network.tracking must be a map"),
+    ],
+)
+def test_bad_tracking_options_are_refused_by_name(tracking, name):
+    with pytest.raises(ProtocolError) as exc:
+        parse_network({"tracking": tracking}, systemic=True)
+    assert name in exc.value.message, exc.value.message
+
+
+def test_the_tracking_threshold_is_an_option_of_the_closing_only(client, current_key):
+    """Default 0.3; another threshold changes which communities are linked, and the answer
+    says which one it used; compute refuses the option."""
+    assert parse_network({}, systemic=True)["tracking"] == {"threshold": 0.3}
+    with pytest.raises(ProtocolError) as refused:
+        parse_network({"tracking": {"threshold": 0.5}})
+    assert "network.tracking is an option of closing_network only" in refused.value.message
+    previous = {"A": 0, "B": 0, "C": 0, "D": 0}
+    agents = [  # A, B stay together; C, D move on: Jaccard 2/4 = 0.5 with the old community
+        {"agent": a, "community": c, "community_rank": 1}
+        for a, c in (("A", 7), ("B", 7), ("C", 8), ("D", 8))
+    ]
+    loose = tracking_answer(previous, agents, week="202303001", threshold=0.5)
+    strict = tracking_answer(previous, agents, week="202303001", threshold=0.6)
+    assert (loose["threshold"], strict["threshold"]) == (0.5, 0.6)
+    assert loose["counts"]["split"] == 1 and strict["counts"]["split"] == 0
+    assert strict["counts"]["death"] == 1 and strict["counts"]["birth"] == 2
+    part, acronyms = _part(client, current_key, n=4, closing="m5")
+    answer = _network(
+        client,
+        part,
+        previous=dict.fromkeys(acronyms, 0),
+        options={"tracking": {"threshold": 0.75}},
+    ).result
+    assert answer["tracking"]["threshold"] == 0.75
+
+
 def test_a_canary_in_the_portfolios_is_in_neither_answer(client, current_key):
     part, acronyms = _part(client, current_key, closing="m4", canary=True)
     previous = dict.fromkeys(acronyms, 0)
