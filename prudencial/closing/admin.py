@@ -307,6 +307,11 @@ class ClosingAdmin(ReadOnlyMixin, admin.ModelAdmin):
                 view(self.picture_view),
                 name="closing_closing_picture",
             ),
+            path(
+                "<int:pk>/network/debtrank/<str:scenario>.png",
+                view(self.debtrank_picture_view),
+                name="closing_closing_debtrank_picture",
+            ),
             path("<int:pk>/missing/", view(self.missing_view), name="closing_closing_missing"),
             path("communities/", view(self.communities_view), name="closing_closing_communities"),
             path(
@@ -444,6 +449,10 @@ class ClosingAdmin(ReadOnlyMixin, admin.ModelAdmin):
             ],
             "notices": notices_html(closing),
             "systemic": systemic_html(closing),
+            "debtrank_pictures": [
+                reverse("admin:closing_closing_debtrank_picture", args=[closing.pk, name])
+                for name in _systemic_scenarios(closing)
+            ],
             "transition": transition_html(closing),
             "communities_url": reverse("admin:closing_closing_communities")
             + f"?until={closing.week.code}",
@@ -465,6 +474,32 @@ class ClosingAdmin(ReadOnlyMixin, admin.ModelAdmin):
                 cache.set(key, data, PICTURE_CACHE_SECONDS)
         response = HttpResponse(data, content_type=exports.CONTENT_TYPES["png"])
         response["Cache-Control"] = "private, max-age=3600"
+        return response
+
+    def debtrank_picture_view(self, request: HttpRequest, pk: int, scenario: str) -> HttpResponse:
+        """The DebtRank picture of one stress scenario (PNG, the request's language), drawn
+        only from systemic measures that verify against the signed answer, names of results
+        not sent withheld (the staff rule). Not cached: names appear as results are sent."""
+        from prudencial.closing import selectors
+        from prudencial.closing.signatures import SignatureChecker
+
+        self._require_view(request)
+        closing = self._closing(pk)
+        if scenario not in _systemic_scenarios(closing):
+            raise Http404
+        if not SignatureChecker().check_closing(closing).verified:
+            return HttpResponse(
+                gettext("Assinatura do enclave: NÃO confere — não use estes números."),
+                status=409,
+                content_type="text/plain; charset=utf-8",
+            )
+        summary = selectors.systemic_summary(closing, names=selectors.sent_acronyms(closing))
+        lang = "en" if (translation.get_language() or "").startswith("en") else "pt"
+        data = exports.debtrank_png(
+            summary, scenario=scenario, withheld=gettext("(não enviado)"), lang=lang
+        )
+        response = HttpResponse(data, content_type=exports.CONTENT_TYPES["png"])
+        response["Cache-Control"] = "private, no-store"
         return response
 
     def _tracking_query(self, request: HttpRequest) -> dict[str, Any]:
@@ -597,6 +632,14 @@ def _fraction(value: Any, digits: int = 4) -> str:
         return decimal_br(float(value), digits)
     except (TypeError, ValueError):
         return "—"
+
+
+def _systemic_scenarios(closing: Closing) -> list[str]:
+    """The stress scenarios of the closing's systemic measures (none when skipped or absent)."""
+    systemic = closing.systemic or {}
+    if "skipped" in systemic:
+        return []
+    return [str(name) for name in (systemic.get("scenarios") or {})]
 
 
 def _signature_line(signature) -> str:

@@ -475,6 +475,53 @@ def evolution_png(tracking: Mapping[str, Any], *, lang: str = "pt") -> bytes:
     return out.getvalue()
 
 
+def debtrank_labels(systemic: Mapping[str, Any], withheld: str) -> dict[str, Any]:
+    """A systemic summary as staff may see it (``selectors.systemic_summary``: names withheld as
+    None) with every withheld name in DebtRank's top list drawn as ``withheld`` and a number,
+    so two withheld agents never share a bar, and as ``withheld`` alone in the cover-2 pair
+    (whether it is one of the bars is not known here); no acronym is guessed."""
+    count = 0
+
+    def label(acronym: Any) -> str:
+        nonlocal count
+        if acronym is not None:
+            return str(acronym)
+        count += 1
+        return f"{withheld} {count}"
+
+    out = dict(systemic)
+    scenarios = {}
+    for name, raw in (systemic.get("scenarios") or {}).items():
+        scenario = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
+        debtrank, cover2 = scenario.get("debtrank") or {}, scenario.get("cover2") or {}
+        count = 0  # numbered per scenario, as each picture shows one
+        if "top" in debtrank:
+            debtrank["top"] = [{**t, "agent": label(t.get("agent"))} for t in debtrank["top"]]
+        if cover2.get("agents"):
+            cover2["agents"] = [withheld if a is None else str(a) for a in cover2["agents"]]
+        scenarios[name] = scenario
+    out["scenarios"] = scenarios
+    out.pop("agents", None)  # per-agent rows are not part of this picture
+    return out
+
+
+def debtrank_png(
+    systemic: Mapping[str, Any], *, scenario: str, withheld: str, lang: str = "pt"
+) -> bytes:
+    """The DebtRank picture (prudencial.risk_tools.plots.plot_debtrank) of one stress scenario
+    of a closing's systemic summary, PNG: the largest impacts with the cover-2 pair, and the
+    system's initial and propagated losses per scenario, with Eisenberg–Noe's defaults."""
+    from prudencial.risk_tools import plots  # matplotlib: imported only when drawing
+
+    fig = plots.plot_debtrank(
+        debtrank_labels(systemic, withheld), scenario=scenario, lang="en" if lang == "en" else "pt"
+    )
+    out = io.BytesIO()
+    fig.savefig(out, format="png", dpi=100, bbox_inches="tight")
+    plots.plt.close(fig)
+    return out.getvalue()
+
+
 _PICTURE_TEXT = {
     "pt": {
         "ranking": "Comunidades da semana {code} por CVaR propagado médio",

@@ -227,6 +227,21 @@ def test_two_closings_store_show_and_guard_the_systemic_measures_and_tracking(
     assert f"{first.week.code} → {second.week.code}" in page
     panel = client.get(reverse("admin:closing_closing_network", args=[second.pk]))
     assert panel.status_code == 200 and 'id="systemic"' in panel.content.decode()
+    debtrank = [
+        reverse("admin:closing_closing_debtrank_picture", args=[second.pk, s])
+        for s in ("high", "low")
+    ]
+    assert all(url in panel.content.decode() for url in debtrank)
+    for url in debtrank:
+        drawn = client.get(url)
+        assert drawn.status_code == 200 and drawn["Content-Type"] == "image/png", url
+        assert drawn.content[:8] == b"\x89PNG\r\n\x1a\n"
+    missing = reverse("admin:closing_closing_debtrank_picture", args=[second.pk, "middle"])
+    assert client.get(missing).status_code == 404
+    Closing.objects.filter(pk=second.pk).update(systemic={**original, "n_agents": 1})
+    refused = client.get(debtrank[0])  # figures that do not verify are not drawn
+    assert refused.status_code == 409 and "NÃO confere" in refused.content.decode()
+    Closing.objects.filter(pk=second.pk).update(systemic=original)
     evolution = client.get(reverse("admin:closing_closing_communities") + "?weeks=2")
     html = evolution.content.decode()
     assert evolution.status_code == 200 and 'id="agent-histories"' in html
@@ -241,6 +256,7 @@ def test_two_closings_store_show_and_guard_the_systemic_measures_and_tracking(
     urls = [
         reverse("admin:closing_closing_communities"),
         reverse("admin:closing_closing_communities_picture"),
+        debtrank[0],
     ]
     client.force_login(_staff("sem.permissao"))
     for url in urls:
@@ -253,3 +269,33 @@ def test_two_closings_store_show_and_guard_the_systemic_measures_and_tracking(
     for url in urls:
         response = client.get(url)
         assert response.status_code == 302 and "/login/" in response["Location"], url
+
+
+def test_the_debtrank_picture_numbers_withheld_names_and_guesses_none():
+    """Withheld agents (None in the staff summary) become "(não enviado) 1", "2"… in the bars,
+    per scenario, so no two share a bar, and "(não enviado)" in the cover-2 pair; shown names
+    stay; the summary itself is not changed."""
+    from prudencial.closing.exports import debtrank_labels
+
+    summary = {
+        "scenarios": {
+            "high": {
+                "debtrank": {"top": [{"agent": None, "impact": 0.3}, {"agent": "CM01", "impact": 0.2},
+                                     {"agent": None, "impact": 0.1}]},
+                "cover2": {"agents": [None, "CM01"], "loss": 0.4},
+            },
+            "low": {"debtrank": {"top": [{"agent": None, "impact": 0.05}]}, "cover2": {}},
+        },
+        "agents": [{"agent": "GE02"}],
+    }  # fmt: skip
+    out = debtrank_labels(summary, "(não enviado)")
+    high = out["scenarios"]["high"]
+    assert [t["agent"] for t in high["debtrank"]["top"]] == [
+        "(não enviado) 1",
+        "CM01",
+        "(não enviado) 2",
+    ]
+    assert high["cover2"]["agents"] == ["(não enviado)", "CM01"]
+    assert out["scenarios"]["low"]["debtrank"]["top"][0]["agent"] == "(não enviado) 1"
+    assert "agents" not in out
+    assert summary["scenarios"]["high"]["debtrank"]["top"][0]["agent"] is None
