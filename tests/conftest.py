@@ -36,6 +36,18 @@ def pytest_runtest_makereport(item, call):
 
 
 @pytest.fixture
+def eager():
+    """Celery tasks run in the test's process (no broker); the real-worker tests start their
+    own `celery worker` (tests/submissions/conftest.py's ``worker``)."""
+    from config.celery_app import app as celery_app
+
+    before = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = before
+
+
+@pytest.fixture
 def api_client():
     """An anonymous DRF test client."""
     from rest_framework.test import APIClient

@@ -295,25 +295,27 @@ def case_emails_send(
     return sent
 
 
+def _closing_staff_emails(closing: Closing, kind: str, compose, what: str) -> int:
+    """One e-mail about the closing itself to each staff address, once per closing, kind and
+    address (a repeated signal or a retried task sends nothing more)."""
+    sent = sum(
+        _deliver(closing=closing, case=None, kind=kind, recipient=r, compose=compose)
+        for r in staff_recipients()
+    )
+    logger.info("closing %s %s: %s e-mails sent", closing.pk, what, sent)
+    return sent
+
+
 def closing_delayed_notify(*, closing_id: int) -> int:
-    """E-mail staff that a closing is delayed, once per closing and address (a repeated signal
-    or a retried task sends nothing more). A closing no longer delayed is left alone."""
+    """E-mail staff that a closing is delayed, once per closing and address. A closing no
+    longer delayed is left alone."""
     closing = Closing.objects.select_related("week").get(pk=closing_id)
     if closing.state != "delayed" and closing.delayed_at is None:
         logger.info("closing %s is not delayed: no e-mail", closing.pk)
         return 0
-    sent = sum(
-        _deliver(
-            closing=closing,
-            case=None,
-            kind=EmailKind.CLOSING_DELAYED,
-            recipient=r,
-            compose=lambda: _delayed_message(closing),
-        )
-        for r in staff_recipients()
+    return _closing_staff_emails(
+        closing, EmailKind.CLOSING_DELAYED, lambda: _delayed_message(closing), "delayed"
     )
-    logger.info("closing %s delayed: %s e-mails sent", closing.pk, sent)
-    return sent
 
 
 def closing_failed_notify(*, closing_id: int) -> int:
@@ -324,18 +326,9 @@ def closing_failed_notify(*, closing_id: int) -> int:
     if closing.state != "failed":
         logger.info("closing %s is not failed: no e-mail", closing.pk)
         return 0
-    sent = sum(
-        _deliver(
-            closing=closing,
-            case=None,
-            kind=EmailKind.CLOSING_FAILED,
-            recipient=r,
-            compose=lambda: _failed_message(closing),
-        )
-        for r in staff_recipients()
+    return _closing_staff_emails(
+        closing, EmailKind.CLOSING_FAILED, lambda: _failed_message(closing), "failed"
     )
-    logger.info("closing %s failed: %s e-mails sent", closing.pk, sent)
-    return sent
 
 
 # --- opening cases ---------------------------------------------------------------------------

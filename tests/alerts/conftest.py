@@ -52,16 +52,6 @@ def build(model, context=None, **values):
 
 
 @pytest.fixture
-def eager():
-    from config.celery_app import app as celery_app
-
-    before = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = before
-
-
-@pytest.fixture
 def week(db):
     from prudencial.services.parameters import parameters_save
     from tests.factories import week_with_parameters

@@ -36,17 +36,6 @@ from tests.closing.conftest import (
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def eager():
-    """Celery in-process for host-rule tests that go through a task (no broker)."""
-    from config.celery_app import app as celery_app
-
-    before = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = before
-
-
 def _week(code_day=1):
     from datetime import date
 

@@ -20,16 +20,6 @@ from tests.closing.conftest import make_week, past_deadline
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def eager():
-    from config.celery_app import app as celery_app
-
-    before = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = before
-
-
 def _submission(week, agent, user, *, version: int = 1, kind: str = "portfolio"):
     from prudencial.submissions.models import Submission
 

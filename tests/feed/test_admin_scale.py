@@ -16,7 +16,6 @@ from django.core.management import call_command
 from django.urls import reverse
 from import_export.formats.base_formats import CSV
 
-from config.celery_app import app as celery_app
 from prudencial.admin.agents import AgentAdmin
 from prudencial.domain.identifiers import format_cpf
 from prudencial.models import Agent, AgentUserObjectPermission, Representation
@@ -27,15 +26,6 @@ from tests.factories import AgentFactory, UserFactory, grant, make_cnpj, today
 pytestmark = pytest.mark.django_db
 
 AGENT_HEADERS = ["sigla", "cnpj", "razao_social", "classe", "periodicidade", "ativo"]
-
-
-@pytest.fixture
-def eager():
-    """The task runs in the test's process (the real worker is tests/foundation/test_tasks')."""
-    before = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = before
 
 
 def agents_csv(n: int, *, bad_row: int | None = None) -> bytes:
