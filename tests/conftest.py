@@ -22,11 +22,16 @@ def pytest_runtest_makereport(item, call):
     """A failed test that ran a real Celery worker or the enclave process shows their logs'
     tails: CI keeps only the report, and without them a stuck submission is a bare timeout."""
     report = yield
-    if report.failed:
-        worker = item.funcargs.get("worker") if hasattr(item, "funcargs") else None
-        stack = item.funcargs.get("stack") if hasattr(item, "funcargs") else None
+    if report.failed and hasattr(item, "funcargs"):
+        worker = item.funcargs.get("worker")
+        stack = item.funcargs.get("stack") or getattr(item.funcargs.get("enclave"), "stack", None)
         if isinstance(worker, dict) and (text := _tail(worker.get("log"))):
             report.sections.append(("Celery worker log (tail)", text))
+        # tests/closing's ``workers`` starts groups of workers; their logs are in tmp_path.
+        if "workers" in item.funcargs and "tmp_path" in item.funcargs:
+            for log in sorted(item.funcargs["tmp_path"].glob("worker*.log")):
+                if text := _tail(log, 8000):
+                    report.sections.append((f"{log.name} (tail)", text))
         workdir = getattr(stack, "workdir", None)
         if workdir is not None:
             for name in ("enclave.log", "kms.log"):

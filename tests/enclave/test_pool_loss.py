@@ -103,6 +103,11 @@ def _kill_one_and_wait_for_the_pool_to_break(enclave: RunningEnclave) -> int:
     os.kill(workers[0], signal.SIGKILL)
     for pid in workers:
         _gone(pid, timeout=30.0)
+    # A worker spawned on demand after the listing would be missed above: wait for none left.
+    deadline = time.monotonic() + 30.0
+    while _workers(enclave.pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not _workers(enclave.pid), "the pool's surviving workers were not terminated"
     return workers[0]
 
 
