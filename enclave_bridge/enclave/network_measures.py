@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from enclave_bridge.wire.protocol import describe_failure
+from prudencial.risk.tracking import DEFAULT_THRESHOLD
 
 from .disclosure import published_systemic
 
@@ -31,9 +32,9 @@ logger = logging.getLogger(__name__)
 #: At most this many links, flows and events each in the published transition (the full
 #: counts are always given; ``truncated`` says which lists were cut).
 MAX_TRACKING_ENTRIES = 2_000
-#: Default Jaccard index linking two communities (tracking.compare_weeks); the closing's
-#: ``network.tracking.threshold`` overrides it.
-TRACKING_THRESHOLD = 0.3
+#: Default Jaccard index linking two communities (tracking.compare_weeks, the rule's one
+#: place); the closing's ``network.tracking.threshold`` overrides it.
+TRACKING_THRESHOLD = DEFAULT_THRESHOLD
 
 
 def systemic_answer(

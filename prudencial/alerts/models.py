@@ -285,8 +285,10 @@ CLOSING_KINDS = (EmailKind.CLOSING_DELAYED, EmailKind.CLOSING_FAILED)
 
 
 class AlertEmail(models.Model):
-    """One e-mail to one address about one case (or one delayed closing): claimed (sent_at
-    empty) before it is sent, marked sent after. The address is the one written to."""
+    """One e-mail to one address about one case (or one delayed or failed closing): claimed
+    (sent_at empty) before it is sent, marked sent after. The address is the one written to.
+    ``occurrence`` tells apart two delays or two failures of the same closing (it is started
+    again after a failure, resumed after a delay): the moment the state was entered."""
 
     closing = models.ForeignKey(
         "closing.Closing",
@@ -307,6 +309,7 @@ class AlertEmail(models.Model):
     language = models.CharField(_("idioma"), max_length=8, default="pt-br")
     created_at = models.DateTimeField(_("registrado em"), default=timezone.now)
     sent_at = models.DateTimeField(_("enviado em"), null=True, blank=True)
+    occurrence = models.CharField(_("ocorrência"), max_length=40, blank=True, default="")
 
     class Meta:
         verbose_name = _("e-mail de alerta")
@@ -319,7 +322,7 @@ class AlertEmail(models.Model):
                 name="alert_email_once_per_case",
             ),
             models.UniqueConstraint(
-                fields=["closing", "recipient", "kind"],
+                fields=["closing", "recipient", "kind", "occurrence"],
                 condition=models.Q(case__isnull=True),
                 name="alert_email_once_per_closing",
             ),

@@ -220,8 +220,9 @@ def _failed_message(closing: Closing) -> tuple[str, str]:
         f"{closing.error_code}: {closing.error_message}",
         "",
         _(
-            "Corrija a causa e inicie o fechamento de novo na página do fechamento; nenhum "
-            "valor foi publicado."
+            "Corrija a causa e inicie o fechamento de novo: na lista de fechamentos, ação "
+            "“Iniciar de novo (fechamento com falha)”, ou manage.py run_closing; nenhum valor "
+            "foi publicado."
         ),
         "",
         _site(_admin_path("admin:closing_closing_change", closing.pk)),
@@ -249,7 +250,13 @@ def _percent(value: float) -> str:
 
 
 def _deliver(
-    *, closing: Closing, case: Case | None, kind: str, recipient: Recipient, compose
+    *,
+    closing: Closing,
+    case: Case | None,
+    kind: str,
+    recipient: Recipient,
+    compose,
+    occurrence: str = "",
 ) -> bool:
     """Send one e-mail once: claim the (case or closing, recipient, kind) row, send, mark sent.
     Returns whether this call sent it."""
@@ -259,6 +266,7 @@ def _deliver(
             case=case,
             recipient=recipient.address,
             kind=kind,
+            occurrence=occurrence,
             defaults={"language": recipient.language},
         )
         if row.sent_at is not None:
@@ -295,11 +303,17 @@ def case_emails_send(
     return sent
 
 
-def _closing_staff_emails(closing: Closing, kind: str, compose, what: str) -> int:
-    """One e-mail about the closing itself to each staff address, once per closing, kind and
-    address (a repeated signal or a retried task sends nothing more)."""
+def _closing_staff_emails(
+    closing: Closing, kind: str, compose, what: str, occurrence: datetime | None
+) -> int:
+    """One e-mail about the closing itself to each staff address, once per closing, kind,
+    occurrence (when the closing entered that state) and address: a repeated signal or a
+    retried task sends nothing more, a second failure after a restart is told again."""
+    mark = occurrence.isoformat() if occurrence is not None else ""
     sent = sum(
-        _deliver(closing=closing, case=None, kind=kind, recipient=r, compose=compose)
+        _deliver(
+            closing=closing, case=None, kind=kind, recipient=r, compose=compose, occurrence=mark
+        )
         for r in staff_recipients()
     )
     logger.info("closing %s %s: %s e-mails sent", closing.pk, what, sent)
@@ -314,7 +328,11 @@ def closing_delayed_notify(*, closing_id: int) -> int:
         logger.info("closing %s is not delayed: no e-mail", closing.pk)
         return 0
     return _closing_staff_emails(
-        closing, EmailKind.CLOSING_DELAYED, lambda: _delayed_message(closing), "delayed"
+        closing,
+        EmailKind.CLOSING_DELAYED,
+        lambda: _delayed_message(closing),
+        "delayed",
+        closing.delayed_at,
     )
 
 
@@ -327,7 +345,11 @@ def closing_failed_notify(*, closing_id: int) -> int:
         logger.info("closing %s is not failed: no e-mail", closing.pk)
         return 0
     return _closing_staff_emails(
-        closing, EmailKind.CLOSING_FAILED, lambda: _failed_message(closing), "failed"
+        closing,
+        EmailKind.CLOSING_FAILED,
+        lambda: _failed_message(closing),
+        "failed",
+        closing.updated_at,  # set when it moved to failed (a restart moves it again)
     )
 
 

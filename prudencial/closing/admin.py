@@ -145,7 +145,7 @@ class ClosingAdmin(ReadOnlyMixin, admin.ModelAdmin):
     search_help_text = _("Código exato da semana.")
     ordering = ("-week__code", "-sequence")
     show_full_result_count = False
-    actions = ["rerun_correction", "choose_degraded"]
+    actions = ["rerun_correction", "choose_degraded", "restart_failed"]
     fields = (
         "week",
         "sequence",
@@ -163,6 +163,7 @@ class ClosingAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "notices",
         "error_code",
         "error_message",
+        "warnings_text",
         "delayed_at",
         "degraded_rule",
         "systemic_table",
@@ -184,6 +185,16 @@ class ClosingAdmin(ReadOnlyMixin, admin.ModelAdmin):
         return request.user.has_perm("closing.run_closing")
 
     # --- columns ---------------------------------------------------------------------------
+
+    @admin.display(description=_("avisos"))
+    def warnings_text(self, obj: Closing) -> str:
+        """What the closing went on despite (e.g. verdicts that did not verify, counted missing)."""
+        items = [w for w in (obj.warnings or []) if isinstance(w, dict)]
+        if not items:
+            return "—"
+        return format_html_join(
+            "", "<p><strong>{}</strong>: {}</p>", ((w.get("code"), w.get("message")) for w in items)
+        )
 
     @admin.display(description=_("progresso"))
     def progress(self, obj: Closing) -> str:
@@ -293,6 +304,37 @@ class ClosingAdmin(ReadOnlyMixin, admin.ModelAdmin):
                 reverse("admin:closing_closing_degraded", args=[closing.pk])
             )
         return None
+
+    @admin.action(description=_("Iniciar de novo (fechamento com falha)"), permissions=["correct"])
+    def restart_failed(self, request: HttpRequest, queryset):
+        """A failed closing from the beginning (closing_start); a failed correction is corrected
+        again (its page asks why)."""
+        closing = self._one(request, queryset)
+        if closing is None:
+            return None
+        if closing.state != ClosingState.FAILED:
+            self.message_user(
+                request,
+                gettext("Só um fechamento com falha pode ser iniciado de novo."),
+                messages.WARNING,
+            )
+            return None
+        if closing.sequence != 1:
+            return HttpResponseRedirect(reverse("admin:closing_closing_correct", args=[closing.pk]))
+        from prudencial.closing import services
+
+        try:
+            started = services.closing_start(week=closing.week, by=request.user)
+        except ValidationError as exc:
+            for line in error_messages(exc):
+                self.message_user(request, line, messages.ERROR)
+            return None
+        self.message_user(
+            request,
+            gettext("Fechamento %(ref)s iniciado de novo.") % {"ref": started.reference},
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(reverse("admin:closing_closing_change", args=[started.pk]))
 
     # --- pages ---------------------------------------------------------------------------------
 

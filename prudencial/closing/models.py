@@ -111,6 +111,9 @@ class Closing(models.Model):
     stage_times = models.JSONField(_("tempos por etapa (s)"), default=dict, blank=True)
     error_code = models.CharField(_("código do erro"), max_length=64, blank=True)
     error_message = models.TextField(_("mensagem do erro"), blank=True)
+    # What the closing went on despite (e.g. CLOSING_UNVERIFIED_VERDICTS = "missing"):
+    # [{code, message}], kept for the closing's life (errors are cleared when it is done).
+    warnings = models.JSONField(_("avisos"), default=list, blank=True)
     delayed_at = models.DateTimeField(_("atrasado em"), null=True, blank=True)
     degraded_rule = models.CharField(
         _("regra degradada escolhida"), max_length=20, choices=DegradedRule.choices, blank=True

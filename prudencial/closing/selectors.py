@@ -165,6 +165,16 @@ def systemic_summary(closing, *, names: set[str] | None | bool = None) -> dict[s
     return systemic
 
 
+def tracking_threshold(closing) -> float:
+    """The Jaccard threshold the closing's own transition used (its pinned network options'
+    ``tracking.threshold``), so the multi-week page links communities as the enclave did."""
+    from prudencial.risk.tracking import DEFAULT_THRESHOLD
+
+    pinned = (closing.network_options or {}).get("tracking") or {}
+    value = pinned.get("threshold", DEFAULT_THRESHOLD)
+    return float(value) if isinstance(value, int | float) and 0 < value <= 1 else DEFAULT_THRESHOLD
+
+
 def community_tracking(
     *,
     weeks: int = DEFAULT_TRACKING_WEEKS,
@@ -220,7 +230,9 @@ def community_tracking(
         out["tracking"] = {"weeks": [], "communities": {}, "transitions": [], "counts": []}
         out["agents"] = {}
         return out
-    tracking = track_communities([(c.week.code, m) for c, m in included]).to_dict()
+    tracking = track_communities(
+        [(c.week.code, m) for c, m in included], threshold=tracking_threshold(included[-1][0])
+    ).to_dict()
     history = tracking.pop("agents")
     sent = [sent_acronyms(c) for c, _m in included]
     codes = [c.week.code for c, _m in included]

@@ -104,7 +104,8 @@ def unverified_rule() -> str:
     """What the gather does with stored verdicts that no longer verify (CLOSING_UNVERIFIED_VERDICTS):
     "fail" the closing (default: a trust setting out of step with the enclave, or a tampered
     row, must not turn agents who sent their data into "missing" unnoticed), or count those
-    agents "missing", the message kept in the closing's error fields and logged."""
+    agents "missing", the message kept in the closing's ``warnings`` and logged. Checked at
+    start-up too (a system check, prudencial.closing.apps)."""
     rule = str(getattr(settings, "CLOSING_UNVERIFIED_VERDICTS", "fail"))
     if rule not in UNVERIFIED_RULES:
         raise ImproperlyConfigured(
@@ -200,6 +201,7 @@ def closing_start(*, week: Week, by=None) -> Closing:
                 stage_times={},
                 error_code="",
                 error_message="",
+                warnings=[],
                 delayed_at=None,
                 degraded_rule="",
                 network={},
@@ -448,11 +450,9 @@ def closing_gather(*, closing_id: int) -> Closing | None:
             agents_done=len(missing),
             stage_times={"gather": round(elapsed, 3)},
             # Rule "missing": the closing goes on, and its page says which verdicts did not count.
-            **(
-                {"error_code": "unverified_verdicts", "error_message": unverified[:2000]}
-                if unverified
-                else {}
-            ),
+            warnings=[{"code": "unverified_verdicts", "message": unverified[:2000]}]
+            if unverified
+            else [],
         )
     closing.refresh_from_db()
     if moved and unverified:

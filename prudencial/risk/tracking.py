@@ -24,6 +24,10 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+#: Jaccard index from which two communities of consecutive weeks are linked (Greene, Doyle and
+#: Cunningham 2010); the closing may set another (network.tracking.threshold).
+DEFAULT_THRESHOLD = 0.3
+
 EVENT_KINDS = ("continuation", "split", "merge", "birth", "death")
 
 Membership = Mapping[str, Hashable | None]
@@ -88,7 +92,7 @@ def compare_weeks(
     previous: Membership,
     current: Membership,
     *,
-    threshold: float = 0.3,
+    threshold: float = DEFAULT_THRESHOLD,
     before: str = "previous",
     after: str = "current",
 ) -> Transition:
@@ -196,7 +200,7 @@ class Tracking:
 def track_communities(
     weeks: Sequence[tuple[str, Membership]] | Mapping[str, Membership],
     *,
-    threshold: float = 0.3,
+    threshold: float = DEFAULT_THRESHOLD,
 ) -> Tracking:
     """Match each week's communities to the previous week's; weeks oldest first.
 

@@ -298,8 +298,9 @@ def current_submissions(
 ) -> dict[tuple[int, str], dict[str, Any]]:
     """(agent id, kind) → the state to show: the current (latest accepted) version when there is
     one, else the latest version's state. ``unverified`` lists the versions of that (agent,
-    kind) whose stored verdict no longer verifies (a key not trusted, a tampered row): the
-    closing refuses to treat them as "not sent" without staff knowing."""
+    kind) whose stored verdict no longer verifies (a key not trusted, a tampered row) and that
+    could be the one to use: newer than the current version, or any when there is none. The
+    closing refuses to pass over them without staff knowing."""
     rows = checked_submissions(
         submissions_for_week(week=week, agent_ids=agent_ids), checker=checker
     )
@@ -321,7 +322,10 @@ def current_submissions(
         if row.is_current or key not in out:
             out[key] = state
     for key, state in out.items():
-        state["unverified"] = unverified.get(key, [])
+        versions = unverified.get(key, [])
+        if state["is_current"]:  # an older version that does not verify changes nothing
+            versions = [v for v in versions if v > state["version"]]
+        state["unverified"] = versions
     return out
 
 
