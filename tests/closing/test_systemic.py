@@ -90,7 +90,7 @@ def _staff(username, *codenames):
 
 
 def test_two_closings_store_show_and_guard_the_systemic_measures_and_tracking(
-    two_weeks, client, client_for
+    two_weeks, client, client_for, monkeypatch
 ):
     market, first, second = two_weeks
 
@@ -232,10 +232,24 @@ def test_two_closings_store_show_and_guard_the_systemic_measures_and_tracking(
         for s in ("high", "low")
     ]
     assert all(url in panel.content.decode() for url in debtrank)
+    from prudencial.risk_tools import plots
+
+    drawn_from = []
+    original_plot = plots.plot_debtrank
+
+    def plot_debtrank(systemic, **kwargs):
+        drawn_from.append(systemic)
+        return original_plot(systemic, **kwargs)
+
+    monkeypatch.setattr(plots, "plot_debtrank", plot_debtrank)
     for url in debtrank:
         drawn = client.get(url)
         assert drawn.status_code == 200 and drawn["Content-Type"] == "image/png", url
         assert drawn.content[:8] == b"\x89PNG\r\n\x1a\n"
+    # Only the agent whose result was sent may be named in what the picture is drawn from.
+    unsent = {a.acronym for a in market.agents} - {own.agent.acronym}
+    text = json.dumps(drawn_from)
+    assert len(drawn_from) == 2 and not [a for a in unsent if f'"{a}"' in text]
     missing = reverse("admin:closing_closing_debtrank_picture", args=[second.pk, "middle"])
     assert client.get(missing).status_code == 404
     Closing.objects.filter(pk=second.pk).update(systemic={**original, "n_agents": 1})
