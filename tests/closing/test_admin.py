@@ -14,6 +14,7 @@ from django.core.cache import cache
 from django.urls import reverse
 
 from tests.closing.admin_data import CANARY_TEXTS, make_closing
+from tests.isolation import clear_cache
 
 pytestmark = pytest.mark.django_db
 
@@ -152,7 +153,7 @@ def test_the_closing_shows_state_progress_stage_times_and_links(viewer, stored):
 
 def test_the_network_panel_ranks_communities_and_draws_pictures(viewer, stored):
     closing = stored["closing"]
-    cache.clear()
+    clear_cache()
     response = viewer.get(reverse("admin:closing_closing_network", args=[closing.pk]))
     assert response.status_code == 200
     page = _text(response)

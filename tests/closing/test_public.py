@@ -9,7 +9,6 @@ import json
 from datetime import UTC, timedelta
 
 import pytest
-from django.core.cache import cache
 from django.test import override_settings
 from rest_framework.test import APIClient
 
@@ -17,6 +16,7 @@ from prudencial.closing.models import Closing, LeverageDecision, LeverageResult
 from prudencial.domain.identifiers import cnpj_check_digits, format_cnpj
 from prudencial.models import Week, WeekStatus
 from tests.closing.admin_data import CANARY_FA, CANARY_TEXTS, make_closing
+from tests.isolation import clear_cache
 
 pytestmark = pytest.mark.django_db
 
@@ -27,9 +27,9 @@ OTHER_WEEK_FA = 3.875
 
 @pytest.fixture(autouse=True)
 def _fresh_throttle():
-    cache.clear()  # Redis index of this run only: the throttle's counters start at zero
+    clear_cache()  # this run's keys only: the throttle's counters start at zero
     yield
-    cache.clear()
+    clear_cache()
 
 
 @pytest.fixture

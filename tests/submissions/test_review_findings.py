@@ -364,11 +364,10 @@ def test_another_users_key_is_not_replayed(api, week, trader, enc_key, client_fo
 
 
 def test_submission_and_batch_posts_are_throttled_per_user(api, week, trader, enc_key, settings):
-    from django.core.cache import cache
-
+    from tests.isolation import clear_cache
     from tests.submissions.conftest import fake_jwe
 
-    cache.clear()
+    clear_cache()
     settings.REST_FRAMEWORK = {
         **settings.REST_FRAMEWORK,
         "DEFAULT_THROTTLE_RATES": {
@@ -385,7 +384,7 @@ def test_submission_and_batch_posts_are_throttled_per_user(api, week, trader, en
         _post(api, batch, {"jwe": fake_jwe(), "agents": [trader.pk]}).status_code for _ in range(2)
     ]
     assert codes == [202, 429]
-    cache.clear()
+    clear_cache()
 
 
 def test_the_default_rates_are_set_and_generous():
