@@ -456,7 +456,9 @@ def closing_gather(*, closing_id: int) -> Closing | None:
         )
     closing.refresh_from_db()
     if moved and unverified:
-        logger.error("closing %s counts as missing: %s", closing.pk, unverified)
+        logger.error(
+            "closing %s goes on without verdicts that do not verify: %s", closing.pk, unverified
+        )
     if moved:
         logger.info(
             "closing %s gathered: %s agents, %s missing, %s chunks in %.1fs",
