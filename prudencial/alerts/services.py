@@ -191,6 +191,18 @@ def _case_message(case: Case, kind: str) -> tuple[str, str]:
     return " ".join(subject.split()), "\n".join(lines) + "\n"
 
 
+def _closing_message(closing: Closing, subject: str, lines: list[str]) -> tuple[str, str]:
+    """Subject and body of an e-mail about a closing itself: the lines, then its admin page."""
+    lines = [
+        *lines,
+        "",
+        _site(_admin_path("admin:closing_closing_change", closing.pk)),
+        "",
+        _("Esta mensagem foi enviada automaticamente; não a responda."),
+    ]
+    return " ".join(subject.split()), "\n".join(lines) + "\n"
+
+
 def _delayed_message(closing: Closing) -> tuple[str, str]:
     values = {"week": closing.week.code, "sequence": closing.sequence}
     subject = _("Fechamento da semana %(week)s atrasado") % values
@@ -204,12 +216,8 @@ def _delayed_message(closing: Closing) -> tuple[str, str]:
             "Nenhum valor foi estimado nem reaproveitado de semanas anteriores; a equipe pode "
             "aguardar o enclave ou escolher uma regra degradada documentada."
         ),
-        "",
-        _site(_admin_path("admin:closing_closing_change", closing.pk)),
-        "",
-        _("Esta mensagem foi enviada automaticamente; não a responda."),
     ]
-    return " ".join(subject.split()), "\n".join(lines) + "\n"
+    return _closing_message(closing, subject, lines)
 
 
 def _failed_message(closing: Closing) -> tuple[str, str]:
@@ -224,12 +232,8 @@ def _failed_message(closing: Closing) -> tuple[str, str]:
             "“Iniciar de novo (fechamento com falha)”, ou manage.py run_closing; nenhum valor "
             "foi publicado."
         ),
-        "",
-        _site(_admin_path("admin:closing_closing_change", closing.pk)),
-        "",
-        _("Esta mensagem foi enviada automaticamente; não a responda."),
     ]
-    return " ".join(subject.split()), "\n".join(lines) + "\n"
+    return _closing_message(closing, subject, lines)
 
 
 def _admin_path(name: str, pk: int) -> str:

@@ -37,12 +37,26 @@ def _submission(week, agent, user, *, version: int = 1, kind: str = "portfolio")
     )
 
 
+def _verdict_nobody_signed(submission) -> None:
+    """An "accepted" verdict whose signature names a key no attestation vouches for."""
+    from prudencial.submissions.models import Verdict
+
+    Verdict.objects.create(
+        submission=submission,
+        status="accepted",
+        source="validate",
+        signing_kid="a-key-nobody-attested",
+        token="a.b.c",
+        args={"kind": "portfolio"},
+        args_sha256="0" * 64,
+    )
+
+
 @pytest.fixture
 def closed_week(settings):
     """A closed week, two agents: CM47's portfolio verdict says "accepted" with a signature
     that names a key no attestation vouches for; GE12 sent nothing."""
     from prudencial.services.weeks import week_close
-    from prudencial.submissions.models import Verdict
     from tests.factories import AgentFactory, UserFactory, grant
 
     settings.ALERTS_STAFF_EMAILS = ["plantao@ccee.example"]
@@ -53,16 +67,7 @@ def closed_week(settings):
     AgentFactory(acronym="GE12", agent_class="generator")
     user = UserFactory(username="envia.dados")
     grant(user, trader)
-    submission = _submission(week, trader, user)
-    Verdict.objects.create(
-        submission=submission,
-        status="accepted",
-        source="validate",
-        signing_kid="a-key-nobody-attested",
-        token="a.b.c",
-        args={"kind": "portfolio"},
-        args_sha256="0" * 64,
-    )
+    _verdict_nobody_signed(_submission(week, trader, user))
     return week
 
 
@@ -156,7 +161,6 @@ def test_current_submissions_lists_the_versions_that_do_not_verify(closed_week, 
     could be the one to use: all of them without a current version, only newer ones with."""
     from prudencial.models import Agent
     from prudencial.submissions import selectors
-    from prudencial.submissions.models import Verdict
 
     trader = Agent.objects.get(acronym="CM47")
     states = selectors.current_submissions(week=closed_week, agent_ids=[trader.pk])
@@ -166,15 +170,7 @@ def test_current_submissions_lists_the_versions_that_do_not_verify(closed_week, 
     # Versions 2 (verifies, stood in for by the check) and 3 (does not) on top of version 1.
     user = selectors.Submission.objects.get(agent=trader).submitted_by
     for version in (2, 3):
-        Verdict.objects.create(
-            submission=_submission(closed_week, trader, user, version=version),
-            status="accepted",
-            source="validate",
-            signing_kid="a-key-nobody-attested",
-            token="a.b.c",
-            args={"kind": "portfolio"},
-            args_sha256="0" * 64,
-        )
+        _verdict_nobody_signed(_submission(closed_week, trader, user, version=version))
     original = selectors.VerdictChecker.check
 
     def check(self, submission):
